@@ -1,0 +1,95 @@
+//! The device side: one trait every kind of hardware implements.
+//!
+//! A backend owns its device I/O and keeps it off the async runtime; callers only see async
+//! operations and a small error vocabulary that maps one-to-one onto gRPC status codes.
+
+pub mod pkcs11;
+
+use async_trait::async_trait;
+
+use crate::algorithm::KeyAlgorithm;
+use crate::inventory::DeviceHandle;
+use crate::private_key::PrivateKey;
+
+/// What went wrong on a device, classified by what the caller can do about it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    /// The device or token is not there (unplugged, removed, not found). Retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The device is there but unusable until a PIN or auth problem is fixed.
+    #[error("{0}")]
+    Locked(String),
+    /// The configuration cannot work (module not loadable, ...).
+    #[error("{0}")]
+    Misconfigured(String),
+    /// The device does not offer what was asked (mechanism, algorithm).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The inventory names a key that is not on the device.
+    #[error("{0}")]
+    KeyMissing(String),
+    /// Anything else the device reported.
+    #[error("{0}")]
+    Device(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendState {
+    Ready,
+    Locked,
+    Unavailable,
+    Misconfigured,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendStatus {
+    pub state: BackendState,
+    pub detail: String,
+    pub device: String,
+    pub algorithms: Vec<KeyAlgorithm>,
+}
+
+/// A key just created or imported on a device.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub device: DeviceHandle,
+    pub algorithm: KeyAlgorithm,
+    /// DER SubjectPublicKeyInfo, as read back from the device.
+    pub public_key: Vec<u8>,
+}
+
+/// What the device is asked to sign.
+#[derive(Debug, Clone)]
+pub enum SignInput {
+    /// A SHA-256 digest (ECDSA and RSA-PSS sign digests).
+    Sha256([u8; 32]),
+    /// The whole message (pure Ed25519 signs messages).
+    Message(Vec<u8>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Pkcs11,
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync {
+    fn name(&self) -> &str;
+    fn kind(&self) -> BackendKind;
+    async fn status(&self) -> BackendStatus;
+    /// Generates a non-extractable key pair on the device, labelled `label`.
+    async fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<NewKey, BackendError>;
+    /// Writes a private key to the device as non-extractable; the caller's copy is zeroized
+    /// when `key` is dropped.
+    async fn import(&self, label: &str, key: PrivateKey) -> Result<NewKey, BackendError>;
+    /// Signs; ECDSA signatures come back as fixed-width r||s.
+    async fn sign(
+        &self,
+        device: &DeviceHandle,
+        algorithm: KeyAlgorithm,
+        input: SignInput,
+    ) -> Result<Vec<u8>, BackendError>;
+    /// Removes the key from the device. Removing a key that is already gone succeeds.
+    async fn delete(&self, device: &DeviceHandle) -> Result<(), BackendError>;
+}

@@ -1,0 +1,290 @@
+//! trustd's TOML configuration.
+//!
+//! Parsing is strict (`deny_unknown_fields`): a misspelled policy key must stop the daemon at
+//! startup instead of silently granting or denying something other than what was written.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::policy::Operation;
+use crate::secret::SecretSource;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the key inventory (public data only) is kept.
+    pub state_dir: PathBuf,
+    pub socket: SocketConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default, rename = "backend")]
+    pub backends: Vec<BackendConfig>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketConfig {
+    pub path: PathBuf,
+    /// Octal permission bits for the socket file, as a string ("0660").
+    #[serde(default = "default_socket_mode")]
+    pub mode: String,
+    /// Group that owns the socket file (name or numeric gid); unset keeps the daemon's group.
+    pub group: Option<String>,
+}
+
+fn default_socket_mode() -> String {
+    "0660".to_owned()
+}
+
+impl SocketConfig {
+    pub fn mode_bits(&self) -> Result<u32, String> {
+        let digits = self.mode.trim_start_matches("0o");
+        u32::from_str_radix(digits, 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| {
+                format!(
+                    "socket.mode {:?} is not an octal permission like \"0660\"",
+                    self.mode
+                )
+            })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest message a caller may send to be signed; bigger payloads must be sent as a
+    /// SHA-256 digest (trustctl does that by itself).
+    #[serde(default = "default_max_payload")]
+    pub max_payload_bytes: usize,
+    /// Requests handled at once on one connection.
+    #[serde(default = "default_per_connection")]
+    pub max_concurrent_requests_per_connection: usize,
+    /// A request that has not finished by then is answered DeadlineExceeded.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+}
+
+fn default_max_payload() -> usize {
+    1024 * 1024
+}
+fn default_per_connection() -> usize {
+    64
+}
+fn default_request_timeout() -> u64 {
+    60
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: default_max_payload(),
+            max_concurrent_requests_per_connection: default_per_connection(),
+            request_timeout_secs: default_request_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    #[serde(default)]
+    pub sink: AuditSinkKind,
+    /// Required when `sink = "file"`: JSON lines are appended here.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditSinkKind {
+    #[default]
+    Stderr,
+    File,
+}
+
+/// One hardware backend. The `type` key selects the kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum BackendConfig {
+    Pkcs11(Pkcs11Config),
+}
+
+impl BackendConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            BackendConfig::Pkcs11(c) => &c.name,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Config {
+    pub name: String,
+    /// Path of the PKCS#11 module (shared library).
+    pub module: PathBuf,
+    /// Find the token by label...
+    pub token_label: Option<String>,
+    /// ...or by serial number (slot numbers are not stable: SoftHSM renumbers them).
+    pub token_serial: Option<String>,
+    /// Where the user PIN comes from.
+    pub pin: SecretSource,
+    /// Sessions kept open and logged in; bounds the signs in flight on this token.
+    #[serde(default = "default_sessions")]
+    pub sessions: usize,
+}
+
+fn default_sessions() -> usize {
+    4
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleConfig>,
+}
+
+/// Grants some callers some operations on some keys. Everything not granted is denied.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// A note for humans; appears in denial logs.
+    #[serde(default)]
+    pub description: String,
+    /// User names or numeric uids.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Group names or numeric gids (primary or supplementary groups of the caller).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Key name patterns (`*` and `?` wildcards).
+    pub keys: Vec<String>,
+    pub operations: Vec<Operation>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.socket.mode_bits()?;
+        if self.audit.sink == AuditSinkKind::File && self.audit.path.is_none() {
+            return Err("audit.sink = \"file\" needs audit.path".into());
+        }
+        if self.limits.max_payload_bytes == 0
+            || self.limits.max_payload_bytes > trustd_proto::MAX_MESSAGE_BYTES - 64 * 1024
+        {
+            return Err(format!(
+                "limits.max_payload_bytes must be between 1 and {}",
+                trustd_proto::MAX_MESSAGE_BYTES - 64 * 1024
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for backend in &self.backends {
+            if !names.insert(backend.name()) {
+                return Err(format!("two backends are named {:?}", backend.name()));
+            }
+            match backend {
+                BackendConfig::Pkcs11(c) => {
+                    if c.token_label.is_none() && c.token_serial.is_none() {
+                        return Err(format!(
+                            "backend {:?}: set token_label or token_serial",
+                            c.name
+                        ));
+                    }
+                    if c.sessions == 0 || c.sessions > 256 {
+                        return Err(format!(
+                            "backend {:?}: sessions must be between 1 and 256",
+                            c.name
+                        ));
+                    }
+                }
+            }
+        }
+        for (i, rule) in self.policy.rules.iter().enumerate() {
+            if rule.users.is_empty() && rule.groups.is_empty() {
+                return Err(format!(
+                    "policy rule {} names no users or groups: it would match nobody",
+                    i + 1
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../config/trustd.example.toml");
+
+    #[test]
+    fn example_config_parses() {
+        let config = Config::parse(Path::new("example"), EXAMPLE).expect("example parses");
+        assert_eq!(config.backends.len(), 1);
+        assert_eq!(config.socket.mode_bits().unwrap(), 0o660);
+        assert!(!config.policy.rules.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let text = EXAMPLE.replace("[socket]", "[socket]\nmdoe = \"0600\"");
+        let err = Config::parse(Path::new("x"), &text).unwrap_err();
+        assert!(err.to_string().contains("mdoe"), "{err}");
+    }
+
+    #[test]
+    fn bad_mode_is_rejected() {
+        let text = EXAMPLE.replace("mode = \"0660\"", "mode = \"rw-rw----\"");
+        let err = Config::parse(Path::new("x"), &text).unwrap_err();
+        assert!(err.to_string().contains("octal"), "{err}");
+    }
+
+    #[test]
+    fn rule_without_subjects_is_rejected() {
+        let text = format!(
+            "{EXAMPLE}\n[[policy.rule]]\nkeys = [\"*\"]\noperations = [\"sign\"]\n"
+        );
+        let err = Config::parse(Path::new("x"), &text).unwrap_err();
+        assert!(err.to_string().contains("match nobody"), "{err}");
+    }
+}

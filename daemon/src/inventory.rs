@@ -1,0 +1,333 @@
+//! The key inventory: which keys exist, on which device, and their public halves.
+//!
+//! It holds public data only (names, IDs, device handles, public keys), so losing it loses no
+//! secret and reading it grants nothing. It is rewritten whole on every change with
+//! write-to-temp, fsync, rename, fsync-directory, so a crash leaves either the old or the new
+//! file, never a torn one.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::algorithm::KeyAlgorithm;
+
+const FILE_NAME: &str = "inventory.json";
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("state directory {path}: {error}")]
+    StateDir {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("state directory {0} is writable by other users: run `chmod 700 {0}`")]
+    StateDirTooOpen(PathBuf),
+    #[error("cannot read inventory {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("inventory {path} is corrupt: {error}")]
+    Corrupt {
+        path: PathBuf,
+        error: serde_json::Error,
+    },
+    #[error("inventory {path} has format version {found}; this trustd understands {FORMAT_VERSION}")]
+    UnknownVersion { path: PathBuf, found: u32 },
+    #[error("cannot write inventory {path}: {error}")]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("a key named {0:?} already exists")]
+    NameTaken(String),
+}
+
+/// Where on its device a key lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum DeviceHandle {
+    /// A private/public key object pair on a PKCS#11 token, found by CKA_ID.
+    Pkcs11 {
+        #[serde(with = "hex_bytes")]
+        cka_id: Vec<u8>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyOrigin {
+    Generated,
+    Imported,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyScope {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gun: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub name: String,
+    pub key_id: String,
+    pub algorithm: KeyAlgorithm,
+    /// Name of the configured backend holding the key.
+    pub backend: String,
+    pub device: DeviceHandle,
+    /// DER SubjectPublicKeyInfo.
+    #[serde(with = "base64_bytes")]
+    pub public_key: Vec<u8>,
+    #[serde(default)]
+    pub scope: KeyScope,
+    pub origin: KeyOrigin,
+    /// RFC 3339.
+    pub created: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InventoryFile {
+    version: u32,
+    keys: Vec<KeyRecord>,
+}
+
+/// The in-memory inventory, backed by `<state_dir>/inventory.json`.
+pub struct Inventory {
+    path: PathBuf,
+    keys: RwLock<Vec<KeyRecord>>,
+    /// Serializes writers so two changes cannot interleave their rewrites.
+    write_lock: std::sync::Mutex<()>,
+}
+
+impl Inventory {
+    /// Opens (creating if needed) the state directory and loads the inventory.
+    pub fn open(state_dir: &Path) -> Result<Inventory, InventoryError> {
+        let dir_err = |error| InventoryError::StateDir {
+            path: state_dir.to_owned(),
+            error,
+        };
+        if !state_dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(state_dir)
+                .map_err(dir_err)?;
+        }
+        let mode = std::fs::metadata(state_dir).map_err(dir_err)?.permissions().mode();
+        if mode & 0o022 != 0 {
+            return Err(InventoryError::StateDirTooOpen(state_dir.to_owned()));
+        }
+        let path = state_dir.join(FILE_NAME);
+        let keys = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let file: InventoryFile =
+                    serde_json::from_slice(&bytes).map_err(|error| InventoryError::Corrupt {
+                        path: path.clone(),
+                        error,
+                    })?;
+                if file.version != FORMAT_VERSION {
+                    return Err(InventoryError::UnknownVersion {
+                        path,
+                        found: file.version,
+                    });
+                }
+                file.keys
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(error) => return Err(InventoryError::Read { path, error }),
+        };
+        Ok(Inventory {
+            path,
+            keys: RwLock::new(keys),
+            write_lock: std::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn list(&self) -> Vec<KeyRecord> {
+        self.keys.read().expect("inventory lock").clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.read().expect("inventory lock").len()
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<KeyRecord> {
+        self.find(|k| k.name == name)
+    }
+
+    pub fn by_key_id(&self, key_id: &str) -> Option<KeyRecord> {
+        let key_id = key_id.to_ascii_lowercase();
+        self.find(|k| k.key_id == key_id)
+    }
+
+    fn find(&self, pred: impl Fn(&KeyRecord) -> bool) -> Option<KeyRecord> {
+        self.keys
+            .read()
+            .expect("inventory lock")
+            .iter()
+            .find(|k| pred(k))
+            .cloned()
+    }
+
+    /// Adds a key and persists the inventory; on failure nothing changes. Blocking.
+    pub fn insert(&self, record: KeyRecord) -> Result<(), InventoryError> {
+        let _writer = self.write_lock.lock().expect("inventory write lock");
+        let mut next = self.list();
+        if next.iter().any(|k| k.name == record.name) {
+            return Err(InventoryError::NameTaken(record.name));
+        }
+        next.push(record);
+        self.persist(&next)?;
+        *self.keys.write().expect("inventory lock") = next;
+        Ok(())
+    }
+
+    /// Removes a key by name and persists the inventory. Blocking.
+    pub fn remove(&self, name: &str) -> Result<Option<KeyRecord>, InventoryError> {
+        let _writer = self.write_lock.lock().expect("inventory write lock");
+        let mut next = self.list();
+        let Some(pos) = next.iter().position(|k| k.name == name) else {
+            return Ok(None);
+        };
+        let removed = next.remove(pos);
+        self.persist(&next)?;
+        *self.keys.write().expect("inventory lock") = next;
+        Ok(Some(removed))
+    }
+
+    fn persist(&self, keys: &[KeyRecord]) -> Result<(), InventoryError> {
+        let write_err = |error| InventoryError::Write {
+            path: self.path.clone(),
+            error,
+        };
+        let body = serde_json::to_vec_pretty(&InventoryFile {
+            version: FORMAT_VERSION,
+            keys: keys.to_vec(),
+        })
+        .expect("inventory serializes");
+        let dir = self.path.parent().expect("inventory has a directory");
+        let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
+        let result = (|| {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(&body)?;
+            file.write_all(b"\n")?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            std::fs::File::open(dir)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map_err(write_err)
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        base64::engine::general_purpose::STANDARD
+            .decode(String::deserialize(d)?)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str) -> KeyRecord {
+        KeyRecord {
+            name: name.into(),
+            key_id: format!("{name}-id"),
+            algorithm: KeyAlgorithm::EcdsaP256,
+            backend: "hsm".into(),
+            device: DeviceHandle::Pkcs11 {
+                cka_id: vec![1, 2, 3],
+            },
+            public_key: vec![4, 5, 6],
+            scope: KeyScope::default(),
+            origin: KeyOrigin::Generated,
+            created: "2026-11-22T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = Inventory::open(dir.path()).unwrap();
+        inv.insert(record("a")).unwrap();
+        inv.insert(record("b")).unwrap();
+        inv.remove("a").unwrap();
+        let again = Inventory::open(dir.path()).unwrap();
+        assert_eq!(again.list(), vec![record("b")]);
+        let mode = std::fs::metadata(dir.path().join(FILE_NAME))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_and_nothing_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = Inventory::open(dir.path()).unwrap();
+        inv.insert(record("a")).unwrap();
+        assert!(matches!(
+            inv.insert(record("a")),
+            Err(InventoryError::NameTaken(_))
+        ));
+        assert_eq!(Inventory::open(dir.path()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn failed_write_leaves_memory_and_disk_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = Inventory::open(dir.path()).unwrap();
+        inv.insert(record("a")).unwrap();
+        // Make the rename target a non-empty directory: rename must fail.
+        std::fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
+        std::fs::create_dir(dir.path().join(FILE_NAME)).unwrap();
+        std::fs::write(dir.path().join(FILE_NAME).join("x"), b"x").unwrap();
+        assert!(inv.insert(record("b")).is_err());
+        assert_eq!(inv.list(), vec![record("a")]);
+    }
+
+    #[test]
+    fn refuses_group_writable_state_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o770)).unwrap();
+        assert!(matches!(
+            Inventory::open(dir.path()),
+            Err(InventoryError::StateDirTooOpen(_))
+        ));
+    }
+}

@@ -1,0 +1,94 @@
+//! trustd: keeps signing keys on hardware and signs for authorized local callers.
+
+mod algorithm;
+mod audit;
+mod backend;
+mod config;
+mod inventory;
+mod listener;
+mod peer;
+mod policy;
+mod private_key;
+mod secret;
+mod server;
+mod service;
+mod time;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Hardware-backed signing daemon for container image trust.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Configuration file (TOML).
+    #[arg(long, short, default_value = "/etc/trustd/trustd.toml")]
+    config: PathBuf,
+    /// Check the configuration and policy, then exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRUSTD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    harden_process();
+
+    if args.check_config {
+        return match config::Config::load(&args.config)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| policy::Policy::from_config(&c.policy).map_err(Into::into))
+        {
+            Ok(_) => {
+                println!("{}: ok", args.config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("trustd: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("trustd")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("trustd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(server::run(&args.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("trustd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// PINs pass through this process's memory: keep it out of core dumps and away from ptrace by
+/// other processes of the same user.
+fn harden_process() {
+    // SAFETY: plain prctl/setrlimit calls with constant arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        let no_core = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+    }
+}

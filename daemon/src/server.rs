@@ -1,0 +1,151 @@
+//! Assembles trustd and runs it until SIGTERM: backends, inventory, policy, audit, the socket,
+//! the gRPC services; SIGHUP reloads the policy; shutdown drains in-flight requests.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::oneshot;
+use tonic::transport::Server;
+use trustd_proto::signer_server::SignerServer;
+
+use crate::audit::AuditLog;
+use crate::backend::pkcs11::Pkcs11Backend;
+use crate::backend::{Backend, BackendState};
+use crate::config::{BackendConfig, Config};
+use crate::inventory::Inventory;
+use crate::listener::{self, PeerIncoming};
+use crate::policy::Policy;
+use crate::service::{DaemonState, SignerService};
+
+/// How long in-flight requests get to finish after SIGTERM.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn run(config_path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let inventory = Inventory::open(&config.state_dir)?;
+    let audit = AuditLog::open(&config.audit)?;
+    let policy = Policy::from_config(&config.policy)
+        .with_context(|| format!("config {}", config_path.display()))?;
+    if config.policy.rules.is_empty() {
+        tracing::warn!("the policy has no rules: every request will be denied");
+    }
+    let backends: Vec<Arc<dyn Backend>> = config
+        .backends
+        .iter()
+        .map(|b| match b {
+            BackendConfig::Pkcs11(c) => Arc::new(Pkcs11Backend::new(c.clone())) as Arc<dyn Backend>,
+        })
+        .collect();
+    let state = Arc::new(DaemonState {
+        inventory,
+        backends,
+        policy: RwLock::new(Arc::new(policy)),
+        audit,
+        limits: config.limits.clone(),
+        in_flight: AtomicU32::new(0),
+    });
+
+    // Connect now so problems show in the log at startup; a backend that is not ready does not
+    // stop trustd (a token may be plugged in later) but its callers get a precise error.
+    for backend in &state.backends {
+        let status = backend.status().await;
+        match status.state {
+            BackendState::Ready => tracing::info!(backend = backend.name(), device = %status.device, "backend ready"),
+            _ => tracing::error!(backend = backend.name(), state = ?status.state, detail = %status.detail, "backend not ready"),
+        }
+    }
+
+    let bound = listener::listen(&config.socket)?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<SignerServer<SignerService>>()
+        .await;
+    let signer = SignerServer::new(SignerService::new(state.clone()))
+        .max_decoding_message_size(trustd_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(trustd_proto::MAX_MESSAGE_BYTES);
+
+    let (drain_started, drain_rx) = oneshot::channel();
+    let shutdown = wait_for_shutdown(state.clone(), config_path.to_owned(), drain_started);
+    let server = Server::builder()
+        .concurrency_limit_per_connection(config.limits.max_concurrent_requests_per_connection)
+        .timeout(Duration::from_secs(config.limits.request_timeout_secs))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(health_service)
+        .add_service(signer)
+        .serve_with_incoming_shutdown(PeerIncoming::new(bound.listener), shutdown);
+
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    tracing::info!(socket = %config.socket.path.display(), keys = state.inventory.len(), "trustd ready");
+
+    let drain_deadline = async {
+        if drain_rx.await.is_ok() {
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result.context("gRPC server failed")?,
+        () = drain_deadline => tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; exiting anyway"),
+    }
+    if let Some(path) = bound.created {
+        let _ = std::fs::remove_file(path);
+    }
+    tracing::info!("trustd stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT; reloads the policy on every SIGHUP meanwhile.
+async fn wait_for_shutdown(
+    state: Arc<DaemonState>,
+    config_path: PathBuf,
+    drain_started: oneshot::Sender<()>,
+) {
+    let (mut term, mut int, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        _ => {
+            tracing::error!("cannot install signal handlers; trustd will only stop when killed");
+            return std::future::pending().await;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload_policy(&state, &config_path),
+        }
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    tracing::info!(
+        in_flight = state.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+        "shutting down: no new connections, draining in-flight requests"
+    );
+    let _ = drain_started.send(());
+}
+
+fn reload_policy(state: &DaemonState, config_path: &Path) {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+    let loaded = Config::load(config_path).map_err(anyhow::Error::from).and_then(|config| {
+        Policy::from_config(&config.policy)
+            .map(|p| (p, config.policy.rules.len()))
+            .map_err(anyhow::Error::from)
+    });
+    match loaded {
+        Ok((policy, rules)) => {
+            *state.policy.write().expect("policy lock") = Arc::new(policy);
+            tracing::info!(rules, "policy reloaded (other settings need a restart)");
+        }
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "policy reload failed; keeping the previous policy")
+        }
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+}

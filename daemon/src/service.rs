@@ -1,0 +1,618 @@
+//! The Signer gRPC service: authorize, validate, call the backend, audit, answer.
+//!
+//! Every request is authorized on the kernel peer credentials of its connection. Errors map to
+//! precise gRPC codes: NotFound (no such key or backend), PermissionDenied (policy),
+//! InvalidArgument (bad request), FailedPrecondition (token locked, misconfigured or lacking a
+//! mechanism), Unavailable (device missing, audit sink broken), AlreadyExists (name taken).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+use trustd_proto as pb;
+use zeroize::Zeroizing;
+
+use crate::algorithm::{self, KeyAlgorithm, SignatureAlgorithm};
+use crate::audit::{AuditLog, AuditRecord};
+use crate::backend::{Backend, BackendError, BackendKind, BackendState, SignInput};
+use crate::config::Limits;
+use crate::inventory::{Inventory, KeyOrigin, KeyRecord, KeyScope};
+use crate::peer::PeerCredentials;
+use crate::policy::{Operation, Policy};
+use crate::private_key::PrivateKey;
+
+/// Everything a request handler needs, shared across connections.
+pub struct DaemonState {
+    pub inventory: Inventory,
+    pub backends: Vec<Arc<dyn Backend>>,
+    pub policy: RwLock<Arc<Policy>>,
+    pub audit: AuditLog,
+    pub limits: Limits,
+    pub in_flight: AtomicU32,
+}
+
+impl DaemonState {
+    fn policy(&self) -> Arc<Policy> {
+        self.policy.read().expect("policy lock").clone()
+    }
+
+    fn backend(&self, name: &str) -> Option<&Arc<dyn Backend>> {
+        self.backends.iter().find(|b| b.name() == name)
+    }
+
+    /// Backend by name or kind ("pkcs11"); the first configured one when `wanted` is empty.
+    fn select_backend(&self, wanted: &str) -> Result<&Arc<dyn Backend>, Status> {
+        let configured = || {
+            self.backends
+                .iter()
+                .map(|b| b.name().to_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if self.backends.is_empty() {
+            return Err(Status::failed_precondition(
+                "no backends are configured: add a [[backend]] section to trustd's config",
+            ));
+        }
+        if wanted.is_empty() {
+            return Ok(&self.backends[0]);
+        }
+        self.backends
+            .iter()
+            .find(|b| b.name() == wanted)
+            .or_else(|| {
+                self.backends
+                    .iter()
+                    .find(|b| kind_name(b.kind()) == wanted)
+            })
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "no backend named {wanted:?}; configured: {}",
+                    configured()
+                ))
+            })
+    }
+}
+
+pub struct SignerService {
+    state: Arc<DaemonState>,
+}
+
+impl SignerService {
+    pub fn new(state: Arc<DaemonState>) -> Self {
+        SignerService { state }
+    }
+
+    fn resolve(&self, selector: Option<&pb::KeySelector>) -> Result<KeyRecord, Status> {
+        let Some(selector) = selector.and_then(|s| s.selector.as_ref()) else {
+            return Err(Status::invalid_argument("name the key (by name or key ID)"));
+        };
+        let (record, shown) = match selector {
+            pb::key_selector::Selector::Name(name) => (self.state.inventory.by_name(name), name),
+            pb::key_selector::Selector::KeyId(id) => (self.state.inventory.by_key_id(id), id),
+        };
+        record.ok_or_else(|| {
+            Status::not_found(format!(
+                "no key {shown:?} in trustd; `trustctl key list` shows the keys you may use"
+            ))
+        })
+    }
+
+    fn authorize(
+        &self,
+        caller: &PeerCredentials,
+        op: Operation,
+        key_name: &str,
+    ) -> Result<(), Status> {
+        if self.state.policy().decide(caller, op, key_name).is_allowed() {
+            return Ok(());
+        }
+        tracing::warn!(uid = caller.uid, pid = caller.pid, op = op.as_str(), key = key_name, "denied by policy");
+        Err(Status::permission_denied(format!(
+            "uid {} may not {} key {key_name:?}: no policy rule grants it (ask the trustd administrator for a [[policy.rule]])",
+            caller.uid,
+            op.as_str()
+        )))
+    }
+
+    async fn audit(&self, mut record: AuditRecord, result: &Result<impl Sized, Status>) -> Result<(), Status> {
+        match result {
+            Ok(_) => record.result = "allowed",
+            Err(status) => {
+                record.result = if status.code() == tonic::Code::PermissionDenied {
+                    "denied"
+                } else {
+                    "failed"
+                };
+                record.detail = Some(status.message().to_owned());
+            }
+        }
+        self.state
+            .audit
+            .record(record)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))
+    }
+
+    async fn sign_checked(
+        &self,
+        caller: &PeerCredentials,
+        request: pb::SignRequest,
+        audit: &mut AuditRecord,
+    ) -> Result<pb::SignResponse, Status> {
+        // Record what was asked before anything can fail, so every request is traceable.
+        let (input_digest, payload_bytes) = match &request.payload {
+            Some(pb::sign_request::Payload::Message(m)) => {
+                (Some(<[u8; 32]>::from(Sha256::digest(m))), Some(m.len()))
+            }
+            Some(pb::sign_request::Payload::Sha256Digest(d)) => {
+                (<[u8; 32]>::try_from(d.as_slice()).ok(), None)
+            }
+            None => (None, None),
+        };
+        audit.payload_sha256 = input_digest.map(hex::encode);
+        audit.payload_bytes = payload_bytes;
+        if let Some(pb::key_selector::Selector::Name(n) | pb::key_selector::Selector::KeyId(n)) =
+            request.key.as_ref().and_then(|k| k.selector.as_ref())
+        {
+            audit.key_name = Some(n.clone());
+        }
+
+        let key = self.resolve(request.key.as_ref())?;
+        audit.key_name = Some(key.name.clone());
+        audit.key_id = Some(key.key_id.clone());
+        self.authorize(caller, Operation::Sign, &key.name)?;
+
+        let wanted = SignatureAlgorithm::from_proto(request.algorithm).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "set the signature algorithm; key {:?} makes {} signatures",
+                key.name,
+                key.algorithm.signature_algorithm().as_str()
+            ))
+        })?;
+        audit.algorithm = Some(wanted.as_str());
+        let natural = key.algorithm.signature_algorithm();
+        if wanted != natural {
+            return Err(Status::invalid_argument(format!(
+                "key {:?} is {} and cannot make {} signatures (it makes {})",
+                key.name,
+                key.algorithm.as_str(),
+                wanted.as_str(),
+                natural.as_str()
+            )));
+        }
+        let encoding = match pb::SignatureEncoding::try_from(request.encoding) {
+            Ok(pb::SignatureEncoding::Unspecified | pb::SignatureEncoding::Raw) => {
+                pb::SignatureEncoding::Raw
+            }
+            Ok(pb::SignatureEncoding::Der) if wanted == SignatureAlgorithm::EcdsaP256Sha256 => {
+                pb::SignatureEncoding::Der
+            }
+            Ok(pb::SignatureEncoding::Der) => {
+                return Err(Status::invalid_argument(format!(
+                    "DER encoding applies to ECDSA signatures only, not {}",
+                    wanted.as_str()
+                )))
+            }
+            Err(_) => return Err(Status::invalid_argument("unknown signature encoding")),
+        };
+        let input = match request.payload {
+            None => return Err(Status::invalid_argument("nothing to sign: send a message or a SHA-256 digest")),
+            Some(pb::sign_request::Payload::Message(message)) => {
+                let limit = self.state.limits.max_payload_bytes;
+                if message.len() > limit {
+                    let hint = if wanted.accepts_prehashed() {
+                        "send its SHA-256 digest instead (trustctl does this for large files)"
+                    } else {
+                        "Ed25519 signs whole messages, so this payload cannot be signed here"
+                    };
+                    return Err(Status::invalid_argument(format!(
+                        "payload of {} bytes exceeds trustd's limit of {limit} bytes: {hint}",
+                        message.len()
+                    )));
+                }
+                if wanted.accepts_prehashed() {
+                    SignInput::Sha256(input_digest.expect("computed above"))
+                } else {
+                    SignInput::Message(message)
+                }
+            }
+            Some(pb::sign_request::Payload::Sha256Digest(digest)) => {
+                if !wanted.accepts_prehashed() {
+                    return Err(Status::invalid_argument(
+                        "Ed25519 cannot sign a pre-computed digest: send the message",
+                    ));
+                }
+                let digest: [u8; 32] = digest.as_slice().try_into().map_err(|_| {
+                    Status::invalid_argument(format!(
+                        "a SHA-256 digest has 32 bytes, not {}",
+                        digest.len()
+                    ))
+                })?;
+                SignInput::Sha256(digest)
+            }
+        };
+        self.state
+            .audit
+            .check_healthy()
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let backend = self.key_backend(&key)?;
+        let raw = backend
+            .sign(&key.device, key.algorithm, input)
+            .await
+            .map_err(|e| backend_status(&e))?;
+        let signature = if encoding == pb::SignatureEncoding::Der {
+            algorithm::ecdsa_raw_to_der(&raw).map_err(Status::internal)?
+        } else {
+            raw
+        };
+        Ok(pb::SignResponse {
+            signature,
+            key_id: key.key_id,
+            algorithm: wanted.to_proto() as i32,
+            encoding: encoding as i32,
+        })
+    }
+
+    fn key_backend(&self, key: &KeyRecord) -> Result<&Arc<dyn Backend>, Status> {
+        self.state.backend(&key.backend).ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "key {:?} lives on backend {:?}, which is not in trustd's config any more",
+                key.name, key.backend
+            ))
+        })
+    }
+
+    /// Records a key the backend just created; removes it from the device again if the
+    /// inventory cannot be written, so no key exists that trustd does not know about.
+    async fn record_new_key(
+        &self,
+        backend: &Arc<dyn Backend>,
+        name: String,
+        scope: Option<pb::KeyScope>,
+        origin: KeyOrigin,
+        new: crate::backend::NewKey,
+    ) -> Result<KeyRecord, Status> {
+        let key_id = algorithm::notary_key_id(new.algorithm, &new.public_key)
+            .map_err(|e| Status::internal(format!("cannot compute the key ID: {e}")))?;
+        let scope = scope.unwrap_or_default();
+        let record = KeyRecord {
+            name,
+            key_id,
+            algorithm: new.algorithm,
+            backend: backend.name().to_owned(),
+            device: new.device.clone(),
+            public_key: new.public_key,
+            scope: KeyScope {
+                gun: scope.gun,
+                role: scope.role,
+            },
+            origin,
+            created: crate::time::now_rfc3339(),
+        };
+        let state = self.state.clone();
+        let to_insert = record.clone();
+        let inserted = tokio::task::spawn_blocking(move || state.inventory.insert(to_insert))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        if let Err(error) = inserted {
+            let rollback = backend.delete(&new.device).await;
+            if let Err(rollback_error) = &rollback {
+                tracing::error!(%rollback_error, "could not remove an unrecorded key from the device");
+            }
+            return Err(match error {
+                crate::inventory::InventoryError::NameTaken(name) => {
+                    Status::already_exists(format!("a key named {name:?} already exists"))
+                }
+                other => Status::internal(format!(
+                    "could not record the key ({other}); {}",
+                    if rollback.is_ok() {
+                        "it was removed from the device again"
+                    } else {
+                        "removing it from the device failed too: see trustd's log"
+                    }
+                )),
+            });
+        }
+        Ok(record)
+    }
+
+    fn check_new_name(&self, caller: &PeerCredentials, op: Operation, name: &str) -> Result<(), Status> {
+        validate_key_name(name)?;
+        self.authorize(caller, op, name)?;
+        if self.state.inventory.by_name(name).is_some() {
+            return Err(Status::already_exists(format!(
+                "a key named {name:?} already exists; pick another name or delete it first"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn caller<T>(request: &Request<T>) -> Result<PeerCredentials, Status> {
+    request
+        .extensions()
+        .get::<PeerCredentials>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("the connection carries no peer credentials"))
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight<'a>(&'a AtomicU32);
+
+impl<'a> InFlight<'a> {
+    fn new(counter: &'a AtomicU32) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub fn validate_key_name(name: &str) -> Result<(), Status> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b))
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "key name {name:?} is not valid: use 1-128 letters, digits and . _ - / : @, starting with a letter or digit"
+        )))
+    }
+}
+
+pub fn backend_status(error: &BackendError) -> Status {
+    let message = error.to_string();
+    match error {
+        BackendError::Unavailable(_) => Status::unavailable(message),
+        BackendError::Locked(_) | BackendError::Misconfigured(_) | BackendError::Unsupported(_) => {
+            Status::failed_precondition(message)
+        }
+        BackendError::KeyMissing(_) => Status::not_found(message),
+        BackendError::Device(_) => Status::internal(message),
+    }
+}
+
+fn kind_name(kind: BackendKind) -> &'static str {
+    match kind {
+        BackendKind::Pkcs11 => "pkcs11",
+    }
+}
+
+fn kind_proto(kind: BackendKind) -> pb::BackendKind {
+    match kind {
+        BackendKind::Pkcs11 => pb::BackendKind::Pkcs11,
+    }
+}
+
+fn key_info(state: &DaemonState, record: &KeyRecord) -> pb::KeyInfo {
+    let created = time::OffsetDateTime::parse(
+        &record.created,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()
+    .map(|t| prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: t.nanosecond() as i32,
+    });
+    pb::KeyInfo {
+        name: record.name.clone(),
+        key_id: record.key_id.clone(),
+        algorithm: record.algorithm.to_proto() as i32,
+        backend: record.backend.clone(),
+        backend_kind: state
+            .backend(&record.backend)
+            .map(|b| kind_proto(b.kind()))
+            .unwrap_or(pb::BackendKind::Unspecified) as i32,
+        public_key_der: record.public_key.clone(),
+        scope: Some(pb::KeyScope {
+            gun: record.scope.gun.clone(),
+            role: record.scope.role.clone(),
+        }),
+        created,
+        generated_on_device: record.origin == KeyOrigin::Generated,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::signer_server::Signer for SignerService {
+    async fn list_keys(
+        &self,
+        request: Request<pb::ListKeysRequest>,
+    ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        let caller = caller(&request)?;
+        let policy = self.state.policy();
+        if !policy.grants_any(&caller, Operation::List) {
+            return Err(Status::permission_denied(format!(
+                "uid {} may not list keys: no policy rule grants it",
+                caller.uid
+            )));
+        }
+        let keys = self
+            .state
+            .inventory
+            .list()
+            .iter()
+            .filter(|k| policy.decide(&caller, Operation::List, &k.name).is_allowed())
+            .map(|k| key_info(&self.state, k))
+            .collect();
+        Ok(Response::new(pb::ListKeysResponse { keys }))
+    }
+
+    async fn generate_key(
+        &self,
+        request: Request<pb::GenerateKeyRequest>,
+    ) -> Result<Response<pb::GenerateKeyResponse>, Status> {
+        let _in_flight = InFlight::new(&self.state.in_flight);
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut audit = AuditRecord::new("generate", &caller);
+        audit.key_name = Some(req.name.clone());
+        let result = async {
+            self.check_new_name(&caller, Operation::Generate, &req.name)?;
+            let algorithm = KeyAlgorithm::from_proto(req.algorithm).ok_or_else(|| {
+                Status::invalid_argument("choose a key algorithm (ecdsa-p256, ed25519, rsa-3072)")
+            })?;
+            let backend = self.state.select_backend(&req.backend)?;
+            let new = backend
+                .generate(&req.name, algorithm)
+                .await
+                .map_err(|e| backend_status(&e))?;
+            self.record_new_key(backend, req.name.clone(), req.scope, KeyOrigin::Generated, new)
+                .await
+        }
+        .await;
+        if let Ok(record) = &result {
+            audit.key_id = Some(record.key_id.clone());
+            audit.algorithm = Some(record.algorithm.as_str());
+            tracing::info!(key = %record.name, key_id = %record.key_id, backend = %record.backend, "key generated");
+        }
+        self.audit(audit, &result).await?;
+        Ok(Response::new(pb::GenerateKeyResponse {
+            key: Some(key_info(&self.state, &result?)),
+        }))
+    }
+
+    async fn import_key(
+        &self,
+        request: Request<pb::ImportKeyRequest>,
+    ) -> Result<Response<pb::ImportKeyResponse>, Status> {
+        let _in_flight = InFlight::new(&self.state.in_flight);
+        let caller = caller(&request)?;
+        let mut req = request.into_inner();
+        let der = Zeroizing::new(std::mem::take(&mut req.pkcs8_der));
+        let mut audit = AuditRecord::new("import", &caller);
+        audit.key_name = Some(req.name.clone());
+        let result = async {
+            self.check_new_name(&caller, Operation::Import, &req.name)?;
+            let key = PrivateKey::from_pkcs8_der(&der)
+                .map_err(|e| Status::invalid_argument(format!("cannot import: {e}")))?;
+            drop(der);
+            let backend = self.state.select_backend(&req.backend)?;
+            let new = backend
+                .import(&req.name, key)
+                .await
+                .map_err(|e| backend_status(&e))?;
+            self.record_new_key(backend, req.name.clone(), req.scope, KeyOrigin::Imported, new)
+                .await
+        }
+        .await;
+        if let Ok(record) = &result {
+            audit.key_id = Some(record.key_id.clone());
+            audit.algorithm = Some(record.algorithm.as_str());
+            tracing::info!(key = %record.name, key_id = %record.key_id, "key imported");
+        }
+        self.audit(audit, &result).await?;
+        Ok(Response::new(pb::ImportKeyResponse {
+            key: Some(key_info(&self.state, &result?)),
+        }))
+    }
+
+    async fn get_public_key(
+        &self,
+        request: Request<pb::GetPublicKeyRequest>,
+    ) -> Result<Response<pb::GetPublicKeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let key = self.resolve(request.get_ref().key.as_ref())?;
+        self.authorize(&caller, Operation::List, &key.name)?;
+        Ok(Response::new(pb::GetPublicKeyResponse {
+            key: Some(key_info(&self.state, &key)),
+        }))
+    }
+
+    async fn delete_key(
+        &self,
+        request: Request<pb::DeleteKeyRequest>,
+    ) -> Result<Response<pb::DeleteKeyResponse>, Status> {
+        let _in_flight = InFlight::new(&self.state.in_flight);
+        let caller = caller(&request)?;
+        let mut audit = AuditRecord::new("delete", &caller);
+        let result = async {
+            let key = self.resolve(request.get_ref().key.as_ref())?;
+            audit.key_name = Some(key.name.clone());
+            audit.key_id = Some(key.key_id.clone());
+            self.authorize(&caller, Operation::Delete, &key.name)?;
+            self.key_backend(&key)?
+                .delete(&key.device)
+                .await
+                .map_err(|e| backend_status(&e))?;
+            let state = self.state.clone();
+            let name = key.name.clone();
+            tokio::task::spawn_blocking(move || state.inventory.remove(&name))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(|e| Status::internal(format!("the key was removed from the device but the inventory could not be updated: {e}")))?;
+            tracing::info!(key = %key.name, key_id = %key.key_id, "key deleted");
+            Ok(key)
+        }
+        .await;
+        self.audit(audit, &result).await?;
+        Ok(Response::new(pb::DeleteKeyResponse {
+            key: Some(key_info(&self.state, &result?)),
+        }))
+    }
+
+    async fn sign(
+        &self,
+        request: Request<pb::SignRequest>,
+    ) -> Result<Response<pb::SignResponse>, Status> {
+        let _in_flight = InFlight::new(&self.state.in_flight);
+        let caller = caller(&request)?;
+        let mut audit = AuditRecord::new("sign", &caller);
+        let result = self
+            .sign_checked(&caller, request.into_inner(), &mut audit)
+            .await;
+        // A signature is only handed out once its audit record is queued.
+        self.audit(audit, &result).await?;
+        result.map(Response::new)
+    }
+
+    async fn status(
+        &self,
+        request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let caller = caller(&request)?;
+        if !self.state.policy().grants_any(&caller, Operation::List) {
+            return Err(Status::permission_denied(format!(
+                "uid {} may not read trustd's status: no policy rule grants `list`",
+                caller.uid
+            )));
+        }
+        let mut backends = Vec::new();
+        for backend in &self.state.backends {
+            let status = backend.status().await;
+            backends.push(pb::BackendStatus {
+                name: backend.name().to_owned(),
+                kind: kind_proto(backend.kind()) as i32,
+                state: match status.state {
+                    BackendState::Ready => pb::BackendState::Ready,
+                    BackendState::Locked => pb::BackendState::Locked,
+                    BackendState::Unavailable => pb::BackendState::Unavailable,
+                    BackendState::Misconfigured => pb::BackendState::Misconfigured,
+                } as i32,
+                detail: status.detail,
+                device: status.device,
+                algorithms: status
+                    .algorithms
+                    .iter()
+                    .map(|a| a.to_proto() as i32)
+                    .collect(),
+            });
+        }
+        Ok(Response::new(pb::StatusResponse {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            backends,
+            requests_in_flight: self.state.in_flight.load(Ordering::Relaxed),
+            keys: self.state.inventory.len() as u32,
+        }))
+    }
+}
