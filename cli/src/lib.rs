@@ -1,1 +1,9 @@
+//! trustctl's library: talking to trustd, reading key files, verifying signatures.
+//!
+//! trustctl never holds a private key for longer than it takes to hand it to trustd
+//! (`key load`); everything else works with public keys and signatures only.
 
+pub mod client;
+pub mod error;
+pub mod keyfile;
+pub mod verify;

@@ -1,1 +1,61 @@
-fn main(){}
+//! trustctl: manage and use keys held by trustd.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sign with keys that never leave hardware: a client of the trustd daemon.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    /// trustd's socket [default: from ~/.config/trustctl/config.toml, else /run/trustd/trustd.sock]
+    #[arg(long, global = true, env = "TRUSTD_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate, list, export public halves of, load and delete keys.
+    #[command(subcommand)]
+    Key(commands::key::KeyCommand),
+    /// Sign a file (base64 signature, as cosign sign-blob writes it).
+    SignBlob(commands::blob::SignBlobArgs),
+    /// Verify a file's signature with a key in trustd or a PEM public key.
+    VerifyBlob(commands::blob::VerifyBlobArgs),
+    /// Show trustd's backends, their devices and whether they are ready.
+    Status(commands::status::StatusArgs),
+}
+
+fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`trustctl key list | head`) like other Unix tools.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    let socket = trustctl::client::resolve_socket(cli.socket);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Key(cmd) => commands::key::run(&socket, cmd).await,
+            Command::SignBlob(args) => commands::blob::sign(&socket, args).await,
+            Command::VerifyBlob(args) => commands::blob::verify(&socket, args).await,
+            Command::Status(args) => commands::status::run(&socket, args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("trustctl: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

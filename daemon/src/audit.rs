@@ -23,10 +23,7 @@ const QUEUE_DEPTH: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("cannot open audit log {path}: {error}")]
-    Open {
-        path: String,
-        error: std::io::Error,
-    },
+    Open { path: String, error: std::io::Error },
     #[error("the audit log cannot be written (an earlier write failed); trustd refuses to sign without an audit trail: fix the audit sink and restart trustd")]
     Failed,
 }

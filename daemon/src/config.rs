@@ -281,9 +281,7 @@ mod tests {
 
     #[test]
     fn rule_without_subjects_is_rejected() {
-        let text = format!(
-            "{EXAMPLE}\n[[policy.rule]]\nkeys = [\"*\"]\noperations = [\"sign\"]\n"
-        );
+        let text = format!("{EXAMPLE}\n[[policy.rule]]\nkeys = [\"*\"]\noperations = [\"sign\"]\n");
         let err = Config::parse(Path::new("x"), &text).unwrap_err();
         assert!(err.to_string().contains("match nobody"), "{err}");
     }

@@ -36,7 +36,9 @@ pub enum InventoryError {
         path: PathBuf,
         error: serde_json::Error,
     },
-    #[error("inventory {path} has format version {found}; this trustd understands {FORMAT_VERSION}")]
+    #[error(
+        "inventory {path} has format version {found}; this trustd understands {FORMAT_VERSION}"
+    )]
     UnknownVersion { path: PathBuf, found: u32 },
     #[error("cannot write inventory {path}: {error}")]
     Write {
@@ -119,7 +121,10 @@ impl Inventory {
                 .create(state_dir)
                 .map_err(dir_err)?;
         }
-        let mode = std::fs::metadata(state_dir).map_err(dir_err)?.permissions().mode();
+        let mode = std::fs::metadata(state_dir)
+            .map_err(dir_err)?
+            .permissions()
+            .mode();
         if mode & 0o022 != 0 {
             return Err(InventoryError::StateDirTooOpen(state_dir.to_owned()));
         }

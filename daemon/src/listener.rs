@@ -5,11 +5,11 @@
 //! live trustd answers on is left alone and startup fails. Each accepted connection carries the
 //! kernel's peer credentials into every request it makes.
 
+use std::future::Future;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -28,7 +28,9 @@ pub enum ListenerError {
     InUse(PathBuf),
     #[error("{0} exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
-    #[error("socket directory {0} does not exist: create it (systemd's RuntimeDirectory=trustd does)")]
+    #[error(
+        "socket directory {0} does not exist: create it (systemd's RuntimeDirectory=trustd does)"
+    )]
     NoDirectory(PathBuf),
     #[error("socket {path}: {error}")]
     Io { path: PathBuf, error: io::Error },

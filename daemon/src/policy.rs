@@ -212,7 +212,10 @@ mod tests {
     #[test]
     fn default_deny() {
         let p = policy("");
-        assert_eq!(p.decide(&caller(0, 0, &[]), Operation::Sign, "k"), Decision::Deny);
+        assert_eq!(
+            p.decide(&caller(0, 0, &[]), Operation::Sign, "k"),
+            Decision::Deny
+        );
     }
 
     #[test]
@@ -221,9 +224,14 @@ mod tests {
         let root = caller(0, 0, &[]);
         assert_eq!(
             p.decide(&root, Operation::Sign, "anything"),
-            Decision::Allow { rule: "admins".into() }
+            Decision::Allow {
+                rule: "admins".into()
+            }
         );
-        assert_eq!(p.decide(&root, Operation::Import, "anything"), Decision::Deny);
+        assert_eq!(
+            p.decide(&root, Operation::Import, "anything"),
+            Decision::Deny
+        );
     }
 
     #[test]
@@ -243,7 +251,9 @@ mod tests {
     #[test]
     fn names_resolve_to_ids() {
         let p = policy("[[rule]]\nusers = [\"root\"]\nkeys=[\"*\"]\noperations=[\"list\"]\n");
-        assert!(p.decide(&caller(0, 0, &[]), Operation::List, "k").is_allowed());
+        assert!(p
+            .decide(&caller(0, 0, &[]), Operation::List, "k")
+            .is_allowed());
     }
 
     #[test]

@@ -158,8 +158,7 @@ mod tests {
     #[test]
     fn rejects_other_curves_and_garbage() {
         let p384 = "MIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDCsV6COSkey+/5Cbnl5kaC/ZtZ4W9MUh1X+D9g+EOVvxQdopO0mpChAosqqwyU0wB2hZANiAAQ66N9ETMURZNYQnaJQ1r9MCv0XFoCTR9jjIPZAi6noDsTFpMMM92vI99idkuZVvVcn8XP1BE3/WZM/0EFal6gHEqlpOHt0morBUwd7ewmg79fbcRrRRMnnFCqhw4m0UpI=";
-        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, p384)
-            .unwrap();
+        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, p384).unwrap();
         let err = PrivateKey::from_pkcs8_der(&der).unwrap_err();
         assert!(err.contains("P-256"), "{err}");
         assert!(PrivateKey::from_pkcs8_der(b"garbage").is_err());

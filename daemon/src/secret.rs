@@ -27,7 +27,10 @@ pub enum SecretSource {
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("cannot read the PIN from {source_desc}: {error}")]
-    Unreadable { source_desc: String, error: std::io::Error },
+    Unreadable {
+        source_desc: String,
+        error: std::io::Error,
+    },
     #[error("the PIN file {0} is readable by other users: run `chmod 600 {0}` (and chown it to the trustd user)")]
     TooOpen(String),
     #[error("the PIN in {0} is empty")]
@@ -140,8 +143,12 @@ mod tests {
     #[test]
     fn different_pins_have_different_fingerprints() {
         let dir = tempfile::tempdir().unwrap();
-        let a = SecretSource::File(write(&dir, "a", "1234", 0o600)).read().unwrap();
-        let b = SecretSource::File(write(&dir, "b", "1235", 0o600)).read().unwrap();
+        let a = SecretSource::File(write(&dir, "a", "1234", 0o600))
+            .read()
+            .unwrap();
+        let b = SecretSource::File(write(&dir, "b", "1235", 0o600))
+            .read()
+            .unwrap();
         assert_ne!(a.fingerprint, b.fingerprint);
     }
 }

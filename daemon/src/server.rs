@@ -54,16 +54,18 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     for backend in &state.backends {
         let status = backend.status().await;
         match status.state {
-            BackendState::Ready => tracing::info!(backend = backend.name(), device = %status.device, "backend ready"),
-            _ => tracing::error!(backend = backend.name(), state = ?status.state, detail = %status.detail, "backend not ready"),
+            BackendState::Ready => {
+                tracing::info!(backend = backend.name(), device = %status.device, "backend ready")
+            }
+            _ => {
+                tracing::error!(backend = backend.name(), state = ?status.state, detail = %status.detail, "backend not ready")
+            }
         }
     }
 
     let bound = listener::listen(&config.socket)?;
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<SignerServer<SignerService>>()
-        .await;
+    health.set_serving::<SignerServer<SignerService>>().await;
     let signer = SignerServer::new(SignerService::new(state.clone()))
         .max_decoding_message_size(trustd_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(trustd_proto::MAX_MESSAGE_BYTES);
@@ -133,11 +135,13 @@ async fn wait_for_shutdown(
 
 fn reload_policy(state: &DaemonState, config_path: &Path) {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
-    let loaded = Config::load(config_path).map_err(anyhow::Error::from).and_then(|config| {
-        Policy::from_config(&config.policy)
-            .map(|p| (p, config.policy.rules.len()))
-            .map_err(anyhow::Error::from)
-    });
+    let loaded = Config::load(config_path)
+        .map_err(anyhow::Error::from)
+        .and_then(|config| {
+            Policy::from_config(&config.policy)
+                .map(|p| (p, config.policy.rules.len()))
+                .map_err(anyhow::Error::from)
+        });
     match loaded {
         Ok((policy, rules)) => {
             *state.policy.write().expect("policy lock") = Arc::new(policy);

@@ -61,11 +61,7 @@ impl DaemonState {
         self.backends
             .iter()
             .find(|b| b.name() == wanted)
-            .or_else(|| {
-                self.backends
-                    .iter()
-                    .find(|b| kind_name(b.kind()) == wanted)
-            })
+            .or_else(|| self.backends.iter().find(|b| kind_name(b.kind()) == wanted))
             .ok_or_else(|| {
                 Status::not_found(format!(
                     "no backend named {wanted:?}; configured: {}",
@@ -105,10 +101,21 @@ impl SignerService {
         op: Operation,
         key_name: &str,
     ) -> Result<(), Status> {
-        if self.state.policy().decide(caller, op, key_name).is_allowed() {
+        if self
+            .state
+            .policy()
+            .decide(caller, op, key_name)
+            .is_allowed()
+        {
             return Ok(());
         }
-        tracing::warn!(uid = caller.uid, pid = caller.pid, op = op.as_str(), key = key_name, "denied by policy");
+        tracing::warn!(
+            uid = caller.uid,
+            pid = caller.pid,
+            op = op.as_str(),
+            key = key_name,
+            "denied by policy"
+        );
         Err(Status::permission_denied(format!(
             "uid {} may not {} key {key_name:?}: no policy rule grants it (ask the trustd administrator for a [[policy.rule]])",
             caller.uid,
@@ -116,7 +123,11 @@ impl SignerService {
         )))
     }
 
-    async fn audit(&self, mut record: AuditRecord, result: &Result<impl Sized, Status>) -> Result<(), Status> {
+    async fn audit(
+        &self,
+        mut record: AuditRecord,
+        result: &Result<impl Sized, Status>,
+    ) -> Result<(), Status> {
         match result {
             Ok(_) => record.result = "allowed",
             Err(status) => {
@@ -198,7 +209,11 @@ impl SignerService {
             Err(_) => return Err(Status::invalid_argument("unknown signature encoding")),
         };
         let input = match request.payload {
-            None => return Err(Status::invalid_argument("nothing to sign: send a message or a SHA-256 digest")),
+            None => {
+                return Err(Status::invalid_argument(
+                    "nothing to sign: send a message or a SHA-256 digest",
+                ))
+            }
             Some(pb::sign_request::Payload::Message(message)) => {
                 let limit = self.state.limits.max_payload_bytes;
                 if message.len() > limit {
@@ -318,7 +333,12 @@ impl SignerService {
         Ok(record)
     }
 
-    fn check_new_name(&self, caller: &PeerCredentials, op: Operation, name: &str) -> Result<(), Status> {
+    fn check_new_name(
+        &self,
+        caller: &PeerCredentials,
+        op: Operation,
+        name: &str,
+    ) -> Result<(), Status> {
         validate_key_name(name)?;
         self.authorize(caller, op, name)?;
         if self.state.inventory.by_name(name).is_some() {
@@ -442,7 +462,11 @@ impl pb::signer_server::Signer for SignerService {
             .inventory
             .list()
             .iter()
-            .filter(|k| policy.decide(&caller, Operation::List, &k.name).is_allowed())
+            .filter(|k| {
+                policy
+                    .decide(&caller, Operation::List, &k.name)
+                    .is_allowed()
+            })
             .map(|k| key_info(&self.state, k))
             .collect();
         Ok(Response::new(pb::ListKeysResponse { keys }))
@@ -467,8 +491,14 @@ impl pb::signer_server::Signer for SignerService {
                 .generate(&req.name, algorithm)
                 .await
                 .map_err(|e| backend_status(&e))?;
-            self.record_new_key(backend, req.name.clone(), req.scope, KeyOrigin::Generated, new)
-                .await
+            self.record_new_key(
+                backend,
+                req.name.clone(),
+                req.scope,
+                KeyOrigin::Generated,
+                new,
+            )
+            .await
         }
         .await;
         if let Ok(record) = &result {
@@ -502,8 +532,14 @@ impl pb::signer_server::Signer for SignerService {
                 .import(&req.name, key)
                 .await
                 .map_err(|e| backend_status(&e))?;
-            self.record_new_key(backend, req.name.clone(), req.scope, KeyOrigin::Imported, new)
-                .await
+            self.record_new_key(
+                backend,
+                req.name.clone(),
+                req.scope,
+                KeyOrigin::Imported,
+                new,
+            )
+            .await
         }
         .await;
         if let Ok(record) = &result {

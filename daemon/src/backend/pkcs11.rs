@@ -13,6 +13,7 @@ mod objects;
 mod rv;
 mod token;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,8 @@ struct Shared {
     config: Pkcs11Config,
     module: Mutex<Option<Pkcs11>>,
     link: Mutex<Link>,
+    /// Connected tokens still alive (in the link or in an in-flight operation).
+    live_tokens: Arc<AtomicUsize>,
 }
 
 enum Link {
@@ -91,6 +94,7 @@ impl Pkcs11Backend {
                     at: None,
                     rejected_pin: None,
                 }),
+                live_tokens: Arc::new(AtomicUsize::new(0)),
             }),
             permits,
         }
@@ -166,10 +170,11 @@ impl Shared {
         }
     }
 
-    fn module(&self) -> Result<Pkcs11, BackendError> {
+    /// The loaded module, and whether it was loaded just now.
+    fn module(&self) -> Result<(Pkcs11, bool), BackendError> {
         let mut module = self.module.lock().expect("module lock");
         if let Some(ctx) = &*module {
-            return Ok(ctx.clone());
+            return Ok((ctx.clone(), false));
         }
         let path = &self.config.module;
         let misconfigured = |what: String| {
@@ -196,17 +201,33 @@ impl Shared {
             }
         }
         *module = Some(ctx.clone());
-        Ok(ctx)
+        Ok((ctx, true))
     }
 
-    fn connect(
+    /// Finalizes the module so the next connection initializes it afresh: some modules
+    /// (SoftHSM among them) only discover tokens in C_Initialize. Only done when no connected
+    /// token, and so no session, is alive.
+    fn reset_module(&self) -> bool {
+        if self.live_tokens.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        let Some(ctx) = self.module.lock().expect("module lock").take() else {
+            return false;
+        };
+        tracing::info!(backend = %self.config.name, "re-initializing the PKCS#11 module to look for the token again");
+        if let Err(e) = ctx.finalize() {
+            tracing::warn!(error = %rv::describe(&e), "C_Finalize failed");
+        }
+        true
+    }
+
+    /// The slot holding the configured token, found by label and/or serial.
+    fn find_token(
         &self,
-        rejected: Option<[u8; 32]>,
-    ) -> Result<Arc<Token>, (BackendError, Option<[u8; 32]>)> {
-        let ctx = self.module().map_err(|e| (e, None))?;
-        let unavailable = |what: String| (BackendError::Unavailable(what), None);
+        ctx: &Pkcs11,
+    ) -> Result<(cryptoki::slot::Slot, cryptoki::slot::TokenInfo), BackendError> {
         let slots = ctx.get_slots_with_token().map_err(|e| {
-            unavailable(format!(
+            BackendError::Unavailable(format!(
                 "{} cannot list slots: {}",
                 self.config.module.display(),
                 rv::describe(&e)
@@ -238,11 +259,28 @@ impl Shared {
             } else {
                 format!("tokens present: {}", seen.join(", "))
             };
-            return Err(unavailable(format!(
+            return Err(BackendError::Unavailable(format!(
                 "{} not found in {}; {present}",
                 self.token_name(),
                 self.config.module.display()
             )));
+        };
+        Ok((slot, info))
+    }
+
+    fn connect(
+        &self,
+        rejected: Option<[u8; 32]>,
+    ) -> Result<Arc<Token>, (BackendError, Option<[u8; 32]>)> {
+        let (mut ctx, fresh) = self.module().map_err(|e| (e, None))?;
+        let unavailable = |what: String| (BackendError::Unavailable(what), None);
+        let (slot, info) = match self.find_token(&ctx) {
+            Ok(found) => found,
+            Err(error) if !fresh && self.reset_module() => {
+                ctx = self.module().map_err(|e| (e, None))?.0;
+                self.find_token(&ctx).map_err(|_| (error, None))?
+            }
+            Err(error) => return Err((error, None)),
         };
         let description = format!(
             "{} token {:?} (serial {}, {})",
@@ -265,7 +303,7 @@ impl Shared {
                 rv::describe(&e)
             ))
         })?;
-        let token = Token::new(ctx, slot, description, mechanisms);
+        let token = Token::new(ctx, slot, description, mechanisms, self.live_tokens.clone());
         let session = token.open_session().map_err(|e| {
             unavailable(format!(
                 "{}: cannot open a session: {}",
@@ -332,6 +370,18 @@ impl Shared {
                     token.checkin(session);
                     return Ok(value);
                 }
+                Err(OpError::Backend(error @ BackendError::KeyMissing(_))) => {
+                    // A key that vanished may mean the token itself went away.
+                    if let Err(problem) = token.probe() {
+                        let error = BackendError::Unavailable(format!(
+                            "{problem}; trustd will reconnect when it is back"
+                        ));
+                        self.mark_down(&token, error.clone(), None);
+                        return Err(error);
+                    }
+                    token.checkin(session);
+                    return Err(error);
+                }
                 Err(OpError::Backend(error)) => {
                     token.checkin(session);
                     return Err(error);
@@ -389,7 +439,17 @@ impl Shared {
     }
 
     fn status(&self) -> BackendStatus {
-        match self.token() {
+        let token = self.token().and_then(|token| match token.probe() {
+            Ok(()) => Ok(token),
+            Err(problem) => {
+                let error = BackendError::Unavailable(format!(
+                    "{problem}; trustd will reconnect when it is back"
+                ));
+                self.mark_down(&token, error.clone(), None);
+                Err(error)
+            }
+        });
+        match token {
             Ok(token) => BackendStatus {
                 state: BackendState::Ready,
                 detail: "logged in".into(),
@@ -433,9 +493,17 @@ fn classify_other(device: &str, error: &cryptoki::error::Error) -> BackendError 
     }
 }
 
-fn require_mechanisms(token: &Token, algorithm: KeyAlgorithm, for_generation: bool) -> Result<(), OpError> {
+fn require_mechanisms(
+    token: &Token,
+    algorithm: KeyAlgorithm,
+    for_generation: bool,
+) -> Result<(), OpError> {
     let required = objects::required_mechanisms(algorithm);
-    let needed = if for_generation { &required[..] } else { &required[1..] };
+    let needed = if for_generation {
+        &required[..]
+    } else {
+        &required[1..]
+    };
     for (mechanism, name) in needed {
         if !token.offers(*mechanism) {
             return Err(OpError::Backend(BackendError::Unsupported(format!(
@@ -520,7 +588,9 @@ impl Backend for Pkcs11Backend {
                 .and_then(|()| objects::read_public_key(session, pub_handle, algorithm));
             match checked {
                 Ok((public_key, algorithm)) => Ok(NewKey {
-                    device: DeviceHandle::Pkcs11 { cka_id: id.to_vec() },
+                    device: DeviceHandle::Pkcs11 {
+                        cka_id: id.to_vec(),
+                    },
                     algorithm,
                     public_key,
                 }),
@@ -554,7 +624,9 @@ impl Backend for Pkcs11Backend {
                 .and_then(|()| objects::read_public_key(session, pub_handle, algorithm));
             match checked {
                 Ok((public_key, algorithm)) => Ok(NewKey {
-                    device: DeviceHandle::Pkcs11 { cka_id: id.to_vec() },
+                    device: DeviceHandle::Pkcs11 {
+                        cka_id: id.to_vec(),
+                    },
                     algorithm,
                     public_key,
                 }),

@@ -39,7 +39,10 @@ pub fn required_mechanisms(algorithm: KeyAlgorithm) -> [(MechanismType, &'static
             (MechanismType::EDDSA, "CKM_EDDSA"),
         ],
         _ => [
-            (MechanismType::RSA_PKCS_KEY_PAIR_GEN, "CKM_RSA_PKCS_KEY_PAIR_GEN"),
+            (
+                MechanismType::RSA_PKCS_KEY_PAIR_GEN,
+                "CKM_RSA_PKCS_KEY_PAIR_GEN",
+            ),
             (MechanismType::RSA_PKCS_PSS, "CKM_RSA_PKCS_PSS"),
         ],
     }
@@ -203,7 +206,11 @@ pub fn read_public_key(
             let Some(Attribute::EcPoint(point)) = attrs.into_iter().next() else {
                 return Err(device("no CKA_EC_POINT".into()));
             };
-            let expected = if algorithm == KeyAlgorithm::EcdsaP256 { 65 } else { 32 };
+            let expected = if algorithm == KeyAlgorithm::EcdsaP256 {
+                65
+            } else {
+                32
+            };
             let raw = unwrap_ec_point(&point, expected);
             let spki = if algorithm == KeyAlgorithm::EcdsaP256 {
                 algorithm::p256_spki(raw)
@@ -243,9 +250,7 @@ fn unwrap_ec_point(value: &[u8], expected_len: usize) -> &[u8] {
         return value;
     }
     match der::asn1::OctetStringRef::from_der(value) {
-        Ok(inner) if inner.as_bytes().len() == expected_len => {
-            &value[value.len() - expected_len..]
-        }
+        Ok(inner) if inner.as_bytes().len() == expected_len => &value[value.len() - expected_len..],
         _ => value,
     }
 }

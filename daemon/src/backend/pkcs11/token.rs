@@ -1,7 +1,8 @@
 //! A token trustd is connected and logged in to: its pooled sessions and cached handles.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
@@ -24,10 +25,27 @@ pub struct Token {
     idle: Mutex<Vec<Session>>,
     /// Private key handles by CKA_ID: finding an object costs more than signing with it.
     handles: Mutex<HashMap<Vec<u8>, ObjectHandle>>,
+    /// Counts live tokens so the module is only finalized when no session can be in use.
+    live: Arc<AtomicUsize>,
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        // Close the sessions before announcing that none are left.
+        self.idle.get_mut().expect("session pool").clear();
+        self.live.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Token {
-    pub fn new(ctx: Pkcs11, slot: Slot, description: String, mechanisms: Vec<MechanismType>) -> Self {
+    pub fn new(
+        ctx: Pkcs11,
+        slot: Slot,
+        description: String,
+        mechanisms: Vec<MechanismType>,
+        live: Arc<AtomicUsize>,
+    ) -> Self {
+        live.fetch_add(1, Ordering::AcqRel);
         Token {
             ctx,
             slot,
@@ -35,6 +53,34 @@ impl Token {
             mechanisms,
             idle: Mutex::new(Vec::new()),
             handles: Mutex::new(HashMap::new()),
+            live,
+        }
+    }
+
+    /// Asks the module whether the token is still there and usable. Tokens can vanish without
+    /// any call failing with CKR_TOKEN_NOT_PRESENT (SoftHSM keeps listing a token whose
+    /// directory was deleted, but its objects disappear), so this is checked before reporting
+    /// a key as missing and on every status request.
+    pub fn probe(&self) -> Result<(), String> {
+        match self.ctx.get_token_info(self.slot) {
+            Ok(info) => {
+                tracing::debug!(
+                    initialized = info.token_initialized(),
+                    user_pin_initialized = info.user_pin_initialized(),
+                    error_state = info.error_state(),
+                    "token probe"
+                );
+                if !info.token_initialized() || info.error_state() {
+                    Err(format!("{} is no longer initialized", self.description))
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) => Err(format!(
+                "{} is not available ({})",
+                self.description,
+                rv::describe(&e)
+            )),
         }
     }
 
@@ -114,11 +160,9 @@ pub fn login(
     rejected: Option<[u8; 32]>,
     token: &str,
 ) -> Result<(), LoginError> {
-    let secret = source.read().map_err(|e| {
-        LoginError::Failed(BackendError::Locked(format!(
-            "{token} is locked: {e}"
-        )))
-    })?;
+    let secret = source
+        .read()
+        .map_err(|e| LoginError::Failed(BackendError::Locked(format!("{token} is locked: {e}"))))?;
     if Some(secret.fingerprint) == rejected {
         return Err(LoginError::Failed(BackendError::Locked(format!(
             "{token} is locked: the user PIN in {} was already rejected by the token; trustd will not retry it (each wrong try moves the token towards lockout): put the right PIN there",

@@ -1,0 +1,77 @@
+//! Connecting to trustd over its Unix socket.
+
+use std::path::{Path, PathBuf};
+
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+use trustd_proto::signer_client::SignerClient;
+
+use crate::error::CliError;
+
+/// Where trustd listens when nothing else says otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/trustd/trustd.sock";
+
+pub type Client = SignerClient<Channel>;
+
+/// The socket to use: `--socket` or `$TRUSTD_SOCKET` (both handled by the caller and passed in
+/// as `explicit`), then `socket = ...` in trustctl's config file, then the default.
+pub fn resolve_socket(explicit: Option<PathBuf>) -> PathBuf {
+    explicit
+        .or_else(socket_from_config)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+}
+
+fn config_paths() -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME") {
+        paths.push(PathBuf::from(dir).join("trustctl/config.toml"));
+    } else if let Some(home) = std::env::var_os("HOME") {
+        paths.push(PathBuf::from(home).join(".config/trustctl/config.toml"));
+    }
+    paths.push(PathBuf::from("/etc/trustctl/config.toml"));
+    paths
+}
+
+#[derive(serde::Deserialize)]
+struct ClientConfig {
+    socket: Option<PathBuf>,
+}
+
+fn socket_from_config() -> Option<PathBuf> {
+    config_paths().into_iter().find_map(|path| {
+        let text = std::fs::read_to_string(&path).ok()?;
+        match toml::from_str::<ClientConfig>(&text) {
+            Ok(config) => config.socket,
+            Err(e) => {
+                eprintln!("trustctl: ignoring {}: {e}", path.display());
+                None
+            }
+        }
+    })
+}
+
+/// Opens a connection to trustd; fails with a message that says how to fix it.
+pub async fn connect(socket: &Path) -> Result<Client, CliError> {
+    // Connect once up front: the error for a missing or forbidden socket is clearer than the
+    // transport error tonic would report.
+    UnixStream::connect(socket)
+        .await
+        .map_err(|e| CliError::connect(socket, e))?;
+    let path = socket.to_owned();
+    let channel = Endpoint::from_static("http://trustd.invalid")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { UnixStream::connect(path).await.map(TokioIo::new) }
+        }))
+        .await
+        .map_err(|e| {
+            CliError::Unreachable(format!(
+                "cannot talk to trustd at {}: {e}",
+                socket.display()
+            ))
+        })?;
+    Ok(SignerClient::new(channel)
+        .max_decoding_message_size(trustd_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(trustd_proto::MAX_MESSAGE_BYTES))
+}

@@ -1,0 +1,182 @@
+//! `trustctl sign-blob` / `verify-blob`: detached signatures over arbitrary files, in the
+//! format cosign uses (base64 of the DER ECDSA signature).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use clap::Args;
+use sha2::{Digest, Sha256};
+use trustctl::client;
+use trustctl::error::CliError;
+use trustctl::keyfile;
+use trustctl::verify::{self, Signed};
+use trustd_proto as pb;
+
+use super::{by_name, signature_algorithm_of};
+
+/// Files up to this size are sent whole, so trustd hashes (and audits) what it signs; larger
+/// ones are hashed here and only the digest crosses the socket.
+const INLINE_LIMIT: usize = 64 * 1024;
+
+#[derive(Args)]
+pub struct SignBlobArgs {
+    /// Name of the key in trustd.
+    #[arg(long)]
+    key: String,
+    /// Write the signature here instead of stdout.
+    #[arg(long, short, visible_alias = "output-signature")]
+    output: Option<PathBuf>,
+    /// File to sign (`-` for stdin).
+    file: PathBuf,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("verifier").required(true).args(["key", "public_key"])))]
+pub struct VerifyBlobArgs {
+    /// Name of a key in trustd.
+    #[arg(long)]
+    key: Option<String>,
+    /// PEM public key file.
+    #[arg(long)]
+    public_key: Option<PathBuf>,
+    /// Signature file (base64, as sign-blob writes it).
+    #[arg(long)]
+    signature: PathBuf,
+    /// The signed file (`-` for stdin).
+    file: PathBuf,
+}
+
+/// The file's SHA-256 and, when it is small or `keep_all` is set, its bytes.
+struct Blob {
+    digest: [u8; 32],
+    bytes: Option<Vec<u8>>,
+}
+
+fn read_blob(path: &Path, keep_all: bool) -> Result<Blob, CliError> {
+    let mut reader: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(path)
+                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?,
+        )
+    };
+    let mut hasher = Sha256::new();
+    let mut kept = Vec::new();
+    let mut keeping = true;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        if keeping {
+            kept.extend_from_slice(&buf[..n]);
+            if !keep_all && kept.len() > INLINE_LIMIT {
+                keeping = false;
+                kept = Vec::new();
+            }
+        }
+    }
+    Ok(Blob {
+        digest: hasher.finalize().into(),
+        bytes: keeping.then_some(kept),
+    })
+}
+
+async fn public_key(client: &mut client::Client, name: &str) -> Result<pb::KeyInfo, CliError> {
+    client
+        .get_public_key(pb::GetPublicKeyRequest { key: by_name(name) })
+        .await
+        .map_err(|s| CliError::from_status(&format!("cannot use key {name:?}"), s))?
+        .into_inner()
+        .key
+        .ok_or_else(|| CliError::Failed("trustd returned no key".into()))
+}
+
+pub async fn sign(socket: &Path, args: SignBlobArgs) -> Result<(), CliError> {
+    let mut client = client::connect(socket).await?;
+    let key = public_key(&mut client, &args.key).await?;
+    let algorithm = signature_algorithm_of(key.algorithm);
+    let whole_message = algorithm == pb::SignatureAlgorithm::Ed25519;
+    let blob = read_blob(&args.file, whole_message)?;
+    let payload = match &blob.bytes {
+        Some(bytes) => pb::sign_request::Payload::Message(bytes.clone()),
+        None => pb::sign_request::Payload::Sha256Digest(blob.digest.to_vec()),
+    };
+    let encoding = if algorithm == pb::SignatureAlgorithm::EcdsaP256Sha256 {
+        pb::SignatureEncoding::Der
+    } else {
+        pb::SignatureEncoding::Raw
+    };
+    let response = client
+        .sign(pb::SignRequest {
+            key: by_name(&args.key),
+            algorithm: algorithm as i32,
+            encoding: encoding as i32,
+            payload: Some(payload),
+        })
+        .await
+        .map_err(|s| CliError::from_status(&format!("cannot sign with {:?}", args.key), s))?
+        .into_inner();
+    // Check the device's work before handing it out: a faulty token must not produce a
+    // signature nobody can verify.
+    let signed = match &blob.bytes {
+        Some(bytes) => Signed::Message(bytes),
+        None => Signed::Sha256(blob.digest),
+    };
+    verify::verify(&key.public_key_der, signed, &response.signature).map_err(|e| {
+        CliError::Failed(format!(
+            "trustd returned a signature that does not verify against key {:?} ({e}); not writing it",
+            args.key
+        ))
+    })?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&response.signature);
+    match args.output {
+        Some(path) => {
+            std::fs::write(&path, &encoded)
+                .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))?;
+            eprintln!("Wrote signature to {}", path.display());
+        }
+        None => println!("{encoded}"),
+    }
+    Ok(())
+}
+
+pub async fn verify(socket: &Path, args: VerifyBlobArgs) -> Result<(), CliError> {
+    let spki = match (&args.key, &args.public_key) {
+        (Some(name), _) => {
+            let mut client = client::connect(socket).await?;
+            public_key(&mut client, name).await?.public_key_der
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+            keyfile::public_key_der(&text)?
+        }
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let signature_text = std::fs::read_to_string(&args.signature)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.signature.display())))?;
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(signature_text.trim())
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "{} is not a base64 signature: {e}",
+                args.signature.display()
+            ))
+        })?;
+    let blob = read_blob(&args.file, !verify::verifies_prehashed(&spki))?;
+    let signed = match &blob.bytes {
+        Some(bytes) => Signed::Message(bytes),
+        None => Signed::Sha256(blob.digest),
+    };
+    verify::verify(&spki, signed, &signature)
+        .map_err(|e| CliError::Failed(format!("signature verification failed: {e}")))?;
+    println!("Verified OK");
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! `trustctl key ...`: the key lifecycle, all of it inside trustd.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use trustctl::client;
+use trustctl::error::CliError;
+use trustctl::keyfile;
+use trustd_proto as pb;
+use zeroize::Zeroizing;
+
+use super::{algorithm_name, by_name, rfc3339};
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Generate a key on a device held by trustd.
+    Generate(GenerateArgs),
+    /// List the keys you may use.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a key's public half (PEM SubjectPublicKeyInfo).
+    Public {
+        name: String,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Move an existing private key (PEM) onto a device as non-extractable.
+    Load(LoadArgs),
+    /// Delete a key from its device and from trustd. This cannot be undone.
+    Delete {
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AlgorithmArg {
+    #[value(name = "ecdsa-p256")]
+    EcdsaP256,
+    Ed25519,
+    #[value(name = "rsa-3072")]
+    Rsa3072,
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    name: String,
+    /// Backend name or kind from trustd's config [default: the first backend]
+    #[arg(long)]
+    backend: Option<String>,
+    #[arg(long, value_enum, default_value = "ecdsa-p256")]
+    algorithm: AlgorithmArg,
+    /// Notary GUN the key is for (recorded with the key).
+    #[arg(long)]
+    gun: Option<String>,
+    /// TUF role the key is for (root, targets, targets/NAME, ...).
+    #[arg(long)]
+    role: Option<String>,
+}
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// PEM private key: PKCS#8, encrypted PKCS#8 (docker/notary), SEC1 EC or PKCS#1 RSA.
+    file: PathBuf,
+    /// Name for the key in trustd.
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    backend: Option<String>,
+    /// Read the passphrase of an encrypted key from the first line of stdin instead of the
+    /// terminal (for automation; never pass it as an argument).
+    #[arg(long)]
+    passphrase_stdin: bool,
+}
+
+pub async fn run(socket: &Path, command: KeyCommand) -> Result<(), CliError> {
+    match command {
+        KeyCommand::Generate(args) => generate(socket, args).await,
+        KeyCommand::List { json } => list(socket, json).await,
+        KeyCommand::Public { name, output } => public(socket, &name, output).await,
+        KeyCommand::Load(args) => load(socket, args).await,
+        KeyCommand::Delete { name, yes } => delete(socket, &name, yes).await,
+    }
+}
+
+fn scope(gun: Option<String>, role: Option<String>) -> Option<pb::KeyScope> {
+    Some(pb::KeyScope {
+        gun: gun.unwrap_or_default(),
+        role: role.unwrap_or_default(),
+    })
+}
+
+async fn generate(socket: &Path, args: GenerateArgs) -> Result<(), CliError> {
+    let algorithm = match args.algorithm {
+        AlgorithmArg::EcdsaP256 => pb::KeyAlgorithm::EcdsaP256,
+        AlgorithmArg::Ed25519 => pb::KeyAlgorithm::Ed25519,
+        AlgorithmArg::Rsa3072 => pb::KeyAlgorithm::Rsa3072,
+    };
+    let mut client = client::connect(socket).await?;
+    let key = client
+        .generate_key(pb::GenerateKeyRequest {
+            name: args.name.clone(),
+            backend: args.backend.unwrap_or_default(),
+            algorithm: algorithm as i32,
+            scope: scope(args.gun, args.role),
+        })
+        .await
+        .map_err(|s| CliError::from_status(&format!("cannot generate key {:?}", args.name), s))?
+        .into_inner()
+        .key
+        .ok_or_else(|| CliError::Failed("trustd returned no key".into()))?;
+    println!(
+        "Generated {} key {:?} on backend {:?}\nKey ID: {}",
+        algorithm_name(key.algorithm),
+        key.name,
+        key.backend,
+        key.key_id
+    );
+    Ok(())
+}
+
+async fn list(socket: &Path, json: bool) -> Result<(), CliError> {
+    let mut client = client::connect(socket).await?;
+    let keys = client
+        .list_keys(pb::ListKeysRequest {})
+        .await
+        .map_err(|s| CliError::from_status("cannot list keys", s))?
+        .into_inner()
+        .keys;
+    if json {
+        let rows: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "name": k.name,
+                    "key_id": k.key_id,
+                    "algorithm": algorithm_name(k.algorithm),
+                    "backend": k.backend,
+                    "gun": k.scope.as_ref().map(|s| s.gun.as_str()).unwrap_or(""),
+                    "role": k.scope.as_ref().map(|s| s.role.as_str()).unwrap_or(""),
+                    "generated_on_device": k.generated_on_device,
+                    "created": rfc3339(k.created.as_ref()),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("JSON serializes")
+        );
+        return Ok(());
+    }
+    if keys.is_empty() {
+        println!("No keys (or none you may use).");
+        return Ok(());
+    }
+    let rows: Vec<[String; 6]> = keys
+        .iter()
+        .map(|k| {
+            [
+                k.name.clone(),
+                k.key_id.clone(),
+                algorithm_name(k.algorithm).to_owned(),
+                k.backend.clone(),
+                if k.generated_on_device {
+                    "generated"
+                } else {
+                    "imported"
+                }
+                .to_owned(),
+                rfc3339(k.created.as_ref()),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "NAME",
+            "KEY ID",
+            "ALGORITHM",
+            "BACKEND",
+            "ORIGIN",
+            "CREATED",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+pub fn print_table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = headers.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}   "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+async fn public(socket: &Path, name: &str, output: Option<PathBuf>) -> Result<(), CliError> {
+    let mut client = client::connect(socket).await?;
+    let key = client
+        .get_public_key(pb::GetPublicKeyRequest { key: by_name(name) })
+        .await
+        .map_err(|s| CliError::from_status(&format!("cannot read key {name:?}"), s))?
+        .into_inner()
+        .key
+        .ok_or_else(|| CliError::Failed("trustd returned no key".into()))?;
+    let pem = keyfile::public_key_pem(&key.public_key_der);
+    match output {
+        Some(path) => std::fs::write(&path, pem)
+            .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))?,
+        None => print!("{pem}"),
+    }
+    Ok(())
+}
+
+async fn load(socket: &Path, args: LoadArgs) -> Result<(), CliError> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(&args.file)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.file.display())))?,
+    );
+    let passphrase = if keyfile::is_encrypted(&text) {
+        Some(read_passphrase(&args.file, args.passphrase_stdin)?)
+    } else {
+        None
+    };
+    let mut der = keyfile::private_key_pkcs8(&text, passphrase.as_ref().map(|p| p.as_bytes()))?;
+    drop(passphrase);
+    drop(text);
+    let mut client = client::connect(socket).await?;
+    let request = pb::ImportKeyRequest {
+        name: args.name.clone(),
+        backend: args.backend.unwrap_or_default(),
+        scope: None,
+        pkcs8_der: std::mem::take(&mut *der),
+    };
+    let result = client.import_key(request).await;
+    let key = result
+        .map_err(|s| CliError::from_status(&format!("cannot load key {:?}", args.name), s))?
+        .into_inner()
+        .key
+        .ok_or_else(|| CliError::Failed("trustd returned no key".into()))?;
+    println!(
+        "Loaded {} key {:?} into backend {:?} (non-extractable)\nKey ID: {}\nThe key file {} still holds the private key: delete it once you have checked the key works.",
+        algorithm_name(key.algorithm),
+        key.name,
+        key.backend,
+        key.key_id,
+        args.file.display()
+    );
+    Ok(())
+}
+
+fn read_passphrase(file: &Path, from_stdin: bool) -> Result<Zeroizing<String>, CliError> {
+    if from_stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Usage(format!("cannot read the passphrase from stdin: {e}")))?;
+        let trimmed = Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned());
+        return Ok(trimmed);
+    }
+    rpassword::prompt_password(format!("Passphrase for {}: ", file.display()))
+        .map(Zeroizing::new)
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "the key is encrypted and no terminal is available to ask for its passphrase ({e}); use --passphrase-stdin"
+            ))
+        })
+}
+
+async fn delete(socket: &Path, name: &str, yes: bool) -> Result<(), CliError> {
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::Usage(format!(
+                "deleting {name:?} cannot be undone; pass --yes to confirm"
+            )));
+        }
+        eprint!("Delete key {name:?} from its device? This cannot be undone. [y/N] ");
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(CliError::Failed("not deleted".into()));
+        }
+    }
+    let mut client = client::connect(socket).await?;
+    let key = client
+        .delete_key(pb::DeleteKeyRequest { key: by_name(name) })
+        .await
+        .map_err(|s| CliError::from_status(&format!("cannot delete key {name:?}"), s))?
+        .into_inner()
+        .key
+        .ok_or_else(|| CliError::Failed("trustd returned no key".into()))?;
+    println!("Deleted key {:?} ({})", key.name, key.key_id);
+    Ok(())
+}

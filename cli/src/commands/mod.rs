@@ -1,0 +1,43 @@
+//! One module per command group.
+
+pub mod blob;
+pub mod key;
+pub mod status;
+
+use trustd_proto as pb;
+
+pub fn algorithm_name(value: i32) -> &'static str {
+    match pb::KeyAlgorithm::try_from(value) {
+        Ok(pb::KeyAlgorithm::EcdsaP256) => "ecdsa-p256",
+        Ok(pb::KeyAlgorithm::Ed25519) => "ed25519",
+        Ok(pb::KeyAlgorithm::Rsa2048) => "rsa-2048",
+        Ok(pb::KeyAlgorithm::Rsa3072) => "rsa-3072",
+        Ok(pb::KeyAlgorithm::Rsa4096) => "rsa-4096",
+        _ => "unknown",
+    }
+}
+
+pub fn signature_algorithm_of(key_algorithm: i32) -> pb::SignatureAlgorithm {
+    match pb::KeyAlgorithm::try_from(key_algorithm) {
+        Ok(pb::KeyAlgorithm::Ed25519) => pb::SignatureAlgorithm::Ed25519,
+        Ok(pb::KeyAlgorithm::Rsa2048 | pb::KeyAlgorithm::Rsa3072 | pb::KeyAlgorithm::Rsa4096) => {
+            pb::SignatureAlgorithm::RsaPssSha256
+        }
+        _ => pb::SignatureAlgorithm::EcdsaP256Sha256,
+    }
+}
+
+pub fn by_name(name: &str) -> Option<pb::KeySelector> {
+    Some(pb::KeySelector {
+        selector: Some(pb::key_selector::Selector::Name(name.to_owned())),
+    })
+}
+
+pub fn rfc3339(ts: Option<&prost_types::Timestamp>) -> String {
+    ts.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,91 @@
+//! `trustctl status`: is trustd up, and can each backend sign right now?
+
+use std::path::Path;
+
+use clap::Args;
+use trustctl::client;
+use trustctl::error::CliError;
+use trustd_proto as pb;
+
+use super::algorithm_name;
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+fn state_name(value: i32) -> &'static str {
+    match pb::BackendState::try_from(value) {
+        Ok(pb::BackendState::Ready) => "ready",
+        Ok(pb::BackendState::Locked) => "locked",
+        Ok(pb::BackendState::Unavailable) => "unavailable",
+        Ok(pb::BackendState::Misconfigured) => "misconfigured",
+        _ => "unknown",
+    }
+}
+
+pub async fn run(socket: &Path, args: StatusArgs) -> Result<(), CliError> {
+    let mut client = client::connect(socket).await?;
+    let status = client
+        .status(pb::StatusRequest {})
+        .await
+        .map_err(|s| CliError::from_status("cannot read trustd's status", s))?
+        .into_inner();
+    let all_ready = status
+        .backends
+        .iter()
+        .all(|b| b.state == pb::BackendState::Ready as i32);
+    if args.json {
+        let backends: Vec<_> = status
+            .backends
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "name": b.name,
+                    "state": state_name(b.state),
+                    "device": b.device,
+                    "detail": b.detail,
+                    "algorithms": b.algorithms.iter().map(|a| algorithm_name(*a)).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "version": status.version,
+                "keys": status.keys,
+                "requests_in_flight": status.requests_in_flight,
+                "backends": backends,
+            }))
+            .expect("JSON serializes")
+        );
+    } else {
+        println!(
+            "trustd {} at {}: {} keys, {} requests in flight",
+            status.version,
+            socket.display(),
+            status.keys,
+            status.requests_in_flight
+        );
+        for b in &status.backends {
+            println!("\nbackend {:?}: {}", b.name, state_name(b.state));
+            println!("  device:     {}", b.device);
+            if !b.algorithms.is_empty() {
+                let names: Vec<_> = b.algorithms.iter().map(|a| algorithm_name(*a)).collect();
+                println!("  algorithms: {}", names.join(", "));
+            }
+            if b.state != pb::BackendState::Ready as i32 {
+                println!("  problem:    {}", b.detail);
+            }
+        }
+    }
+    if all_ready {
+        Ok(())
+    } else {
+        Err(CliError::Unreachable(
+            "not every backend is ready (see above)".into(),
+        ))
+    }
+}

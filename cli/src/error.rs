@@ -1,0 +1,73 @@
+//! trustctl's errors: what went wrong, what to do, and the exit code that says which.
+
+use std::path::Path;
+
+/// Exit codes (documented in the README):
+/// 1 failure (including a signature that does not verify), 2 usage, 3 trustd or the device
+/// unreachable, 4 permission denied, 5 not found.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Failed(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Denied(String),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Failed(_) => 1,
+            CliError::Usage(_) => 2,
+            CliError::Unreachable(_) => 3,
+            CliError::Denied(_) => 4,
+            CliError::NotFound(_) => 5,
+        }
+    }
+
+    pub fn connect(socket: &Path, error: std::io::Error) -> CliError {
+        let shown = socket.display();
+        match error.kind() {
+            std::io::ErrorKind::NotFound => CliError::Unreachable(format!(
+                "trustd is not running at {shown} (no socket there): start it (systemctl start trustd) or point --socket / TRUSTD_SOCKET at the right path"
+            )),
+            std::io::ErrorKind::ConnectionRefused => CliError::Unreachable(format!(
+                "nothing is listening on {shown}: trustd has stopped; start it again"
+            )),
+            std::io::ErrorKind::PermissionDenied => CliError::Denied(format!(
+                "you may not connect to {shown}: ask an administrator to add you to trustd's socket group"
+            )),
+            _ => CliError::Unreachable(format!("cannot connect to trustd at {shown}: {error}")),
+        }
+    }
+
+    /// Turns a gRPC status from trustd into an error with advice.
+    pub fn from_status(action: &str, status: tonic::Status) -> CliError {
+        use tonic::Code;
+        let message = format!("{action}: {}", status.message());
+        match status.code() {
+            Code::PermissionDenied | Code::Unauthenticated => CliError::Denied(message),
+            Code::NotFound => CliError::NotFound(message),
+            Code::Unavailable => CliError::Unreachable(message),
+            Code::InvalidArgument | Code::OutOfRange => CliError::Usage(message),
+            Code::FailedPrecondition => CliError::Failed(format!(
+                "{message} (`trustctl status` shows the state of each backend)"
+            )),
+            Code::DeadlineExceeded | Code::Cancelled => {
+                CliError::Unreachable(format!("{message} (trustd did not answer in time)"))
+            }
+            _ => CliError::Failed(message),
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Failed(e.to_string())
+    }
+}

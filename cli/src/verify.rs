@@ -1,0 +1,132 @@
+//! Verifying signatures against a public key (SubjectPublicKeyInfo DER), independently of
+//! trustd: the check a relying party makes.
+
+use pkcs8::der::Decode;
+use sha2::{Digest, Sha256};
+
+const OID_EC: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_ED25519: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.101.112");
+const OID_RSA: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("the signature does not match the data and key")]
+    Mismatch,
+    #[error("unusable public key: {0}")]
+    BadKey(String),
+    #[error("malformed signature: {0}")]
+    BadSignature(String),
+}
+
+/// The message to check, whole or as its SHA-256 digest (enough for ECDSA and RSA-PSS).
+pub enum Signed<'a> {
+    Message(&'a [u8]),
+    Sha256([u8; 32]),
+}
+
+impl Signed<'_> {
+    fn digest(&self) -> [u8; 32] {
+        match self {
+            Signed::Message(m) => Sha256::digest(m).into(),
+            Signed::Sha256(d) => *d,
+        }
+    }
+}
+
+/// Verifies ECDSA P-256 (DER or raw r||s), Ed25519 and RSA-PSS-SHA256 signatures.
+pub fn verify(spki_der: &[u8], signed: Signed<'_>, signature: &[u8]) -> Result<(), VerifyError> {
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map_err(|e| VerifyError::BadKey(e.to_string()))?;
+    let oid = info.algorithm.oid;
+    if oid == OID_EC {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier;
+        use p256::pkcs8::DecodePublicKey;
+        let key = p256::ecdsa::VerifyingKey::from_public_key_der(spki_der)
+            .map_err(|e| VerifyError::BadKey(format!("not a P-256 key: {e}")))?;
+        let sig = if signature.len() == 64 {
+            p256::ecdsa::Signature::from_slice(signature)
+        } else {
+            p256::ecdsa::Signature::from_der(signature)
+        }
+        .map_err(|e| VerifyError::BadSignature(e.to_string()))?;
+        key.verify_prehash(&signed.digest(), &sig)
+            .map_err(|_| VerifyError::Mismatch)
+    } else if oid == OID_ED25519 {
+        use ed25519_dalek::pkcs8::DecodePublicKey;
+        let Signed::Message(message) = signed else {
+            return Err(VerifyError::BadKey(
+                "Ed25519 signatures cover whole messages, not digests".into(),
+            ));
+        };
+        let key = ed25519_dalek::VerifyingKey::from_public_key_der(spki_der)
+            .map_err(|e| VerifyError::BadKey(e.to_string()))?;
+        let sig = ed25519_dalek::Signature::from_slice(signature)
+            .map_err(|e| VerifyError::BadSignature(e.to_string()))?;
+        key.verify_strict(message, &sig)
+            .map_err(|_| VerifyError::Mismatch)
+    } else if oid == OID_RSA {
+        use rsa::pkcs8::DecodePublicKey;
+        let key = rsa::RsaPublicKey::from_public_key_der(spki_der)
+            .map_err(|e| VerifyError::BadKey(e.to_string()))?;
+        key.verify(
+            rsa::Pss::new_with_salt::<Sha256>(32),
+            &signed.digest(),
+            signature,
+        )
+        .map_err(|_| VerifyError::Mismatch)
+    } else {
+        Err(VerifyError::BadKey(format!(
+            "unsupported key algorithm {oid}"
+        )))
+    }
+}
+
+/// Whether a key can verify from a digest alone (so large files need not be held in memory).
+pub fn verifies_prehashed(spki_der: &[u8]) -> bool {
+    spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map(|info| info.algorithm.oid != OID_ED25519)
+        .unwrap_or(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::signature::Signer;
+    use p256::pkcs8::EncodePublicKey;
+
+    #[test]
+    fn ecdsa_der_and_raw_verify_and_tampering_fails() {
+        let key = p256::ecdsa::SigningKey::from_slice(&[1u8; 32]).unwrap();
+        let spki = key.verifying_key().to_public_key_der().unwrap();
+        let sig: p256::ecdsa::Signature = key.sign(b"payload");
+        let der = sig.to_der();
+        verify(spki.as_bytes(), Signed::Message(b"payload"), der.as_bytes()).unwrap();
+        verify(
+            spki.as_bytes(),
+            Signed::Message(b"payload"),
+            &sig.to_bytes(),
+        )
+        .unwrap();
+        let digest: [u8; 32] = Sha256::digest(b"payload").into();
+        verify(spki.as_bytes(), Signed::Sha256(digest), der.as_bytes()).unwrap();
+        assert_eq!(
+            verify(spki.as_bytes(), Signed::Message(b"payloaD"), der.as_bytes()),
+            Err(VerifyError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn ed25519_verifies() {
+        use ed25519_dalek::pkcs8::EncodePublicKey;
+        use ed25519_dalek::Signer;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[2u8; 32]);
+        let spki = key.verifying_key().to_public_key_der().unwrap();
+        let sig = key.sign(b"m");
+        verify(spki.as_bytes(), Signed::Message(b"m"), &sig.to_bytes()).unwrap();
+        assert!(!verifies_prehashed(spki.as_bytes()));
+        assert_eq!(
+            verify(spki.as_bytes(), Signed::Message(b"n"), &sig.to_bytes()),
+            Err(VerifyError::Mismatch)
+        );
+    }
+}
