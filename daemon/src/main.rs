@@ -36,7 +36,10 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TRUSTD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // cryptoki logs an error for every vendor mechanism it has no name for.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,cryptoki::mechanism=off")
+                }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

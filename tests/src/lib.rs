@@ -1,1 +1,412 @@
+//! Test harness: real SoftHSM2 tokens and real trustd processes, each in its own temp dir.
+//!
+//! Every test builds what it needs (a token, a config, a daemon on a private socket) and the
+//! guards here stop exactly the processes they started when dropped, so tests stay independent
+//! and can run in parallel.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use trustctl::client::Client;
+
+pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const USER_PIN: &str = "483921";
+pub const SO_PIN: &str = "77553311";
+
+/// Path of a binary of this workspace (built by `cargo build --bins` before the tests run).
+pub fn bin(name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(format!("{}_BIN", name.to_uppercase())) {
+        return PathBuf::from(path);
+    }
+    // target/<profile>/deps/<test binary> -> target/<profile>/<name>
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_owned();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --bins`, or scripts/test)",
+        path.display()
+    );
+    path
+}
+
+/// A SoftHSM2 token initialized in a private temp dir.
+pub struct SoftHsm {
+    pub dir: tempfile::TempDir,
+    pub conf: PathBuf,
+    pub label: String,
+}
+
+impl SoftHsm {
+    pub fn new(label: &str) -> SoftHsm {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir(&tokens).unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", &conf)
+            .args(["--init-token", "--free", "--label", label])
+            .args(["--so-pin", SO_PIN, "--pin", USER_PIN])
+            .output()
+            .expect("softhsm2-util runs (apt-get install softhsm2)");
+        assert!(
+            out.status.success(),
+            "softhsm2-util failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SoftHsm {
+            dir,
+            conf,
+            label: label.to_owned(),
+        }
+    }
+
+    pub fn token_dir(&self) -> PathBuf {
+        self.dir.path().join("tokens")
+    }
+
+    /// Runs OpenSC's pkcs11-tool on this token, logged in as the user: an independent
+    /// PKCS#11 client to check what trustd left on the token.
+    pub fn pkcs11_tool(&self, args: &[&str]) -> Output {
+        Command::new("pkcs11-tool")
+            .env("SOFTHSM2_CONF", &self.conf)
+            .args(["--module", MODULE, "--token-label", &self.label])
+            .args(["--login", "--pin", USER_PIN])
+            .args(args)
+            .output()
+            .expect("pkcs11-tool runs (apt-get install opensc)")
+    }
+}
+
+impl SoftHsm {
+    /// What any PKCS#11 application logged in to this token can learn about the private key
+    /// `label` (see the trustd-e2e-pkcs11-probe binary).
+    pub fn probe_private_key(&self, label: &str) -> serde_json::Value {
+        let out = Command::new(bin("trustd-e2e-pkcs11-probe"))
+            .arg(label)
+            .env("SOFTHSM2_CONF", &self.conf)
+            .env("PROBE_TOKEN", &self.label)
+            .env("PROBE_PIN", USER_PIN)
+            .output()
+            .expect("run the probe");
+        assert!(
+            out.status.success(),
+            "probe failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("probe prints JSON")
+    }
+}
+
+/// How a test wants trustd configured.
+#[derive(Clone)]
+pub struct Options {
+    pub module: String,
+    pub token_label: String,
+    /// Written to the PIN file (mode 0600); None leaves no PIN file at all.
+    pub pin: Option<String>,
+    pub socket_mode: String,
+    pub sessions: usize,
+    pub max_payload_bytes: usize,
+    /// `[[policy.rule]]` tables, TOML.
+    pub policy: String,
+}
+
+/// Root may do everything; nobody else anything.
+pub const ROOT_ONLY: &str = r#"
+[[policy.rule]]
+description = "test administrator"
+users = ["root"]
+keys = ["*"]
+operations = ["sign", "generate", "import", "delete", "list"]
+"#;
+
+impl Options {
+    pub fn for_token(hsm: &SoftHsm) -> Options {
+        Options {
+            module: MODULE.into(),
+            token_label: hsm.label.clone(),
+            pin: Some(USER_PIN.into()),
+            socket_mode: "0600".into(),
+            sessions: 4,
+            max_payload_bytes: 1024 * 1024,
+            policy: ROOT_ONLY.into(),
+        }
+    }
+}
+
+/// A running trustd and its files.
+pub struct Trustd {
+    pub work: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub audit: PathBuf,
+    pub state_dir: PathBuf,
+    pub log: PathBuf,
+    softhsm_conf: PathBuf,
+    child: Option<Child>,
+}
+
+impl Trustd {
+    /// Writes the config and starts trustd; returns once it accepts connections.
+    pub fn start(hsm: &SoftHsm, options: &Options) -> Trustd {
+        let mut trustd = Trustd::configure(hsm, options);
+        trustd.spawn();
+        trustd.wait_ready();
+        trustd
+    }
+
+    /// Writes the config without starting trustd.
+    pub fn configure(hsm: &SoftHsm, options: &Options) -> Trustd {
+        let work = tempfile::tempdir().expect("temp dir");
+        // Other uids (the `nobody` test) must be able to reach the socket inside.
+        std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let state_dir = work.path().join("state");
+        let socket = work.path().join("trustd.sock");
+        let audit = work.path().join("audit.jsonl");
+        let pin_file = work.path().join("user.pin");
+        if let Some(pin) = &options.pin {
+            std::fs::write(&pin_file, format!("{pin}\n")).unwrap();
+            std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let config = work.path().join("trustd.toml");
+        let trustd = Trustd {
+            socket: socket.clone(),
+            config: config.clone(),
+            audit: audit.clone(),
+            state_dir: state_dir.clone(),
+            log: work.path().join("trustd.log"),
+            softhsm_conf: hsm.conf.clone(),
+            work,
+            child: None,
+        };
+        trustd.write_config(options, &pin_file);
+        trustd
+    }
+
+    pub fn write_config(&self, options: &Options, pin_file: &Path) {
+        let text = format!(
+            r#"state_dir = "{state}"
+
+[socket]
+path = "{socket}"
+mode = "{mode}"
+
+[limits]
+max_payload_bytes = {max_payload}
+
+[audit]
+sink = "file"
+path = "{audit}"
+
+[[backend]]
+type = "pkcs11"
+name = "hsm"
+module = "{module}"
+token_label = "{label}"
+pin = {{ file = "{pin}" }}
+sessions = {sessions}
+
+{policy}
+"#,
+            state = self.state_dir.display(),
+            socket = self.socket.display(),
+            mode = options.socket_mode,
+            max_payload = options.max_payload_bytes,
+            audit = self.audit.display(),
+            module = options.module,
+            label = options.token_label,
+            pin = pin_file.display(),
+            sessions = options.sessions,
+            policy = options.policy,
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    pub fn pin_file(&self) -> PathBuf {
+        self.work.path().join("user.pin")
+    }
+
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "trustd already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(bin("trustd"))
+            .arg("--config")
+            .arg(&self.config)
+            .env("SOFTHSM2_CONF", &self.softhsm_conf)
+            .env("TRUSTD_LOG", "info,cryptoki::mechanism=off")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start trustd");
+        self.child = Some(child);
+    }
+
+    /// Waits until the socket accepts connections (or trustd exits).
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "trustd exited with {status} before it was ready:\n{}",
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "trustd not ready after 20s:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).unwrap();
+    }
+
+    /// SIGTERM, then wait for the exit (SIGKILL after 30 s).
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("trustd running");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        let status = self.stop();
+        assert!(status.success(), "trustd exited with {status}");
+        self.spawn();
+        self.wait_ready();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The audit log's records (waits briefly for the writer thread).
+    pub fn audit_records(&self) -> Vec<serde_json::Value> {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::read_to_string(&self.audit)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+            .collect()
+    }
+
+    pub fn trustctl(&self) -> Command {
+        let mut cmd = Command::new(bin("trustctl"));
+        cmd.arg("--socket")
+            .arg(&self.socket)
+            .env_remove("TRUSTD_SOCKET");
+        cmd
+    }
+
+    /// Runs trustctl with `args`; returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.trustctl().args(args).output().expect("run trustctl")
+    }
+
+    /// Runs trustctl and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "trustctl {args:?} failed ({}):\n{}\n--- trustd log ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub async fn client(&self) -> Client {
+        trustctl::client::connect(&self.socket)
+            .await
+            .expect("connect to trustd")
+    }
+}
+
+impl Drop for Trustd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// stderr of a finished command, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Builds a sign request for a named key.
+pub fn sign_request(
+    key: &str,
+    algorithm: trustd_proto::SignatureAlgorithm,
+    encoding: trustd_proto::SignatureEncoding,
+    message: Vec<u8>,
+) -> trustd_proto::SignRequest {
+    trustd_proto::SignRequest {
+        key: Some(trustd_proto::KeySelector {
+            selector: Some(trustd_proto::key_selector::Selector::Name(key.into())),
+        }),
+        algorithm: algorithm as i32,
+        encoding: encoding as i32,
+        payload: Some(trustd_proto::sign_request::Payload::Message(message)),
+    }
+}
+
+pub fn generate_request(
+    name: &str,
+    algorithm: trustd_proto::KeyAlgorithm,
+) -> trustd_proto::GenerateKeyRequest {
+    trustd_proto::GenerateKeyRequest {
+        name: name.into(),
+        backend: String::new(),
+        algorithm: algorithm as i32,
+        scope: None,
+    }
+}
