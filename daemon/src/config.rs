@@ -152,6 +152,17 @@ pub struct Pkcs11Config {
     /// Sessions kept open and logged in; bounds the signs in flight on this token.
     #[serde(default = "default_sessions")]
     pub sessions: usize,
+    /// Threads making device calls (at most `sessions`). Default: one per CPU, which suits
+    /// software and local tokens; raise it towards `sessions` for network HSMs, whose calls
+    /// mostly wait.
+    pub threads: Option<usize>,
+}
+
+impl Pkcs11Config {
+    pub fn worker_threads(&self) -> usize {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        self.threads.unwrap_or(cpus).clamp(1, self.sessions)
+    }
 }
 
 fn default_sessions() -> usize {

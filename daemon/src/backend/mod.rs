@@ -4,6 +4,7 @@
 //! operations and a small error vocabulary that maps one-to-one onto gRPC status codes.
 
 pub mod pkcs11;
+pub mod workers;
 
 use async_trait::async_trait;
 

@@ -29,6 +29,7 @@ use tokio::sync::Semaphore;
 
 use self::rv::Recovery;
 use self::token::{LoginError, Token};
+use super::workers::Workers;
 use super::{Backend, BackendError, BackendKind, BackendState, BackendStatus, NewKey, SignInput};
 use crate::algorithm::KeyAlgorithm;
 use crate::config::Pkcs11Config;
@@ -62,6 +63,7 @@ impl From<cryptoki::error::Error> for OpError {
 pub struct Pkcs11Backend {
     shared: Arc<Shared>,
     permits: Arc<Semaphore>,
+    workers: Workers,
 }
 
 struct Shared {
@@ -85,7 +87,9 @@ enum Link {
 impl Pkcs11Backend {
     pub fn new(config: Pkcs11Config) -> Self {
         let permits = Arc::new(Semaphore::new(config.sessions));
+        let workers = Workers::new(&format!("pkcs11-{}", config.name), config.worker_threads());
         Pkcs11Backend {
+            workers,
             shared: Arc::new(Shared {
                 config,
                 module: Mutex::new(None),
@@ -113,13 +117,16 @@ impl Pkcs11Backend {
             .await
             .expect("semaphore never closed");
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = shared.run(op);
-            drop(permit);
-            result
-        })
-        .await
-        .map_err(|e| BackendError::Device(format!("PKCS#11 worker failed: {e}")))?
+        self.workers
+            .run(move || {
+                let result = shared.run(op);
+                drop(permit);
+                result
+            })
+            .await
+            .map_err(|_| {
+                BackendError::Device("the PKCS#11 worker failed (see trustd's log)".into())
+            })?
     }
 }
 
@@ -563,11 +570,12 @@ impl Backend for Pkcs11Backend {
 
     async fn status(&self) -> BackendStatus {
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || shared.status())
+        self.workers
+            .run(move || shared.status())
             .await
-            .unwrap_or_else(|e| BackendStatus {
+            .unwrap_or_else(|_| BackendStatus {
                 state: BackendState::Unavailable,
-                detail: format!("status check failed: {e}"),
+                detail: "status check failed (see trustd's log)".into(),
                 device: String::new(),
                 algorithms: Vec::new(),
             })
