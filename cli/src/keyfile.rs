@@ -135,7 +135,11 @@ mod tests {
         let key = p256_key();
         let doc = key.to_pkcs8_der().unwrap();
         let info = pkcs8::PrivateKeyInfo::from_der(doc.as_bytes()).unwrap();
-        let encrypted = info.encrypt(rand::thread_rng(), b"correct horse").unwrap();
+        // PBES2 with PBKDF2-SHA256 and AES-256-CBC, as openssl and docker write keys.
+        let params =
+            pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, &[7u8; 16], &[9u8; 16])
+                .unwrap();
+        let encrypted = info.encrypt_with_params(params, b"correct horse").unwrap();
         let pem_text = encrypted
             .to_pem("ENCRYPTED PRIVATE KEY", Default::default())
             .unwrap();

@@ -350,7 +350,6 @@ async fn sixteen_concurrent_clients_sign_500_times_each_and_every_signature_veri
     let mut tasks = Vec::new();
     for client_no in 0..16u32 {
         let mut client = trustd.client().await; // one connection per client
-        let verifying = verifying;
         let key_id = key.key_id.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..500u32 {
