@@ -78,6 +78,29 @@ impl SoftHsm {
         self.dir.path().join("tokens")
     }
 
+    /// The token's serial number, as softhsm2-util shows it.
+    pub fn serial(&self) -> String {
+        let out = Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", &self.conf)
+            .arg("--show-slots")
+            .output()
+            .expect("softhsm2-util runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut serial = None;
+        for line in text.lines().map(str::trim) {
+            if let Some(value) = line.strip_prefix("Serial number:") {
+                serial = Some(value.trim().to_owned());
+            }
+            if line.strip_prefix("Label:").map(str::trim) == Some(self.label.as_str()) {
+                return serial.expect("serial precedes label");
+            }
+        }
+        panic!(
+            "token {} not in softhsm2-util --show-slots:\n{text}",
+            self.label
+        );
+    }
+
     /// Runs OpenSC's pkcs11-tool on this token, logged in as the user: an independent
     /// PKCS#11 client to check what trustd left on the token.
     pub fn pkcs11_tool(&self, args: &[&str]) -> Output {
@@ -116,6 +139,10 @@ impl SoftHsm {
 pub struct Options {
     pub module: String,
     pub token_label: String,
+    /// Find the token by serial instead of label.
+    pub token_serial: Option<String>,
+    /// Hand the PIN over as a systemd credential ($CREDENTIALS_DIRECTORY) instead of a file.
+    pub pin_as_credential: bool,
     /// Written to the PIN file (mode 0600); None leaves no PIN file at all.
     pub pin: Option<String>,
     pub socket_mode: String,
@@ -139,6 +166,8 @@ impl Options {
         Options {
             module: MODULE.into(),
             token_label: hsm.label.clone(),
+            token_serial: None,
+            pin_as_credential: false,
             pin: Some(USER_PIN.into()),
             socket_mode: "0600".into(),
             sessions: 4,
@@ -157,6 +186,7 @@ pub struct Trustd {
     pub state_dir: PathBuf,
     pub log: PathBuf,
     softhsm_conf: PathBuf,
+    credentials_dir: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -177,7 +207,17 @@ impl Trustd {
         let state_dir = work.path().join("state");
         let socket = work.path().join("trustd.sock");
         let audit = work.path().join("audit.jsonl");
-        let pin_file = work.path().join("user.pin");
+        let credentials_dir = options
+            .pin_as_credential
+            .then(|| work.path().join("credentials"));
+        let pin_file = match &credentials_dir {
+            Some(dir) => {
+                std::fs::create_dir(dir).unwrap();
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+                dir.join("token-pin")
+            }
+            None => work.path().join("user.pin"),
+        };
         if let Some(pin) = &options.pin {
             std::fs::write(&pin_file, format!("{pin}\n")).unwrap();
             std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -190,6 +230,7 @@ impl Trustd {
             state_dir: state_dir.clone(),
             log: work.path().join("trustd.log"),
             softhsm_conf: hsm.conf.clone(),
+            credentials_dir,
             work,
             child: None,
         };
@@ -198,6 +239,15 @@ impl Trustd {
     }
 
     pub fn write_config(&self, options: &Options, pin_file: &Path) {
+        let token = match &options.token_serial {
+            Some(serial) => format!("token_serial = \"{serial}\""),
+            None => format!("token_label = \"{}\"", options.token_label),
+        };
+        let pin = if options.pin_as_credential {
+            "{ credential = \"token-pin\" }".to_owned()
+        } else {
+            format!("{{ file = \"{}\" }}", pin_file.display())
+        };
         let text = format!(
             r#"state_dir = "{state}"
 
@@ -216,8 +266,8 @@ path = "{audit}"
 type = "pkcs11"
 name = "hsm"
 module = "{module}"
-token_label = "{label}"
-pin = {{ file = "{pin}" }}
+{token}
+pin = {pin}
 sessions = {sessions}
 
 {policy}
@@ -228,8 +278,6 @@ sessions = {sessions}
             max_payload = options.max_payload_bytes,
             audit = self.audit.display(),
             module = options.module,
-            label = options.token_label,
-            pin = pin_file.display(),
             sessions = options.sessions,
             policy = options.policy,
         );
@@ -237,7 +285,10 @@ sessions = {sessions}
     }
 
     pub fn pin_file(&self) -> PathBuf {
-        self.work.path().join("user.pin")
+        match &self.credentials_dir {
+            Some(dir) => dir.join("token-pin"),
+            None => self.work.path().join("user.pin"),
+        }
     }
 
     pub fn spawn(&mut self) {
@@ -252,6 +303,11 @@ sessions = {sessions}
             .arg(&self.config)
             .env("SOFTHSM2_CONF", &self.softhsm_conf)
             .env("TRUSTD_LOG", "info,cryptoki::mechanism=off")
+            .envs(
+                self.credentials_dir
+                    .iter()
+                    .map(|dir| ("CREDENTIALS_DIRECTORY", dir.as_os_str())),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
