@@ -333,6 +333,55 @@ impl SignerService {
         Ok(record)
     }
 
+    /// Generates or imports a key, records it (rolling back on failure) and audits the
+    /// outcome.
+    async fn create_key(
+        &self,
+        caller: &PeerCredentials,
+        name: String,
+        backend: &str,
+        scope: Option<pb::KeyScope>,
+        source: KeySource,
+    ) -> Result<KeyRecord, Status> {
+        let (event, operation, origin) = match &source {
+            KeySource::Generate(_) => ("generate", Operation::Generate, KeyOrigin::Generated),
+            KeySource::Import(_) => ("import", Operation::Import, KeyOrigin::Imported),
+        };
+        let mut audit = AuditRecord::new(event, caller);
+        audit.key_name = Some(name.clone());
+        let result = async {
+            self.check_new_name(caller, operation, &name)?;
+            let backend = self.state.select_backend(backend)?;
+            let created = match source {
+                KeySource::Generate(algorithm) => {
+                    let algorithm = KeyAlgorithm::from_proto(algorithm).ok_or_else(|| {
+                        Status::invalid_argument(
+                            "choose a key algorithm (ecdsa-p256, ed25519, rsa-3072)",
+                        )
+                    })?;
+                    backend.generate(&name, algorithm).await
+                }
+                KeySource::Import(der) => {
+                    let key = PrivateKey::from_pkcs8_der(&der)
+                        .map_err(|e| Status::invalid_argument(format!("cannot import: {e}")))?;
+                    drop(der);
+                    backend.import(&name, key).await
+                }
+            };
+            let new = created.map_err(|e| backend_status(&e))?;
+            self.record_new_key(backend, name.clone(), scope, origin, new)
+                .await
+        }
+        .await;
+        if let Ok(record) = &result {
+            audit.key_id = Some(record.key_id.clone());
+            audit.algorithm = Some(record.algorithm.as_str());
+            tracing::info!(key = %record.name, key_id = %record.key_id, backend = %record.backend, event, "key created");
+        }
+        self.audit(audit, &result).await?;
+        result
+    }
+
     fn check_new_name(
         &self,
         caller: &PeerCredentials,
@@ -348,6 +397,14 @@ impl SignerService {
         }
         Ok(())
     }
+}
+
+/// Where a new key comes from.
+enum KeySource {
+    /// Generated on the device, with this (proto) algorithm.
+    Generate(i32),
+    /// Imported from PKCS#8 DER (zeroized on drop).
+    Import(Zeroizing<Vec<u8>>),
 }
 
 fn caller<T>(request: &Request<T>) -> Result<PeerCredentials, Status> {
@@ -479,36 +536,17 @@ impl pb::signer_server::Signer for SignerService {
         let _in_flight = InFlight::new(&self.state.in_flight);
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut audit = AuditRecord::new("generate", &caller);
-        audit.key_name = Some(req.name.clone());
-        let result = async {
-            self.check_new_name(&caller, Operation::Generate, &req.name)?;
-            let algorithm = KeyAlgorithm::from_proto(req.algorithm).ok_or_else(|| {
-                Status::invalid_argument("choose a key algorithm (ecdsa-p256, ed25519, rsa-3072)")
-            })?;
-            let backend = self.state.select_backend(&req.backend)?;
-            let new = backend
-                .generate(&req.name, algorithm)
-                .await
-                .map_err(|e| backend_status(&e))?;
-            self.record_new_key(
-                backend,
-                req.name.clone(),
+        let record = self
+            .create_key(
+                &caller,
+                req.name,
+                &req.backend,
                 req.scope,
-                KeyOrigin::Generated,
-                new,
+                KeySource::Generate(req.algorithm),
             )
-            .await
-        }
-        .await;
-        if let Ok(record) = &result {
-            audit.key_id = Some(record.key_id.clone());
-            audit.algorithm = Some(record.algorithm.as_str());
-            tracing::info!(key = %record.name, key_id = %record.key_id, backend = %record.backend, "key generated");
-        }
-        self.audit(audit, &result).await?;
+            .await?;
         Ok(Response::new(pb::GenerateKeyResponse {
-            key: Some(key_info(&self.state, &result?)),
+            key: Some(key_info(&self.state, &record)),
         }))
     }
 
@@ -520,36 +558,17 @@ impl pb::signer_server::Signer for SignerService {
         let caller = caller(&request)?;
         let mut req = request.into_inner();
         let der = Zeroizing::new(std::mem::take(&mut req.pkcs8_der));
-        let mut audit = AuditRecord::new("import", &caller);
-        audit.key_name = Some(req.name.clone());
-        let result = async {
-            self.check_new_name(&caller, Operation::Import, &req.name)?;
-            let key = PrivateKey::from_pkcs8_der(&der)
-                .map_err(|e| Status::invalid_argument(format!("cannot import: {e}")))?;
-            drop(der);
-            let backend = self.state.select_backend(&req.backend)?;
-            let new = backend
-                .import(&req.name, key)
-                .await
-                .map_err(|e| backend_status(&e))?;
-            self.record_new_key(
-                backend,
-                req.name.clone(),
+        let record = self
+            .create_key(
+                &caller,
+                req.name,
+                &req.backend,
                 req.scope,
-                KeyOrigin::Imported,
-                new,
+                KeySource::Import(der),
             )
-            .await
-        }
-        .await;
-        if let Ok(record) = &result {
-            audit.key_id = Some(record.key_id.clone());
-            audit.algorithm = Some(record.algorithm.as_str());
-            tracing::info!(key = %record.name, key_id = %record.key_id, "key imported");
-        }
-        self.audit(audit, &result).await?;
+            .await?;
         Ok(Response::new(pb::ImportKeyResponse {
-            key: Some(key_info(&self.state, &result?)),
+            key: Some(key_info(&self.state, &record)),
         }))
     }
 

@@ -542,6 +542,32 @@ fn ensure_non_extractable(session: &Session, private: ObjectHandle) -> Result<()
     Ok(())
 }
 
+/// Checks a key just created on the token and reads its public half; on any failure both
+/// objects are destroyed, so a key trustd cannot vouch for never stays on the token.
+fn finish_new_key(
+    session: &Session,
+    id: &[u8],
+    private: ObjectHandle,
+    public: ObjectHandle,
+    algorithm: KeyAlgorithm,
+) -> Result<NewKey, OpError> {
+    let checked = ensure_non_extractable(session, private)
+        .and_then(|()| objects::read_public_key(session, public, algorithm));
+    match checked {
+        Ok((public_key, algorithm)) => Ok(NewKey {
+            device: DeviceHandle::Pkcs11 {
+                cka_id: id.to_vec(),
+            },
+            algorithm,
+            public_key,
+        }),
+        Err(e) => {
+            destroy_quietly(session, &[private, public]);
+            Err(e)
+        }
+    }
+}
+
 fn destroy_quietly(session: &Session, objects: &[ObjectHandle]) {
     for object in objects {
         if let Err(e) = session.destroy_object(*object) {
@@ -592,21 +618,7 @@ impl Backend for Pkcs11Backend {
                 &public,
                 &private,
             )?;
-            let checked = ensure_non_extractable(session, priv_handle)
-                .and_then(|()| objects::read_public_key(session, pub_handle, algorithm));
-            match checked {
-                Ok((public_key, algorithm)) => Ok(NewKey {
-                    device: DeviceHandle::Pkcs11 {
-                        cka_id: id.to_vec(),
-                    },
-                    algorithm,
-                    public_key,
-                }),
-                Err(e) => {
-                    destroy_quietly(session, &[priv_handle, pub_handle]);
-                    Err(e)
-                }
-            }
+            finish_new_key(session, &id, priv_handle, pub_handle, algorithm)
         })
         .await
     }
@@ -628,21 +640,7 @@ impl Backend for Pkcs11Backend {
                     return Err(e.into());
                 }
             };
-            let checked = ensure_non_extractable(session, priv_handle)
-                .and_then(|()| objects::read_public_key(session, pub_handle, algorithm));
-            match checked {
-                Ok((public_key, algorithm)) => Ok(NewKey {
-                    device: DeviceHandle::Pkcs11 {
-                        cka_id: id.to_vec(),
-                    },
-                    algorithm,
-                    public_key,
-                }),
-                Err(e) => {
-                    destroy_quietly(session, &[priv_handle, pub_handle]);
-                    Err(e)
-                }
-            }
+            finish_new_key(session, &id, priv_handle, pub_handle, algorithm)
         })
         .await
     }
