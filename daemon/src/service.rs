@@ -561,9 +561,9 @@ impl pb::signer_server::Signer for SignerService {
         let record = self
             .create_key(
                 &caller,
-                req.name,
+                std::mem::take(&mut req.name),
                 &req.backend,
-                req.scope,
+                req.scope.take(),
                 KeySource::Import(der),
             )
             .await?;

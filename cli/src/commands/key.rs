@@ -273,7 +273,8 @@ async fn load(socket: &Path, args: LoadArgs) -> Result<(), CliError> {
 
 fn read_passphrase(file: &Path, from_stdin: bool) -> Result<Zeroizing<String>, CliError> {
     if from_stdin {
-        let mut line = Zeroizing::new(String::new());
+        // Sized up front so reading never reallocates and leaves unwiped copies behind.
+        let mut line = Zeroizing::new(String::with_capacity(1024));
         std::io::stdin()
             .lock()
             .read_line(&mut line)
