@@ -6,4 +6,5 @@
 pub mod client;
 pub mod error;
 pub mod keyfile;
+pub mod tuf;
 pub mod verify;

@@ -1,0 +1,158 @@
+//! A signed role file on the wire: `{"signed":<body>,"signatures":[...]}`.
+//!
+//! Notary writes the file with Go's `json.Marshal` of a struct whose `signed` field is the
+//! canonical body as a raw message. Marshalling compacts that raw message with HTML escaping,
+//! so `<`, `>`, `&`, U+2028 and U+2029 become `\u003c`, `\u003e`, `\u0026`, `\u2028` and
+//! `\u2029` in the stored bytes, although the signature covers the unescaped canonical form.
+//! Readers re-canonicalize the parsed `signed` object before checking signatures.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::canonical::{self, CanonicalError};
+
+/// One signature over the canonical `signed` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    pub keyid: String,
+    /// `ecdsa`, `eddsa` or `rsapss`.
+    pub method: String,
+    #[serde(with = "base64_std")]
+    pub sig: Vec<u8>,
+}
+
+/// A parsed role file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// The `signed` object as parsed (verify against [`Envelope::canonical_signed`]).
+    pub signed: Value,
+    pub signatures: Vec<Signature>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("not a signed TUF file: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Canonical(#[from] CanonicalError),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    signed: Value,
+    signatures: Vec<Signature>,
+}
+
+impl Envelope {
+    pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        let wire: Wire =
+            serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        if !wire.signed.is_object() {
+            return Err(EnvelopeError::Malformed("`signed` is not an object".into()));
+        }
+        Ok(Envelope {
+            signed: wire.signed,
+            signatures: wire.signatures,
+        })
+    }
+
+    /// The bytes the signatures cover.
+    pub fn canonical_signed(&self) -> Result<Vec<u8>, CanonicalError> {
+        canonical::to_vec(&self.signed)
+    }
+
+    /// The file exactly as Go's notary would write it.
+    pub fn to_wire(&self) -> Result<Vec<u8>, EnvelopeError> {
+        let body = self.canonical_signed()?;
+        let mut out = Vec::with_capacity(body.len() + 128 * self.signatures.len() + 32);
+        out.extend_from_slice(b"{\"signed\":");
+        html_escape_into(&body, &mut out);
+        out.extend_from_slice(b",\"signatures\":");
+        // Signature fields are hex, fixed method names and base64: nothing to escape.
+        out.extend_from_slice(&serde_json::to_vec(&self.signatures).expect("signatures serialize"));
+        out.push(b'}');
+        Ok(out)
+    }
+}
+
+/// Go's `json.Marshal` HTML escaping of an already compact JSON text.
+fn html_escape_into(json: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'<' => out.extend_from_slice(b"\\u003c"),
+            b'>' => out.extend_from_slice(b"\\u003e"),
+            b'&' => out.extend_from_slice(b"\\u0026"),
+            // U+2028 and U+2029 are E2 80 A8 / E2 80 A9 in UTF-8.
+            0xE2 if json.get(i + 1) == Some(&0x80)
+                && matches!(json.get(i + 2), Some(0xA8) | Some(0xA9)) =>
+            {
+                out.extend_from_slice(if json[i + 2] == 0xA8 {
+                    b"\\u2028"
+                } else {
+                    b"\\u2029"
+                });
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+}
+
+mod base64_std {
+    use super::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        base64::engine::general_purpose::STANDARD
+            .decode(String::deserialize(d)?)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn html_characters_are_escaped_on_the_wire_but_not_in_what_is_signed() {
+        let envelope = Envelope {
+            signed: json!({"_type": "Targets", "targets": {"a<b>&c\u{2028}\u{2029}": {"length": 1}}}),
+            signatures: vec![],
+        };
+        let canonical = envelope.canonical_signed().unwrap();
+        assert!(String::from_utf8_lossy(&canonical).contains("a<b>&c\u{2028}\u{2029}"));
+        let wire = String::from_utf8(envelope.to_wire().unwrap()).unwrap();
+        assert_eq!(
+            wire,
+            r#"{"signed":{"_type":"Targets","targets":{"a\u003cb\u003e\u0026c\u2028\u2029":{"length":1}}},"signatures":[]}"#
+        );
+        // Reading the escaped file back gives the same canonical body.
+        assert_eq!(
+            Envelope::parse(wire.as_bytes())
+                .unwrap()
+                .canonical_signed()
+                .unwrap(),
+            canonical
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_envelope() {
+        assert!(Envelope::parse(b"{}").is_err());
+        assert!(Envelope::parse(br#"{"signed":[],"signatures":[]}"#).is_err());
+        assert!(Envelope::parse(br#"{"signed":{},"signatures":[],"extra":1}"#).is_err());
+        assert!(Envelope::parse(
+            br#"{"signed":{},"signatures":[{"keyid":"a","method":"ecdsa","sig":"!"}]}"#
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,197 @@
+//! Public keys as notary writes them, their IDs, and checking signatures with them.
+//!
+//! `{"keytype":T,"keyval":{"private":null,"public":B64}}`, where `public` is: the DER
+//! SubjectPublicKeyInfo for `ecdsa` and `rsa`; the 32 raw bytes for `ed25519`; the PEM text of
+//! an X.509 certificate for `ecdsa-x509` and `rsa-x509` (root keys, and signers added with a
+//! certificate). The key ID is the hex SHA-256 of the key object's canonical JSON.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use x509_cert::der::{DecodePem, Encode};
+
+use super::canonical;
+use crate::verify::{self, Signed, VerifyError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyType {
+    #[serde(rename = "ecdsa")]
+    Ecdsa,
+    #[serde(rename = "ecdsa-x509")]
+    EcdsaX509,
+    #[serde(rename = "rsa")]
+    Rsa,
+    #[serde(rename = "rsa-x509")]
+    RsaX509,
+    #[serde(rename = "ed25519")]
+    Ed25519,
+}
+
+impl KeyType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Ecdsa => "ecdsa",
+            KeyType::EcdsaX509 => "ecdsa-x509",
+            KeyType::Rsa => "rsa",
+            KeyType::RsaX509 => "rsa-x509",
+            KeyType::Ed25519 => "ed25519",
+        }
+    }
+
+    fn is_certificate(self) -> bool {
+        matches!(self, KeyType::EcdsaX509 | KeyType::RsaX509)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyVal {
+    /// Always null in published metadata; anything else is refused.
+    pub private: Option<String>,
+    #[serde(with = "base64_std")]
+    pub public: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKey {
+    pub keytype: KeyType,
+    pub keyval: KeyVal,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("key {0} carries private key material; refusing it")]
+    PrivatePart(String),
+    #[error("key {id} ({keytype}) cannot be read: {reason}")]
+    Unreadable {
+        id: String,
+        keytype: &'static str,
+        reason: String,
+    },
+    #[error("signature method {method:?} cannot be used with a {keytype} key")]
+    MethodMismatch {
+        method: String,
+        keytype: &'static str,
+    },
+    #[error(
+        "ECDSA signatures in TUF metadata are 64-byte r||s, not {0} bytes (DER is not accepted)"
+    )]
+    EcdsaNotRaw(usize),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+}
+
+impl PublicKey {
+    /// A key from its public bytes: DER SubjectPublicKeyInfo for `ecdsa`/`rsa`, the raw 32
+    /// bytes for `ed25519`, PEM certificate text for the `-x509` types.
+    pub fn new(keytype: KeyType, public: Vec<u8>) -> PublicKey {
+        PublicKey {
+            keytype,
+            keyval: KeyVal {
+                private: None,
+                public,
+            },
+        }
+    }
+
+    /// The key ID: hex SHA-256 of the canonical JSON of the key object.
+    pub fn id(&self) -> String {
+        let value = serde_json::to_value(self).expect("keys serialize");
+        let canonical = canonical::to_vec(&value).expect("keys are canonical-safe");
+        hex::encode(Sha256::digest(canonical))
+    }
+
+    /// The DER SubjectPublicKeyInfo that verifies this key's signatures.
+    pub fn spki_der(&self) -> Result<Vec<u8>, KeyError> {
+        if self.keyval.private.is_some() {
+            return Err(KeyError::PrivatePart(self.id()));
+        }
+        let unreadable = |reason: String| KeyError::Unreadable {
+            id: self.id(),
+            keytype: self.keytype.as_str(),
+            reason,
+        };
+        match self.keytype {
+            KeyType::Ecdsa | KeyType::Rsa => Ok(self.keyval.public.clone()),
+            KeyType::Ed25519 => {
+                use ed25519_dalek::pkcs8::EncodePublicKey;
+                let raw: [u8; 32] = self.keyval.public.as_slice().try_into().map_err(|_| {
+                    unreadable(format!("{} bytes, not 32", self.keyval.public.len()))
+                })?;
+                let key = ed25519_dalek::VerifyingKey::from_bytes(&raw)
+                    .map_err(|e| unreadable(e.to_string()))?;
+                Ok(key
+                    .to_public_key_der()
+                    .map_err(|e| unreadable(e.to_string()))?
+                    .into_vec())
+            }
+            KeyType::EcdsaX509 | KeyType::RsaX509 => {
+                let cert = self.certificate().map_err(unreadable)?;
+                cert.tbs_certificate
+                    .subject_public_key_info
+                    .to_der()
+                    .map_err(|e| unreadable(e.to_string()))
+            }
+        }
+    }
+
+    /// The X.509 certificate of an `ecdsa-x509`/`rsa-x509` key.
+    pub fn certificate(&self) -> Result<x509_cert::Certificate, String> {
+        if !self.keytype.is_certificate() {
+            return Err(format!(
+                "a {} key has no certificate",
+                self.keytype.as_str()
+            ));
+        }
+        x509_cert::Certificate::from_pem(&self.keyval.public).map_err(|e| e.to_string())
+    }
+
+    /// The ID notary shows as the "canonical" one for a certificate key: the same formula over
+    /// the plain key form of the certificate's public key.
+    pub fn canonical_id(&self) -> Result<String, KeyError> {
+        let plain = match self.keytype {
+            KeyType::EcdsaX509 => KeyType::Ecdsa,
+            KeyType::RsaX509 => KeyType::Rsa,
+            other => other,
+        };
+        if plain == self.keytype {
+            return Ok(self.id());
+        }
+        Ok(PublicKey::new(plain, self.spki_der()?).id())
+    }
+
+    /// Checks a TUF signature (`method`) over `message` (the canonical `signed` bytes).
+    pub fn verify(&self, method: &str, message: &[u8], signature: &[u8]) -> Result<(), KeyError> {
+        let compatible = matches!(
+            (method, self.keytype),
+            ("ecdsa", KeyType::Ecdsa | KeyType::EcdsaX509)
+                | ("eddsa", KeyType::Ed25519)
+                | ("rsapss", KeyType::Rsa | KeyType::RsaX509)
+        );
+        if !compatible {
+            return Err(KeyError::MethodMismatch {
+                method: method.to_owned(),
+                keytype: self.keytype.as_str(),
+            });
+        }
+        if method == "ecdsa" && signature.len() != 64 {
+            return Err(KeyError::EcdsaNotRaw(signature.len()));
+        }
+        verify::verify(&self.spki_der()?, Signed::Message(message), signature)?;
+        Ok(())
+    }
+}
+
+mod base64_std {
+    use super::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        base64::engine::general_purpose::STANDARD
+            .decode(String::deserialize(d)?)
+            .map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,16 @@
+//! TUF metadata in the Notary v1 dialect, the one Docker Content Trust reads.
+//!
+//! This is not the TUF 1.0 specification's format (python-tuf, tough and go-tuf use that):
+//! the envelope, key encodings, signature methods and field set are notary 0.7's, and the
+//! bytes written must equal what the Go tools write, because notary-server and its clients
+//! hash the stored bytes and fetch roles by checksum.
+//!
+//! - [`canonical`]: the canonical JSON that is signed.
+//! - [`envelope`]: the signed file on the wire, parsed and written byte for byte as Go does.
+//! - [`model`]: the roles (root, targets and delegations, snapshot, timestamp).
+//! - [`keys`]: public keys, their IDs, and signature checks against them.
+
+pub mod canonical;
+pub mod envelope;
+pub mod keys;
+pub mod model;
