@@ -6,7 +6,6 @@
 //! `\u2029` in the stored bytes, although the signature covers the unescaped canonical form.
 //! Readers re-canonicalize the parsed `signed` object before checking signatures.
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -18,7 +17,7 @@ pub struct Signature {
     pub keyid: String,
     /// `ecdsa`, `eddsa` or `rsapss`.
     pub method: String,
-    #[serde(with = "base64_std")]
+    #[serde(with = "super::encoding::base64_std")]
     pub sig: Vec<u8>,
 }
 
@@ -99,21 +98,6 @@ fn html_escape_into(json: &[u8], out: &mut Vec<u8>) {
             b => out.push(b),
         }
         i += 1;
-    }
-}
-
-mod base64_std {
-    use super::Engine;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        base64::engine::general_purpose::STANDARD
-            .decode(String::deserialize(d)?)
-            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -5,7 +5,6 @@
 //! an X.509 certificate for `ecdsa-x509` and `rsa-x509` (root keys, and signers added with a
 //! certificate). The key ID is the hex SHA-256 of the key object's canonical JSON.
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use x509_cert::der::{DecodePem, Encode};
@@ -47,7 +46,7 @@ impl KeyType {
 pub struct KeyVal {
     /// Always null in published metadata; anything else is refused.
     pub private: Option<String>,
-    #[serde(with = "base64_std")]
+    #[serde(with = "super::encoding::base64_std")]
     pub public: Vec<u8>,
 }
 
@@ -178,20 +177,5 @@ impl PublicKey {
         }
         verify::verify(&self.spki_der()?, Signed::Message(message), signature)?;
         Ok(())
-    }
-}
-
-mod base64_std {
-    use super::Engine;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        base64::engine::general_purpose::STANDARD
-            .decode(String::deserialize(d)?)
-            .map_err(serde::de::Error::custom)
     }
 }

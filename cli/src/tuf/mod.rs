@@ -11,6 +11,7 @@
 //! - [`keys`]: public keys, their IDs, and signature checks against them.
 
 pub mod canonical;
+mod encoding;
 pub mod envelope;
 pub mod keys;
 pub mod model;
