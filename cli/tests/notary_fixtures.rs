@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256, Sha512};
-use trustctl::tuf::canonical;
 use trustctl::tuf::envelope::Envelope;
 use trustctl::tuf::keys::{KeyError, KeyType, PublicKey};
 use trustctl::tuf::model::{self, Meta, RoleKeys, RoleType, Root, Targets};
+use trustctl::tuf::{canonical, threshold};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notary")
@@ -99,32 +99,22 @@ fn check_signatures(
     keys: &BTreeMap<String, PublicKey>,
     role: &RoleKeys,
 ) {
-    let message = envelope.canonical_signed().unwrap();
-    let mut valid = 0;
-    for signature in &envelope.signatures {
-        if !role.keyids.contains(&signature.keyid) {
-            continue;
-        }
-        let key = &keys[&signature.keyid];
-        assert_eq!(key.id(), signature.keyid, "{label}: key ID");
-        key.verify(&signature.method, &message, &signature.sig)
-            .unwrap_or_else(|e| panic!("{label}: {e}"));
-        valid += 1;
-        // The same signature over a changed body must fail.
-        let mut tampered = message.clone();
-        let at = tampered.len() / 2;
-        tampered[at] ^= 1;
-        assert!(
-            key.verify(&signature.method, &tampered, &signature.sig)
-                .is_err(),
-            "{label}: tampered body verified"
-        );
-    }
+    let signers = threshold::check(label, envelope, keys, role).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!signers.is_empty());
+    // The same signatures over a changed body must not meet the threshold.
+    let mut tampered = envelope.clone();
+    tampered.signed["version"] = serde_json::json!(999);
+    let err = threshold::check(label, &tampered, keys, role).unwrap_err();
     assert!(
-        valid >= role.threshold as usize && valid > 0,
-        "{label}: {valid} valid signatures, threshold {}",
-        role.threshold
+        matches!(err, threshold::ThresholdError::NotMet { valid: 0, .. }),
+        "{label}: {err}"
     );
+    // A role that lists none of the signing keys is not satisfied either.
+    let strangers = RoleKeys {
+        keyids: vec!["0".repeat(64)],
+        threshold: 1,
+    };
+    assert!(threshold::check(label, envelope, keys, &strangers).is_err());
 }
 
 #[test]

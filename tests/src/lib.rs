@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod notary;
+
 pub use trustctl::client::Client;
 
 pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";

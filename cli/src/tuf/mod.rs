@@ -9,9 +9,11 @@
 //! - [`envelope`]: the signed file on the wire, parsed and written byte for byte as Go does.
 //! - [`model`]: the roles (root, targets and delegations, snapshot, timestamp).
 //! - [`keys`]: public keys, their IDs, and signature checks against them.
+//! - [`threshold`]: whether a role carries enough valid signatures from the keys it must.
 
 pub mod canonical;
 mod encoding;
 pub mod envelope;
 pub mod keys;
 pub mod model;
+pub mod threshold;

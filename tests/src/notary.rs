@@ -1,0 +1,220 @@
+//! A real notary-server on a free loopback port, with TLS from a throwaway test CA, and the
+//! real notary client pointed at it.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A test certificate authority and a server certificate for 127.0.0.1, made with openssl.
+pub struct TestCa {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=trustd test CA",
+            ],
+        ]
+        .concat());
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat());
+        std::fs::write(
+            dir.path().join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        TestCa { dir }
+    }
+
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        TestCa::new()
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; the server binds it right after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// notary-server with in-memory storage and its own (local) signing service.
+pub struct NotaryServer {
+    pub ca: TestCa,
+    pub url: String,
+    work: tempfile::TempDir,
+    child: Child,
+}
+
+impl NotaryServer {
+    pub fn start() -> NotaryServer {
+        let ca = TestCa::new();
+        let work = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = serde_json::json!({
+            "server": {
+                "http_addr": format!("127.0.0.1:{port}"),
+                "tls_cert_file": ca.dir.path().join("server.crt"),
+                "tls_key_file": ca.dir.path().join("server.key"),
+            },
+            "trust_service": {"type": "local", "hostname": "", "port": "", "key_algorithm": "ecdsa"},
+            "logging": {"level": "info"},
+            "storage": {"backend": "memory"},
+        });
+        let config_path = work.path().join("server.json");
+        std::fs::write(&config_path, config.to_string()).unwrap();
+        let log = std::fs::File::create(work.path().join("server.log")).unwrap();
+        let child = Command::new("notary-server")
+            .arg("-config")
+            .arg(&config_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("notary-server runs (apt-get install notary)");
+        let server = NotaryServer {
+            ca,
+            url: format!("https://127.0.0.1:{port}"),
+            work,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "notary-server did not start:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.work.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// GET a path from the server (over TLS, trusting only the test CA).
+    pub fn get(&self, path: &str) -> Vec<u8> {
+        let out = Command::new("curl")
+            .args(["--silent", "--show-error", "--fail", "--cacert"])
+            .arg(self.ca.ca_cert())
+            .arg(format!("{}{path}", self.url))
+            .output()
+            .expect("curl runs");
+        assert!(
+            out.status.success(),
+            "GET {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// The real notary client, with its own trust directory, pointed at this server.
+    pub fn client(&self, trust_dir: &Path) -> Command {
+        let mut cmd = Command::new("notary");
+        cmd.arg("-s")
+            .arg(&self.url)
+            .arg("-d")
+            .arg(trust_dir)
+            .arg("--tlscacert")
+            .arg(self.ca.ca_cert())
+            // Test-only passphrases for the notary client's own key files.
+            .env("NOTARY_ROOT_PASSPHRASE", "test root passphrase")
+            .env("NOTARY_TARGETS_PASSPHRASE", "test targets passphrase")
+            .env("NOTARY_SNAPSHOT_PASSPHRASE", "test snapshot passphrase")
+            .env("NOTARY_DELEGATION_PASSPHRASE", "test delegation passphrase")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs the notary client and asserts success.
+    pub fn notary(&self, trust_dir: &Path, args: &[&str]) -> Output {
+        let out = self
+            .client(trust_dir)
+            .args(args)
+            .output()
+            .expect("notary runs");
+        assert!(
+            out.status.success(),
+            "notary {args:?}: {}\n--- server log ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        out
+    }
+}
+
+impl Drop for NotaryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
