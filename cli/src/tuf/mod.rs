@@ -16,4 +16,5 @@ mod encoding;
 pub mod envelope;
 pub mod keys;
 pub mod model;
+pub mod root_cert;
 pub mod threshold;
