@@ -17,4 +17,5 @@ pub mod envelope;
 pub mod keys;
 pub mod model;
 pub mod root_cert;
+pub mod signer;
 pub mod threshold;

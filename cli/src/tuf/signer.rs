@@ -1,0 +1,146 @@
+//! Signing TUF roles and root certificates with keys held by trustd.
+//!
+//! trustctl only ever sends trustd the bytes to sign (the canonical role body, or the DER
+//! TBSCertificate) and gets a signature back; the private keys stay on their devices.
+
+use serde_json::Value;
+use trustd_proto as pb;
+use x509_cert::der::Encode;
+
+use super::canonical;
+use super::envelope::Signature;
+use super::keys::{KeyType, PublicKey};
+use super::root_cert::{self, RootCertSpec};
+use crate::client::Client;
+use crate::error::CliError;
+
+pub struct TrustdSigner {
+    client: Client,
+}
+
+fn selector(name: &str) -> Option<pb::KeySelector> {
+    Some(pb::KeySelector {
+        selector: Some(pb::key_selector::Selector::Name(name.to_owned())),
+    })
+}
+
+/// The TUF signature method and trustd algorithm for a key.
+fn method_of(algorithm: i32) -> Result<(&'static str, pb::SignatureAlgorithm), CliError> {
+    match pb::KeyAlgorithm::try_from(algorithm) {
+        Ok(pb::KeyAlgorithm::EcdsaP256) => Ok(("ecdsa", pb::SignatureAlgorithm::EcdsaP256Sha256)),
+        Ok(pb::KeyAlgorithm::Ed25519) => Ok(("eddsa", pb::SignatureAlgorithm::Ed25519)),
+        Ok(pb::KeyAlgorithm::Rsa2048 | pb::KeyAlgorithm::Rsa3072 | pb::KeyAlgorithm::Rsa4096) => {
+            Ok(("rsapss", pb::SignatureAlgorithm::RsaPssSha256))
+        }
+        _ => Err(CliError::Failed(
+            "trustd reported an unknown key algorithm".into(),
+        )),
+    }
+}
+
+impl TrustdSigner {
+    pub fn new(client: Client) -> TrustdSigner {
+        TrustdSigner { client }
+    }
+
+    pub async fn key(&mut self, name: &str) -> Result<pb::KeyInfo, CliError> {
+        self.client
+            .get_public_key(pb::GetPublicKeyRequest {
+                key: selector(name),
+            })
+            .await
+            .map_err(|s| CliError::from_status(&format!("cannot use key {name:?}"), s))?
+            .into_inner()
+            .key
+            .ok_or_else(|| CliError::Failed("trustd returned no key".into()))
+    }
+
+    /// The key as it appears in TUF metadata (plain form: `ecdsa`, `ed25519`, `rsa`).
+    pub async fn tuf_key(&mut self, name: &str) -> Result<PublicKey, CliError> {
+        let info = self.key(name).await?;
+        let (method, _) = method_of(info.algorithm)?;
+        Ok(match method {
+            "ecdsa" => PublicKey::new(KeyType::Ecdsa, info.public_key_der),
+            "rsapss" => PublicKey::new(KeyType::Rsa, info.public_key_der),
+            _ => {
+                use spki::der::Decode;
+                let spki = spki::SubjectPublicKeyInfoRef::from_der(&info.public_key_der)
+                    .map_err(|e| CliError::Failed(format!("trustd sent a bad public key: {e}")))?;
+                PublicKey::new(
+                    KeyType::Ed25519,
+                    spki.subject_public_key.raw_bytes().to_vec(),
+                )
+            }
+        })
+    }
+
+    async fn sign_bytes(
+        &mut self,
+        name: &str,
+        algorithm: pb::SignatureAlgorithm,
+        encoding: pb::SignatureEncoding,
+        message: Vec<u8>,
+    ) -> Result<Vec<u8>, CliError> {
+        Ok(self
+            .client
+            .sign(pb::SignRequest {
+                key: selector(name),
+                algorithm: algorithm as i32,
+                encoding: encoding as i32,
+                payload: Some(pb::sign_request::Payload::Message(message)),
+            })
+            .await
+            .map_err(|s| CliError::from_status(&format!("cannot sign with {name:?}"), s))?
+            .into_inner()
+            .signature)
+    }
+
+    /// Signs a role body with the trustd key `name`, listed in the role as `keyid`.
+    pub async fn sign_role(
+        &mut self,
+        name: &str,
+        keyid: &str,
+        signed: &Value,
+    ) -> Result<Signature, CliError> {
+        let info = self.key(name).await?;
+        let (method, algorithm) = method_of(info.algorithm)?;
+        let body =
+            canonical::to_vec(signed).map_err(|e| CliError::Failed(format!("cannot sign: {e}")))?;
+        let sig = self
+            .sign_bytes(name, algorithm, pb::SignatureEncoding::Raw, body)
+            .await?;
+        Ok(Signature {
+            keyid: keyid.to_owned(),
+            method: method.to_owned(),
+            sig,
+        })
+    }
+
+    /// A root certificate for `gun` around the trustd key `name`, signed by that key.
+    pub async fn root_certificate(&mut self, name: &str, gun: &str) -> Result<PublicKey, CliError> {
+        let info = self.key(name).await?;
+        if info.algorithm != pb::KeyAlgorithm::EcdsaP256 as i32 {
+            return Err(CliError::Usage(format!(
+                "root key {name:?} must be ECDSA P-256 (notary root certificates are ecdsa-x509)"
+            )));
+        }
+        let failed = |e: root_cert::CertError| CliError::Failed(e.to_string());
+        let tbs = RootCertSpec::now(gun, &info.public_key_der)
+            .tbs()
+            .map_err(failed)?;
+        let tbs_der = tbs
+            .to_der()
+            .map_err(|e| CliError::Failed(format!("cannot encode the certificate: {e}")))?;
+        let signature = self
+            .sign_bytes(
+                name,
+                pb::SignatureAlgorithm::EcdsaP256Sha256,
+                pb::SignatureEncoding::Der,
+                tbs_der,
+            )
+            .await?;
+        let certificate = root_cert::assemble(tbs, &signature).map_err(failed)?;
+        let pem = root_cert::to_pem(&certificate).map_err(failed)?;
+        Ok(PublicKey::new(KeyType::EcdsaX509, pem.into_bytes()))
+    }
+}

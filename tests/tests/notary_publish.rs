@@ -1,0 +1,215 @@
+//! A repository whose root and targets keys live in trustd, built with trustctl's Notary format
+//! layer, is accepted by notary-server and read by the real notary client.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+use trustctl::tuf::envelope::Envelope;
+use trustctl::tuf::keys::PublicKey;
+use trustctl::tuf::model::{
+    self, Base64Bytes, Delegations, FileMeta, RoleKeys, RoleType, Root, Targets,
+};
+use trustctl::tuf::signer::TrustdSigner;
+use trustctl::tuf::threshold;
+use trustd_e2e::notary::NotaryServer;
+use trustd_e2e::*;
+use trustd_proto::KeyAlgorithm;
+
+const GUN: &str = "registry.example.test/team/hardware-signed";
+
+fn days_from_now(days: i64) -> String {
+    model::format_expires(time::OffsetDateTime::now_utc() + time::Duration::days(days))
+}
+
+fn role_keys(id: &str) -> RoleKeys {
+    RoleKeys {
+        keyids: vec![id.to_owned()],
+        threshold: 1,
+    }
+}
+
+fn server_key(server: &NotaryServer, role: &str) -> PublicKey {
+    serde_json::from_slice(&server.get(&format!("/v2/{GUN}/_trust/tuf/{role}.key"))).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notary_server_accepts_and_the_notary_client_lists_a_repository_signed_in_trustd() {
+    let hsm = SoftHsm::new("notary-publish");
+    let trustd = Trustd::start(&hsm, &Options::for_token(&hsm));
+    let mut client = trustd.client().await;
+    for name in ["app-root", "app-targets"] {
+        client
+            .generate_key(generate_request(name, KeyAlgorithm::EcdsaP256))
+            .await
+            .unwrap();
+    }
+    let server = NotaryServer::start();
+    let mut signer = TrustdSigner::new(trustd.client().await);
+
+    // Keys: the root certificate signed in trustd, targets in trustd, snapshot and timestamp
+    // held by the server (as `docker trust` sets repositories up).
+    let root_key = signer.root_certificate("app-root", GUN).await.unwrap();
+    let targets_key = signer.tuf_key("app-targets").await.unwrap();
+    let snapshot_key = server_key(&server, "snapshot");
+    let timestamp_key = server_key(&server, "timestamp");
+    let ids: BTreeMap<&str, String> = [
+        ("root", root_key.id()),
+        ("targets", targets_key.id()),
+        ("snapshot", snapshot_key.id()),
+        ("timestamp", timestamp_key.id()),
+    ]
+    .into();
+    let root = Root {
+        role_type: RoleType::Root,
+        consistent_snapshot: false,
+        expires: days_from_now(3650),
+        keys: [
+            (ids["root"].clone(), root_key.clone()),
+            (ids["targets"].clone(), targets_key.clone()),
+            (ids["snapshot"].clone(), snapshot_key.clone()),
+            (ids["timestamp"].clone(), timestamp_key.clone()),
+        ]
+        .into(),
+        roles: ids
+            .iter()
+            .map(|(r, id)| (r.to_string(), role_keys(id)))
+            .collect(),
+        version: 1,
+    };
+    let manifest = b"{\"schemaVersion\":2}";
+    let targets = Targets {
+        role_type: RoleType::Targets,
+        delegations: Delegations::default(),
+        expires: days_from_now(3 * 365),
+        targets: [(
+            "1.0".to_owned(),
+            FileMeta {
+                custom: None,
+                hashes: [(
+                    "sha256".to_owned(),
+                    Base64Bytes(Sha256::digest(manifest).to_vec()),
+                )]
+                .into(),
+                length: manifest.len() as i64,
+            },
+        )]
+        .into(),
+        version: 1,
+    };
+
+    let mut files = BTreeMap::new();
+    for (role, key, keyid, signed) in [
+        (
+            "root",
+            "app-root",
+            &ids["root"],
+            serde_json::to_value(&root).unwrap(),
+        ),
+        (
+            "targets",
+            "app-targets",
+            &ids["targets"],
+            serde_json::to_value(&targets).unwrap(),
+        ),
+    ] {
+        let signature = signer.sign_role(key, keyid, &signed).await.unwrap();
+        let envelope = Envelope {
+            signed,
+            signatures: vec![signature],
+        };
+        threshold::check(role, &envelope, &root.keys, &root.roles[role]).unwrap();
+        files.insert(role, envelope.to_wire().unwrap());
+    }
+
+    // Publish as the notary client does: one multipart part per role, field `files`, file
+    // name = role name. No snapshot: the server signs it with the key it holds.
+    let dir = tempfile::tempdir().unwrap();
+    let mut curl = Command::new("curl");
+    curl.args(["--silent", "--show-error", "--fail-with-body", "--cacert"])
+        .arg(server.ca.ca_cert());
+    for (role, bytes) in &files {
+        let path = dir.path().join(format!("{role}.json"));
+        std::fs::write(&path, bytes).unwrap();
+        curl.arg("-F")
+            .arg(format!("files=@{};filename={role}", path.display()));
+    }
+    let out = curl
+        .arg(format!("{}/v2/{GUN}/_trust/tuf/", server.url))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "publish refused: {}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+
+    // The server stores exactly the bytes trustctl wrote.
+    for (role, bytes) in &files {
+        assert_eq!(
+            &server.get(&format!("/v2/{GUN}/_trust/tuf/{role}.json")),
+            bytes,
+            "{role}"
+        );
+    }
+
+    // The real notary client trusts it on first use and lists the tag with its digest.
+    let trust_dir = tempfile::tempdir().unwrap();
+    let out = server.notary(trust_dir.path(), &["list", GUN]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("1.0"), "{listing}");
+    assert!(
+        listing.contains(&hex::encode(Sha256::digest(manifest))),
+        "{listing}"
+    );
+    assert!(listing.contains("targets"), "{listing}");
+    // And it pinned the root certificate trustd signed.
+    let out = server.notary(trust_dir.path(), &["lookup", GUN, "1.0"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&hex::encode(Sha256::digest(manifest))));
+
+    // docker trust inspect (the docker CLI alone, no engine) shows the tag as signed by the
+    // repository admin, with trustd's root and targets keys as the administrative keys.
+    let docker_config = tempfile::tempdir().unwrap();
+    let host = server.url.trim_start_matches("https://").to_owned();
+    let tls = docker_config.path().join("tls").join(&host);
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::copy(server.ca.ca_cert(), tls.join("ca.crt")).unwrap();
+    let out = Command::new("docker")
+        .args(["trust", "inspect", GUN])
+        .env("DOCKER_CONFIG", docker_config.path())
+        .env("DOCKER_CONTENT_TRUST_SERVER", &server.url)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker trust inspect: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let repo = &inspect[0];
+    assert_eq!(repo["Name"], GUN);
+    assert_eq!(repo["SignedTags"][0]["SignedTag"], "1.0");
+    assert_eq!(
+        repo["SignedTags"][0]["Digest"],
+        hex::encode(Sha256::digest(manifest))
+    );
+    assert_eq!(repo["SignedTags"][0]["Signers"][0], "Repo Admin");
+    let admin: BTreeMap<String, String> = repo["AdministrativeKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["Name"].as_str().unwrap().to_owned(),
+                k["Keys"][0]["ID"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        admin["Root"], ids["root"],
+        "docker shows the certificate-form root key ID"
+    );
+    assert_eq!(admin["Repository"], ids["targets"]);
+}
