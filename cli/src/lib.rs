@@ -6,5 +6,6 @@
 pub mod client;
 pub mod error;
 pub mod keyfile;
+pub mod notary;
 pub mod tuf;
 pub mod verify;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
+use trustctl::notary::server::{NotaryServer as ApiClient, ServerError, MAX_SMALL_ROLE_BYTES};
 use trustctl::tuf::envelope::Envelope;
 use trustctl::tuf::keys::PublicKey;
 use trustctl::tuf::model::{
@@ -29,8 +30,12 @@ fn role_keys(id: &str) -> RoleKeys {
     }
 }
 
-fn server_key(server: &NotaryServer, role: &str) -> PublicKey {
-    serde_json::from_slice(&server.get(&format!("/v2/{GUN}/_trust/tuf/{role}.key"))).unwrap()
+async fn server_key(server: &NotaryServer, role: &str) -> PublicKey {
+    ApiClient::new(&server.url, Some(&server.ca.ca_cert()))
+        .unwrap()
+        .key(GUN, role)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,8 +56,8 @@ async fn notary_server_accepts_and_the_notary_client_lists_a_repository_signed_i
     // held by the server (as `docker trust` sets repositories up).
     let root_key = signer.root_certificate("app-root", GUN).await.unwrap();
     let targets_key = signer.tuf_key("app-targets").await.unwrap();
-    let snapshot_key = server_key(&server, "snapshot");
-    let timestamp_key = server_key(&server, "timestamp");
+    let snapshot_key = server_key(&server, "snapshot").await;
+    let timestamp_key = server_key(&server, "timestamp").await;
     let ids: BTreeMap<&str, String> = [
         ("root", root_key.id()),
         ("targets", targets_key.id()),
@@ -122,29 +127,16 @@ async fn notary_server_accepts_and_the_notary_client_lists_a_repository_signed_i
         files.insert(role, envelope.to_wire().unwrap());
     }
 
-    // Publish as the notary client does: one multipart part per role, field `files`, file
-    // name = role name. No snapshot: the server signs it with the key it holds.
-    let dir = tempfile::tempdir().unwrap();
-    let mut curl = Command::new("curl");
-    curl.args(["--silent", "--show-error", "--fail-with-body", "--cacert"])
-        .arg(server.ca.ca_cert());
-    for (role, bytes) in &files {
-        let path = dir.path().join(format!("{role}.json"));
-        std::fs::write(&path, bytes).unwrap();
-        curl.arg("-F")
-            .arg(format!("files=@{};filename={role}", path.display()));
-    }
-    let out = curl
-        .arg(format!("{}/v2/{GUN}/_trust/tuf/", server.url))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "publish refused: {}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        server.log()
-    );
+    // Publish through trustctl's notary client: root and targets in one update. No snapshot:
+    // the server signs it with the key it holds.
+    let api = ApiClient::new(&server.url, Some(&server.ca.ca_cert())).unwrap();
+    let upload: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(role, bytes)| (role.to_string(), bytes.clone()))
+        .collect();
+    api.publish(GUN, &upload)
+        .await
+        .unwrap_or_else(|e| panic!("publish refused: {e}\n{}", server.log()));
 
     // The server stores exactly the bytes trustctl wrote.
     for (role, bytes) in &files {
@@ -212,4 +204,54 @@ async fn notary_server_accepts_and_the_notary_client_lists_a_repository_signed_i
         "docker shows the certificate-form root key ID"
     );
     assert_eq!(admin["Repository"], ids["targets"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_reported_with_the_servers_own_words() {
+    let server = NotaryServer::start();
+    let api = ApiClient::new(&server.url, Some(&server.ca.ca_cert())).unwrap();
+    // Nothing published yet: no role, not an error.
+    assert_eq!(
+        api.get(GUN, "root.json", MAX_SMALL_ROLE_BYTES)
+            .await
+            .unwrap(),
+        None
+    );
+    // A malformed upload: the server's error code and message come through.
+    let err = api
+        .publish(GUN, &[("root".to_owned(), b"{not json".to_vec())])
+        .await
+        .unwrap_err();
+    match &err {
+        ServerError::Refused { status, code, .. } => {
+            assert_eq!(*status, 400, "{err}");
+            assert!(
+                code == "MALFORMED_JSON" || code == "INVALID_UPDATE",
+                "{err}"
+            );
+        }
+        other => panic!("expected the server's refusal, got {other}"),
+    }
+    // Oversized answers are cut off.
+    api.key(GUN, "timestamp").await.unwrap();
+    let err = api.get(GUN, "timestamp.key", 10).await.unwrap_err();
+    assert!(
+        matches!(err, ServerError::TooLarge { limit: 10, .. }),
+        "{err}"
+    );
+    // Without the test CA, TLS verification fails and says so.
+    let untrusting = ApiClient::new(&server.url, None).unwrap();
+    let err = untrusting.key(GUN, "timestamp").await.unwrap_err();
+    assert!(matches!(err, ServerError::Unreachable { .. }), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // Nobody listening.
+    let port = trustd_e2e::notary::free_port();
+    let gone = ApiClient::new(&format!("https://127.0.0.1:{port}"), None).unwrap();
+    assert!(matches!(
+        gone.get(GUN, "root.json", 100).await,
+        Err(ServerError::Unreachable { .. })
+    ));
 }

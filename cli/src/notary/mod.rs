@@ -1,0 +1,3 @@
+//! Talking to a notary-server, and trusting what it serves only after verification.
+
+pub mod server;

@@ -1,0 +1,234 @@
+//! The notary-server HTTP API: read roles (by name or checksum), read server-held keys,
+//! publish, delete.
+//!
+//! TLS is verified against the system roots plus an optional extra CA. Downloads are capped,
+//! so a hostile or broken server cannot make trustctl buffer without bound, and the server's
+//! own error JSON (`{"errors":[{"code":...,"message":...}]}`) is surfaced as it was sent.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use crate::tuf::keys::PublicKey;
+
+/// Largest role file trustctl downloads (notary's own client allows the same for targets).
+pub const MAX_ROLE_BYTES: u64 = 100 * 1024 * 1024;
+/// Largest root, snapshot or timestamp file: they grow with keys and roles, not with tags.
+pub const MAX_SMALL_ROLE_BYTES: u64 = 5 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot reach notary server {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("notary server {url} answered {status}: {code}: {message}")]
+    Refused {
+        url: String,
+        status: u16,
+        /// The server's error code (INVALID_UPDATE, VERSION, MALFORMED_JSON, ...).
+        code: String,
+        message: String,
+    },
+    #[error("notary server sent more than {limit} bytes for {what}; refusing it")]
+    TooLarge { what: String, limit: u64 },
+    #[error("cannot read the CA certificate {path}: {reason}")]
+    BadCa { path: String, reason: String },
+    #[error("notary server sent an unusable key for {role}: {reason}")]
+    BadKey { role: String, reason: String },
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEntry {
+    code: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    detail: serde_json::Value,
+}
+
+/// A notary-server at `url` (`https://notary.example.com:4443`).
+#[derive(Clone)]
+pub struct NotaryServer {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl NotaryServer {
+    /// `ca` adds a trusted CA (PEM) to the system roots.
+    pub fn new(url: &str, ca: Option<&Path>) -> Result<NotaryServer, ServerError> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .user_agent(concat!("trustctl/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca {
+            let bad = |reason: String| ServerError::BadCa {
+                path: path.display().to_string(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| bad(e.to_string()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| ServerError::Unreachable {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(NotaryServer {
+            url: url.trim_end_matches('/').to_owned(),
+            http,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn tuf_url(&self, gun: &str, file: &str) -> String {
+        format!("{}/v2/{gun}/_trust/tuf/{file}", self.url)
+    }
+
+    fn unreachable(&self, error: reqwest::Error) -> ServerError {
+        let mut reason = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(inner) = source {
+            reason = format!("{reason}: {inner}");
+            source = inner.source();
+        }
+        ServerError::Unreachable {
+            url: self.url.clone(),
+            reason,
+        }
+    }
+
+    async fn refused(&self, response: reqwest::Response) -> ServerError {
+        let status = response.status();
+        let body = response.bytes().await.unwrap_or_default();
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(parsed) if !parsed.errors.is_empty() => {
+                let first = &parsed.errors[0];
+                let detail = match &first.detail {
+                    serde_json::Value::Null => String::new(),
+                    serde_json::Value::String(s) if s.is_empty() => String::new(),
+                    serde_json::Value::String(s) => format!(" ({s})"),
+                    other => format!(" ({other})"),
+                };
+                (first.code.clone(), format!("{}{detail}", first.message))
+            }
+            _ => (
+                status.canonical_reason().unwrap_or("error").to_owned(),
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+                    .trim()
+                    .to_owned(),
+            ),
+        };
+        ServerError::Refused {
+            url: self.url.clone(),
+            status: status.as_u16(),
+            code,
+            message,
+        }
+    }
+
+    /// A role file, or None when the server has none (404). Never more than `limit` bytes.
+    pub async fn get(
+        &self,
+        gun: &str,
+        file: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, ServerError> {
+        let mut response = self
+            .http
+            .get(self.tuf_url(gun, file))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(self.refused(response).await);
+        }
+        let too_large = || ServerError::TooLarge {
+            what: format!("{gun} {file}"),
+            limit,
+        };
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.unreachable(e))? {
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some(body))
+    }
+
+    /// The public key the server holds for `role` (`timestamp` or `snapshot`), created on
+    /// first request.
+    pub async fn key(&self, gun: &str, role: &str) -> Result<PublicKey, ServerError> {
+        let body = self
+            .get(gun, &format!("{role}.key"), 64 * 1024)
+            .await?
+            .ok_or_else(|| ServerError::BadKey {
+                role: role.to_owned(),
+                reason: "the server has no such key".into(),
+            })?;
+        let key: PublicKey = serde_json::from_slice(&body).map_err(|e| ServerError::BadKey {
+            role: role.to_owned(),
+            reason: e.to_string(),
+        })?;
+        key.spki_der().map_err(|e| ServerError::BadKey {
+            role: role.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(key)
+    }
+
+    /// Publishes role files in one atomic update: one multipart part per role, field
+    /// `files`, file name = role name (`root`, `targets`, `targets/releases`, `snapshot`).
+    pub async fn publish(&self, gun: &str, files: &[(String, Vec<u8>)]) -> Result<(), ServerError> {
+        let mut form = reqwest::multipart::Form::new();
+        for (role, bytes) in files {
+            form = form.part(
+                "files",
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name(role.clone()),
+            );
+        }
+        let response = self
+            .http
+            .post(self.tuf_url(gun, ""))
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.refused(response).await)
+        }
+    }
+
+    /// Deletes all of the repository's trust data on the server.
+    pub async fn delete(&self, gun: &str) -> Result<(), ServerError> {
+        let response = self
+            .http
+            .delete(self.tuf_url(gun, ""))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.refused(response).await)
+        }
+    }
+}
