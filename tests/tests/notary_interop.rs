@@ -15,8 +15,8 @@ fn fetch(server: &NotaryServer, role: &str) -> Vec<u8> {
     server.get(&format!("/v2/{GUN}/_trust/tuf/{role}.json"))
 }
 
-#[test]
-fn what_the_notary_client_publishes_is_rewritten_byte_for_byte_and_verifies() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_notary_client_publishes_is_rewritten_byte_for_byte_and_verifies() {
     let server = NotaryServer::start();
     let trust = tempfile::tempdir().unwrap();
     let dir = trust.path();
@@ -164,4 +164,24 @@ fn what_the_notary_client_publishes_is_rewritten_byte_for_byte_and_verifies() {
     // Versions after init and three publishes: root 1, targets raised by each change.
     assert_eq!(root.version, 1);
     assert!(targets.version >= 2);
+
+    // The full verification on read, straight from the live server, trusts the same data.
+    let api = trustctl::notary::server::NotaryServer::new(&server.url, Some(&server.ca.ca_cert()))
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let store = trustctl::notary::trust::TrustStore::new(cache.path());
+    let verified =
+        trustctl::notary::trust::update(&api, &store, GUN, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert!(verified.targets.targets.contains_key("v1"));
+    assert!(verified.delegations["targets/releases"]
+        .targets
+        .contains_key("v2"));
+    assert_eq!(verified.files["snapshot"], files["snapshot"]);
+    // Warm: a second read with the cache in place agrees.
+    let again = trustctl::notary::trust::update(&api, &store, GUN, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(again.timestamp.version, verified.timestamp.version);
 }

@@ -1,3 +1,4 @@
 //! Talking to a notary-server, and trusting what it serves only after verification.
 
 pub mod server;
+pub mod trust;

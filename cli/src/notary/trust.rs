@@ -1,0 +1,523 @@
+//! Reading a repository's trust data and believing it only once it verifies.
+//!
+//! The order is notary's: the root (trusted on first use, or a rotation of the cached root
+//! signed by the cached root's keys and by its own), then the timestamp, the snapshot it names
+//! (fetched by checksum, and vouching for that same root), the targets role and the delegated
+//! roles the snapshot lists. Every role is checked for signatures and threshold, hashes and
+//! length against its parent, expiry, and a version never lower than the cached one. Only when
+//! everything verifies is the local cache replaced, so data that fails verification never
+//! overwrites what was trusted before.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256, Sha512};
+use time::OffsetDateTime;
+
+use super::server::{NotaryServer, ServerError, MAX_ROLE_BYTES, MAX_SMALL_ROLE_BYTES};
+use crate::tuf::envelope::Envelope;
+use crate::tuf::keys::KeyType;
+use crate::tuf::model::{self, FileMeta, Meta, RoleKeys, RoleType, Root, Targets};
+use crate::tuf::threshold::{self, ThresholdError};
+
+/// Where role files come from: the notary server, or anything else that serves them.
+#[allow(async_fn_in_trait)]
+pub trait RoleSource {
+    /// `file` is `root.json`, `snapshot.<sha256>.json`, ...; None when there is no such file.
+    async fn fetch(
+        &self,
+        gun: &str,
+        file: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, ServerError>;
+}
+
+impl RoleSource for NotaryServer {
+    async fn fetch(
+        &self,
+        gun: &str,
+        file: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, ServerError> {
+        self.get(gun, file, limit).await
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error("{0} has no trust data on the server")]
+    NoTrustData(String),
+    #[error("the server no longer has {role} for {gun}, which was trusted before; it may have been deleted: refusing to trust anything less (delete the local trust data with `trustctl delete {gun}` to start over)")]
+    Vanished { gun: String, role: String },
+    #[error("{role}: {reason}")]
+    Malformed { role: String, reason: String },
+    #[error(transparent)]
+    Signatures(#[from] ThresholdError),
+    #[error("{role}: version {offered} is older than the trusted version {trusted} (rollback attack, or a server restored from an old backup)")]
+    Rollback {
+        role: String,
+        trusted: u64,
+        offered: u64,
+    },
+    #[error("{role} expired at {expires}")]
+    Expired { role: String, expires: String },
+    #[error("{role}: the file does not match the {hash} hash or length its parent role recorded")]
+    Mismatch { role: String, hash: &'static str },
+    #[error("{role}: its parent role does not list it")]
+    Unlisted { role: String },
+    #[error("root certificate for {gun}: {reason}")]
+    RootCertificate { gun: String, reason: String },
+    #[error("local trust data in {path}: {error}")]
+    Cache { path: String, error: std::io::Error },
+}
+
+/// The local cache of verified trust data: `<dir>/tuf/<gun>/metadata/<role>.json`, the same
+/// layout the notary client uses.
+pub struct TrustStore {
+    dir: PathBuf,
+}
+
+impl TrustStore {
+    pub fn new(dir: impl Into<PathBuf>) -> TrustStore {
+        TrustStore { dir: dir.into() }
+    }
+
+    fn role_path(&self, gun: &str, role: &str) -> PathBuf {
+        self.dir
+            .join("tuf")
+            .join(gun)
+            .join("metadata")
+            .join(format!("{role}.json"))
+    }
+
+    pub fn cached(&self, gun: &str, role: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.role_path(gun, role)).ok()
+    }
+
+    /// Replaces the cached files of `gun` with `files` (each written atomically).
+    fn save(&self, gun: &str, files: &BTreeMap<String, Vec<u8>>) -> Result<(), TrustError> {
+        for (role, bytes) in files {
+            let path = self.role_path(gun, role);
+            let err = |error| TrustError::Cache {
+                path: path.display().to_string(),
+                error,
+            };
+            let dir = path.parent().expect("role files have a directory");
+            std::fs::create_dir_all(dir).map_err(err)?;
+            let tmp = dir.join(format!(
+                ".{}.tmp",
+                path.file_name().unwrap().to_string_lossy()
+            ));
+            std::fs::write(&tmp, bytes).map_err(err)?;
+            std::fs::rename(&tmp, &path).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets everything about `gun`.
+    pub fn delete(&self, gun: &str) -> Result<(), TrustError> {
+        let path = self.dir.join("tuf").join(gun);
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(TrustError::Cache {
+                path: path.display().to_string(),
+                error,
+            }),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// A repository's roles after verification, with the exact bytes each was read from.
+#[derive(Debug, Clone)]
+pub struct VerifiedRepository {
+    pub gun: String,
+    pub root: Root,
+    pub targets: Targets,
+    pub snapshot: Meta,
+    pub timestamp: Meta,
+    /// Delegated roles by name, their targets limited to the paths they were delegated.
+    pub delegations: BTreeMap<String, Targets>,
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+fn malformed(role: &str, reason: impl ToString) -> TrustError {
+    TrustError::Malformed {
+        role: role.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned + model::HasRoleType>(
+    role: &str,
+    bytes: &[u8],
+    role_type: RoleType,
+) -> Result<(Envelope, T), TrustError> {
+    let envelope = Envelope::parse(bytes).map_err(|e| malformed(role, e))?;
+    let typed = model::from_signed(&envelope.signed, role_type).map_err(|e| malformed(role, e))?;
+    Ok((envelope, typed))
+}
+
+fn check_expiry(role: &str, expires: &str, now: OffsetDateTime) -> Result<(), TrustError> {
+    let at =
+        model::parse_expires(expires).map_err(|e| malformed(role, format!("bad expiry: {e}")))?;
+    if at <= now {
+        return Err(TrustError::Expired {
+            role: role.to_owned(),
+            expires: expires.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn check_meta(role: &str, meta: &FileMeta, bytes: &[u8]) -> Result<(), TrustError> {
+    if meta.length != bytes.len() as i64 {
+        return Err(TrustError::Mismatch {
+            role: role.to_owned(),
+            hash: "length",
+        });
+    }
+    let sha256 = meta
+        .hashes
+        .get("sha256")
+        .ok_or_else(|| malformed(role, "its parent records no sha256 hash"))?;
+    if sha256.0 != Sha256::digest(bytes).as_slice() {
+        return Err(TrustError::Mismatch {
+            role: role.to_owned(),
+            hash: "sha256",
+        });
+    }
+    if let Some(sha512) = meta.hashes.get("sha512") {
+        if sha512.0 != Sha512::digest(bytes).as_slice() {
+            return Err(TrustError::Mismatch {
+                role: role.to_owned(),
+                hash: "sha512",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The version of a cached role, if there is one (it was verified when it was saved).
+fn cached_version(store: &TrustStore, gun: &str, role: &str) -> Option<u64> {
+    let bytes = store.cached(gun, role)?;
+    let envelope = Envelope::parse(&bytes).ok()?;
+    envelope.signed.get("version")?.as_u64()
+}
+
+fn check_version(
+    store: &TrustStore,
+    gun: &str,
+    role: &str,
+    offered: u64,
+) -> Result<(), TrustError> {
+    match cached_version(store, gun, role) {
+        Some(trusted) if offered < trusted => Err(TrustError::Rollback {
+            role: role.to_owned(),
+            trusted,
+            offered,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Notary's root certificate rules: CN is the GUN, not a CA, within its validity.
+fn check_root_certificates(gun: &str, root: &Root, now: OffsetDateTime) -> Result<(), TrustError> {
+    let bad = |reason: String| TrustError::RootCertificate {
+        gun: gun.to_owned(),
+        reason,
+    };
+    let mut valid = 0;
+    for id in &root
+        .roles
+        .get("root")
+        .ok_or_else(|| malformed("root", "no root role"))?
+        .keyids
+    {
+        let Some(key) = root.keys.get(id) else {
+            continue;
+        };
+        if !matches!(key.keytype, KeyType::EcdsaX509 | KeyType::RsaX509) {
+            return Err(bad(format!(
+                "root key {id} is a {} key, not a certificate",
+                key.keytype.as_str()
+            )));
+        }
+        let cert = key.certificate().map_err(bad)?;
+        let tbs = &cert.tbs_certificate;
+        let cn = tbs
+            .subject
+            .0
+            .iter()
+            .flat_map(|rdn| rdn.0.iter())
+            .find(|atv| atv.oid == x509_cert::der::oid::db::rfc4519::CN)
+            .and_then(|atv| {
+                x509_cert::der::asn1::PrintableStringRef::try_from(&atv.value)
+                    .map(|s| s.as_str().to_owned())
+                    .or_else(|_| {
+                        x509_cert::der::asn1::Utf8StringRef::try_from(&atv.value)
+                            .map(|s| s.as_str().to_owned())
+                    })
+                    .ok()
+            });
+        if cn.as_deref() != Some(gun) {
+            return Err(bad(format!(
+                "its common name is {cn:?}, not the repository name"
+            )));
+        }
+        let is_ca = tbs
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == x509_cert::der::oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS)
+            .map(|e| {
+                use x509_cert::der::Decode;
+                x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes())
+                    .map(|bc| bc.ca)
+                    .unwrap_or(true)
+            })
+            .unwrap_or(false);
+        if is_ca {
+            return Err(bad("it is a CA certificate".into()));
+        }
+        let not_before = tbs.validity.not_before.to_unix_duration().as_secs() as i64;
+        let not_after = tbs.validity.not_after.to_unix_duration().as_secs() as i64;
+        let now_secs = now.unix_timestamp();
+        if now_secs < not_before || now_secs > not_after {
+            return Err(bad("it is outside its validity period".into()));
+        }
+        valid += 1;
+    }
+    if valid == 0 {
+        return Err(bad("the root role lists no usable certificate".into()));
+    }
+    Ok(())
+}
+
+/// Verifies a root: signed by enough of its own keys, with valid root certificates.
+fn verify_root(
+    gun: &str,
+    bytes: &[u8],
+    now: OffsetDateTime,
+) -> Result<(Envelope, Root), TrustError> {
+    let (envelope, root): (Envelope, Root) = parse("root", bytes, RoleType::Root)?;
+    let own = root
+        .roles
+        .get("root")
+        .ok_or_else(|| malformed("root", "no root role"))?;
+    threshold::check("root", &envelope, &root.keys, own)?;
+    check_root_certificates(gun, &root, now)?;
+    Ok((envelope, root))
+}
+
+fn role_keys<'a>(root: &'a Root, role: &str) -> Result<&'a RoleKeys, TrustError> {
+    root.roles
+        .get(role)
+        .ok_or_else(|| malformed("root", format!("no {role} role")))
+}
+
+/// Fetches, verifies and caches the trust data of `gun`.
+pub async fn update(
+    source: &impl RoleSource,
+    store: &TrustStore,
+    gun: &str,
+    now: OffsetDateTime,
+) -> Result<VerifiedRepository, TrustError> {
+    let mut files = BTreeMap::new();
+
+    // The root: the server's latest, trusted on first use, or, when a root is cached and the
+    // server's differs, accepted only as a rotation signed by the cached root's keys.
+    let cached_root = store.cached(gun, "root");
+    let server_root = source.fetch(gun, "root.json", MAX_SMALL_ROLE_BYTES).await?;
+    let (root_bytes, root) = match (cached_root, server_root) {
+        (None, None) => return Err(TrustError::NoTrustData(gun.to_owned())),
+        (Some(_), None) => {
+            return Err(TrustError::Vanished {
+                gun: gun.to_owned(),
+                role: "root".into(),
+            })
+        }
+        (None, Some(offered)) => {
+            let (_, root) = verify_root(gun, &offered, now)?;
+            (offered, root)
+        }
+        (Some(trusted), Some(offered)) => {
+            let (_, old) = verify_root(gun, &trusted, now)?;
+            if offered == trusted {
+                (trusted, old)
+            } else {
+                let (env, new) = verify_root(gun, &offered, now)?;
+                if new.version <= old.version {
+                    return Err(TrustError::Rollback {
+                        role: "root".into(),
+                        trusted: old.version,
+                        offered: new.version,
+                    });
+                }
+                threshold::check(
+                    "root rotation (signed by the trusted root's keys)",
+                    &env,
+                    &old.keys,
+                    role_keys(&old, "root")?,
+                )?;
+                (offered, new)
+            }
+        }
+    };
+    check_expiry("root", &root.expires, now)?;
+
+    let timestamp_bytes = source
+        .fetch(gun, "timestamp.json", MAX_SMALL_ROLE_BYTES)
+        .await?
+        .ok_or_else(|| TrustError::Vanished {
+            gun: gun.to_owned(),
+            role: "timestamp".into(),
+        })?;
+    let (timestamp_env, timestamp): (Envelope, Meta) =
+        parse("timestamp", &timestamp_bytes, RoleType::Timestamp)?;
+    threshold::check(
+        "timestamp",
+        &timestamp_env,
+        &root.keys,
+        role_keys(&root, "timestamp")?,
+    )?;
+    check_expiry("timestamp", &timestamp.expires, now)?;
+    check_version(store, gun, "timestamp", timestamp.version)?;
+
+    let snapshot_meta = timestamp
+        .meta
+        .get("snapshot")
+        .ok_or_else(|| TrustError::Unlisted {
+            role: "snapshot".into(),
+        })?;
+    let snapshot_bytes =
+        fetch_by_checksum(source, gun, "snapshot", snapshot_meta, MAX_SMALL_ROLE_BYTES).await?;
+    let (snapshot_env, snapshot): (Envelope, Meta) =
+        parse("snapshot", &snapshot_bytes, RoleType::Snapshot)?;
+    threshold::check(
+        "snapshot",
+        &snapshot_env,
+        &root.keys,
+        role_keys(&root, "snapshot")?,
+    )?;
+    check_expiry("snapshot", &snapshot.expires, now)?;
+    check_version(store, gun, "snapshot", snapshot.version)?;
+    // The snapshot must vouch for the very root the checks above used.
+    let root_meta = snapshot
+        .meta
+        .get("root")
+        .ok_or_else(|| TrustError::Unlisted {
+            role: "root".into(),
+        })?;
+    check_meta("root", root_meta, &root_bytes)?;
+
+    // Targets, then delegated roles breadth first; each delegated role may only sign targets
+    // under the paths it was delegated (and under its parent's).
+    let targets_meta = snapshot
+        .meta
+        .get("targets")
+        .ok_or_else(|| TrustError::Unlisted {
+            role: "targets".into(),
+        })?;
+    let targets_bytes =
+        fetch_by_checksum(source, gun, "targets", targets_meta, MAX_ROLE_BYTES).await?;
+    let (targets_env, targets): (Envelope, Targets) =
+        parse("targets", &targets_bytes, RoleType::Targets)?;
+    threshold::check(
+        "targets",
+        &targets_env,
+        &root.keys,
+        role_keys(&root, "targets")?,
+    )?;
+    check_expiry("targets", &targets.expires, now)?;
+    check_version(store, gun, "targets", targets.version)?;
+
+    let mut delegations = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([(targets.clone(), vec![String::new()])]);
+    while let Some((parent, parent_paths)) = queue.pop_front() {
+        for role in &parent.delegations.roles {
+            let Some(meta) = snapshot.meta.get(&role.name) else {
+                continue; // delegated but never published
+            };
+            if delegations.contains_key(&role.name) {
+                continue;
+            }
+            let bytes = fetch_by_checksum(source, gun, &role.name, meta, MAX_ROLE_BYTES).await?;
+            let (env, mut delegated): (Envelope, Targets) =
+                parse(&role.name, &bytes, RoleType::Targets)?;
+            threshold::check(
+                &role.name,
+                &env,
+                &parent.delegations.keys,
+                &RoleKeys {
+                    keyids: role.keyids.clone(),
+                    threshold: role.threshold,
+                },
+            )?;
+            check_expiry(&role.name, &delegated.expires, now)?;
+            check_version(store, gun, &role.name, delegated.version)?;
+            let allowed =
+                |name: &str, paths: &[String]| paths.iter().any(|p| name.starts_with(p.as_str()));
+            delegated
+                .targets
+                .retain(|name, _| allowed(name, &role.paths) && allowed(name, &parent_paths));
+            files.insert(role.name.clone(), bytes);
+            let paths = role
+                .paths
+                .iter()
+                .filter(|p| parent_paths.iter().any(|pp| p.starts_with(pp.as_str())))
+                .cloned()
+                .collect();
+            delegations.insert(role.name.clone(), delegated.clone());
+            queue.push_back((delegated, paths));
+        }
+    }
+
+    files.insert("root".into(), root_bytes);
+    files.insert("timestamp".into(), timestamp_bytes);
+    files.insert("snapshot".into(), snapshot_bytes);
+    files.insert("targets".into(), targets_bytes);
+    store.save(gun, &files)?;
+    Ok(VerifiedRepository {
+        gun: gun.to_owned(),
+        root,
+        targets,
+        snapshot,
+        timestamp,
+        delegations,
+        files,
+    })
+}
+
+async fn fetch_by_checksum(
+    source: &impl RoleSource,
+    gun: &str,
+    role: &str,
+    meta: &FileMeta,
+    limit: u64,
+) -> Result<Vec<u8>, TrustError> {
+    let sha256 = meta
+        .hashes
+        .get("sha256")
+        .ok_or_else(|| malformed(role, "its parent records no sha256 hash"))?;
+    let limit = limit.min(meta.length.max(0) as u64);
+    let bytes = source
+        .fetch(
+            gun,
+            &format!("{role}.{}.json", hex::encode(&sha256.0)),
+            limit,
+        )
+        .await?
+        .ok_or_else(|| TrustError::Vanished {
+            gun: gun.to_owned(),
+            role: role.to_owned(),
+        })?;
+    check_meta(role, meta, &bytes)?;
+    Ok(bytes)
+}
