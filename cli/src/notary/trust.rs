@@ -322,6 +322,58 @@ fn role_keys<'a>(root: &'a Root, role: &str) -> Result<&'a RoleKeys, TrustError>
         .ok_or_else(|| malformed("root", format!("no {role} role")))
 }
 
+/// What every role must pass once fetched: schema, signatures from the keys its parent lists
+/// (at least the threshold), expiry, and a version no lower than the cached one.
+struct RoleCheck<'a> {
+    store: &'a TrustStore,
+    gun: &'a str,
+    now: OffsetDateTime,
+}
+
+impl RoleCheck<'_> {
+    fn verify<T>(
+        &self,
+        role: &str,
+        bytes: &[u8],
+        role_type: RoleType,
+        keys: &BTreeMap<String, crate::tuf::keys::PublicKey>,
+        listed: &RoleKeys,
+    ) -> Result<T, TrustError>
+    where
+        T: serde::de::DeserializeOwned + model::HasRoleType + Versioned,
+    {
+        let (envelope, typed): (Envelope, T) = parse(role, bytes, role_type)?;
+        threshold::check(role, &envelope, keys, listed)?;
+        check_expiry(role, typed.expires(), self.now)?;
+        check_version(self.store, self.gun, role, typed.version())?;
+        Ok(typed)
+    }
+}
+
+/// Roles carry an expiry and a version.
+trait Versioned {
+    fn expires(&self) -> &str;
+    fn version(&self) -> u64;
+}
+
+impl Versioned for Meta {
+    fn expires(&self) -> &str {
+        &self.expires
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+impl Versioned for Targets {
+    fn expires(&self) -> &str {
+        &self.expires
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
 /// Fetches, verifies and caches the trust data of `gun`.
 pub async fn update(
     source: &impl RoleSource,
@@ -379,16 +431,14 @@ pub async fn update(
             gun: gun.to_owned(),
             role: "timestamp".into(),
         })?;
-    let (timestamp_env, timestamp): (Envelope, Meta) =
-        parse("timestamp", &timestamp_bytes, RoleType::Timestamp)?;
-    threshold::check(
+    let check = RoleCheck { store, gun, now };
+    let timestamp: Meta = check.verify(
         "timestamp",
-        &timestamp_env,
+        &timestamp_bytes,
+        RoleType::Timestamp,
         &root.keys,
         role_keys(&root, "timestamp")?,
     )?;
-    check_expiry("timestamp", &timestamp.expires, now)?;
-    check_version(store, gun, "timestamp", timestamp.version)?;
 
     let snapshot_meta = timestamp
         .meta
@@ -398,16 +448,13 @@ pub async fn update(
         })?;
     let snapshot_bytes =
         fetch_by_checksum(source, gun, "snapshot", snapshot_meta, MAX_SMALL_ROLE_BYTES).await?;
-    let (snapshot_env, snapshot): (Envelope, Meta) =
-        parse("snapshot", &snapshot_bytes, RoleType::Snapshot)?;
-    threshold::check(
+    let snapshot: Meta = check.verify(
         "snapshot",
-        &snapshot_env,
+        &snapshot_bytes,
+        RoleType::Snapshot,
         &root.keys,
         role_keys(&root, "snapshot")?,
     )?;
-    check_expiry("snapshot", &snapshot.expires, now)?;
-    check_version(store, gun, "snapshot", snapshot.version)?;
     // The snapshot must vouch for the very root the checks above used.
     let root_meta = snapshot
         .meta
@@ -427,16 +474,13 @@ pub async fn update(
         })?;
     let targets_bytes =
         fetch_by_checksum(source, gun, "targets", targets_meta, MAX_ROLE_BYTES).await?;
-    let (targets_env, targets): (Envelope, Targets) =
-        parse("targets", &targets_bytes, RoleType::Targets)?;
-    threshold::check(
+    let targets: Targets = check.verify(
         "targets",
-        &targets_env,
+        &targets_bytes,
+        RoleType::Targets,
         &root.keys,
         role_keys(&root, "targets")?,
     )?;
-    check_expiry("targets", &targets.expires, now)?;
-    check_version(store, gun, "targets", targets.version)?;
 
     let mut delegations = BTreeMap::new();
     let mut queue = std::collections::VecDeque::from([(targets.clone(), vec![String::new()])]);
@@ -449,19 +493,16 @@ pub async fn update(
                 continue;
             }
             let bytes = fetch_by_checksum(source, gun, &role.name, meta, MAX_ROLE_BYTES).await?;
-            let (env, mut delegated): (Envelope, Targets) =
-                parse(&role.name, &bytes, RoleType::Targets)?;
-            threshold::check(
+            let mut delegated: Targets = check.verify(
                 &role.name,
-                &env,
+                &bytes,
+                RoleType::Targets,
                 &parent.delegations.keys,
                 &RoleKeys {
                     keyids: role.keyids.clone(),
                     threshold: role.threshold,
                 },
             )?;
-            check_expiry(&role.name, &delegated.expires, now)?;
-            check_version(store, gun, &role.name, delegated.version)?;
             let allowed =
                 |name: &str, paths: &[String]| paths.iter().any(|p| name.starts_with(p.as_str()));
             delegated
