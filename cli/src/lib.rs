@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod error;
+pub mod inspect;
 pub mod keyfile;
 pub mod notary;
 pub mod tuf;

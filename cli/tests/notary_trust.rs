@@ -269,3 +269,27 @@ async fn expired_metadata_and_a_wrong_repository_name_are_refused() {
         Err(TrustError::NoTrustData(_))
     ));
 }
+
+#[tokio::test]
+async fn inspect_prints_what_docker_trust_inspect_printed_for_the_same_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TrustStore::new(dir.path());
+    let repo = trust::update(&Memory::state("03-delegated-targets"), &store, GUN, NOW)
+        .await
+        .unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notary");
+    let all = trustctl::inspect::report(GUN, None, &repo);
+    assert_eq!(
+        trustctl::inspect::to_json(&[all]),
+        std::fs::read_to_string(fixtures.join("docker-trust-inspect-all.json"))
+            .unwrap()
+            .trim_end()
+    );
+    let v1 = trustctl::inspect::report(&format!("{GUN}:v1"), Some("v1"), &repo);
+    assert_eq!(
+        trustctl::inspect::to_json(&[v1]),
+        std::fs::read_to_string(fixtures.join("docker-trust-inspect-v1.json"))
+            .unwrap()
+            .trim_end()
+    );
+}

@@ -144,6 +144,8 @@ pub struct VerifiedRepository {
     pub timestamp: Meta,
     /// Delegated roles by name, their targets limited to the paths they were delegated.
     pub delegations: BTreeMap<String, Targets>,
+    /// Delegated role names in the order notary walks them (breadth first, as listed).
+    pub delegation_order: Vec<String>,
     pub files: BTreeMap<String, Vec<u8>>,
 }
 
@@ -483,6 +485,7 @@ pub async fn update(
     )?;
 
     let mut delegations = BTreeMap::new();
+    let mut delegation_order = Vec::new();
     let mut queue = std::collections::VecDeque::from([(targets.clone(), vec![String::new()])]);
     while let Some((parent, parent_paths)) = queue.pop_front() {
         for role in &parent.delegations.roles {
@@ -516,6 +519,7 @@ pub async fn update(
                 .cloned()
                 .collect();
             delegations.insert(role.name.clone(), delegated.clone());
+            delegation_order.push(role.name.clone());
             queue.push_back((delegated, paths));
         }
     }
@@ -532,6 +536,7 @@ pub async fn update(
         snapshot,
         timestamp,
         delegations,
+        delegation_order,
         files,
     })
 }

@@ -1,0 +1,218 @@
+//! What `docker trust inspect` shows, computed from verified trust data.
+//!
+//! The rules are docker's: a tag is released when it is signed into `targets` or
+//! `targets/releases`; its signers are the other delegated roles holding the same tag and
+//! hash, in the order the roles are walked, or "Repo Admin" when there are none. Tags are in
+//! natural order, signers and administrative keys by name in descending order, delegation keys
+//! appear by their canonical ID while the root shows its certificate-form ID, and the JSON is
+//! indented with four spaces, as docker prints it.
+
+use serde::Serialize;
+
+use crate::notary::trust::VerifiedRepository;
+
+const RELEASES: &str = "targets/releases";
+const REPO_ADMIN: &str = "Repo Admin";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SignedTag {
+    pub signed_tag: String,
+    pub digest: String,
+    pub signers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyRef {
+    #[serde(rename = "ID")]
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Signer {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeyRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TrustReport {
+    pub name: String,
+    pub signed_tags: Vec<SignedTag>,
+    pub signers: Vec<Signer>,
+    pub administrative_keys: Vec<Signer>,
+}
+
+fn signer_name(role: &str) -> &str {
+    role.strip_prefix("targets/").unwrap_or(role)
+}
+
+/// The report for `name` (as the user wrote it), limited to `tag` when given.
+pub fn report(name: &str, tag: Option<&str>, repo: &VerifiedRepository) -> TrustReport {
+    // Every (role, tag, sha256) in walk order: targets first, then delegations.
+    let mut signed = Vec::new();
+    let walk = std::iter::once(("targets", &repo.targets)).chain(
+        repo.delegation_order
+            .iter()
+            .map(|role| (role.as_str(), &repo.delegations[role])),
+    );
+    for (role, targets) in walk {
+        for (target, meta) in &targets.targets {
+            if tag.is_some_and(|t| t != target) {
+                continue;
+            }
+            let digest = meta
+                .hashes
+                .get("sha256")
+                .map(|h| hex::encode(&h.0))
+                .unwrap_or_default();
+            signed.push((role, target.clone(), digest));
+        }
+    }
+    let released = |role: &str| role == "targets" || role == RELEASES;
+    let mut rows: Vec<SignedTag> = Vec::new();
+    for (role, target, digest) in &signed {
+        if !released(role)
+            || rows
+                .iter()
+                .any(|r| &r.signed_tag == target && &r.digest == digest)
+        {
+            continue;
+        }
+        let signers = signed
+            .iter()
+            .filter(|(r, t, d)| !released(r) && t == target && d == digest)
+            .map(|(r, _, _)| signer_name(r).to_owned())
+            .collect::<Vec<_>>();
+        rows.push(SignedTag {
+            signed_tag: target.clone(),
+            digest: digest.clone(),
+            signers: if signers.is_empty() {
+                vec![REPO_ADMIN.to_owned()]
+            } else {
+                signers
+            },
+        });
+    }
+    rows.sort_by(|a, b| natural_cmp(&a.signed_tag, &b.signed_tag));
+
+    let mut signers: Vec<Signer> = repo
+        .targets
+        .delegations
+        .roles
+        .iter()
+        .filter(|r| r.name != RELEASES)
+        .map(|r| Signer {
+            name: signer_name(&r.name).to_owned(),
+            // Docker shows delegation keys by their canonical ID: a certificate key by the ID
+            // of the plain key inside it.
+            keys: r
+                .keyids
+                .iter()
+                .map(|id| KeyRef {
+                    id: repo
+                        .targets
+                        .delegations
+                        .keys
+                        .get(id)
+                        .and_then(|k| k.canonical_id().ok())
+                        .unwrap_or_else(|| id.clone()),
+                })
+                .collect(),
+        })
+        .collect();
+    signers.sort_by(|a, b| b.name.cmp(&a.name));
+
+    let keys_of = |role: &str| {
+        repo.root
+            .roles
+            .get(role)
+            .map(|r| {
+                r.keyids
+                    .iter()
+                    .map(|id| KeyRef { id: id.clone() })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut administrative_keys = vec![
+        Signer {
+            name: "Root".into(),
+            keys: keys_of("root"),
+        },
+        Signer {
+            name: "Repository".into(),
+            keys: keys_of("targets"),
+        },
+    ];
+    administrative_keys.sort_by(|a, b| b.name.cmp(&a.name));
+
+    TrustReport {
+        name: name.to_owned(),
+        signed_tags: rows,
+        signers,
+        administrative_keys,
+    }
+}
+
+/// The reports as docker prints them: a JSON array indented with four spaces.
+pub fn to_json(reports: &[TrustReport]) -> String {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    reports
+        .serialize(&mut serializer)
+        .expect("reports serialize");
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// Natural order (`v2` before `v10`), as docker sorts tags: runs of digits compare by value.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (&a[..da], &b[..db]);
+                let trim = |n: &[u8]| {
+                    let zeros = n.iter().take_while(|c| **c == b'0').count();
+                    n[zeros..].to_vec()
+                };
+                let (ta, tb) = (trim(na), trim(nb));
+                let ord = ta.len().cmp(&tb.len()).then_with(|| ta.cmp(&tb));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                a = &a[da..];
+                b = &b[db..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order() {
+        let mut tags = vec!["v10", "v2", "latest", "v1.10", "v1.9", "1.0"];
+        tags.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(tags, ["1.0", "latest", "v1.9", "v1.10", "v2", "v10"]);
+    }
+}
