@@ -169,6 +169,90 @@ pub fn to_json(reports: &[TrustReport]) -> String {
     String::from_utf8(out).expect("JSON is UTF-8")
 }
 
+/// Docker's `--pretty` text for one repository.
+pub fn pretty(report: &TrustReport) -> String {
+    let mut out = format!("\nSignatures for {}\n\n", report.name);
+    let rows: Vec<Vec<String>> = report
+        .signed_tags
+        .iter()
+        .map(|t| {
+            let signers = if t.signers == [REPO_ADMIN] {
+                format!("({REPO_ADMIN})")
+            } else {
+                t.signers.join(", ")
+            };
+            vec![t.signed_tag.clone(), t.digest.clone(), signers]
+        })
+        .collect();
+    out.push_str(&table(&["SIGNED TAG", "DIGEST", "SIGNERS"], &rows));
+    if !report.signers.is_empty() {
+        out.push_str(&format!(
+            "\nList of signers and their keys for {}\n\n",
+            report.name
+        ));
+        let mut signers = report.signers.clone();
+        signers.sort_by(|a, b| a.name.cmp(&b.name));
+        let rows: Vec<Vec<String>> = signers
+            .iter()
+            .map(|s| {
+                let mut keys: Vec<_> = s
+                    .keys
+                    .iter()
+                    .map(|k| k.id.chars().take(12).collect::<String>())
+                    .collect();
+                keys.sort();
+                vec![s.name.clone(), keys.join(", ")]
+            })
+            .collect();
+        out.push_str(&table(&["SIGNER", "KEYS"], &rows));
+    }
+    out.push_str(&format!("\nAdministrative keys for {}\n\n", report.name));
+    for (label, name) in [("Repository Key", "Repository"), ("Root Key", "Root")] {
+        let mut ids: Vec<_> = report
+            .administrative_keys
+            .iter()
+            .filter(|s| s.name == name)
+            .flat_map(|s| s.keys.iter().map(|k| k.id.clone()))
+            .collect();
+        ids.sort();
+        out.push_str(&format!("  {label}:\t{}\n", ids.join(", ")));
+    }
+    out
+}
+
+/// Go's tabwriter as docker configures it: cells at least 10 wide, 3 spaces of padding, the
+/// last column unpadded.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let columns = headers.len();
+    let mut widths = vec![0usize; columns];
+    for (i, header) in headers.iter().enumerate() {
+        widths[i] = header.chars().count();
+    }
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == columns {
+                text.push_str(cell);
+            } else {
+                let width = (widths[i] + 3).max(10);
+                text.push_str(&format!("{cell:<width$}"));
+            }
+        }
+        text.push('\n');
+        text
+    };
+    let mut out = line(headers.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
 /// Natural order (`v2` before `v10`), as docker sorts tags: runs of digits compare by value.
 pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     use std::cmp::Ordering;
@@ -208,6 +292,76 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pretty_matches_docker_for_a_repository_with_signers() {
+        let report = TrustReport {
+            name: "127.0.0.1:14443/pretty".into(),
+            signed_tags: vec![
+                SignedTag {
+                    signed_tag: "v1".into(),
+                    digest: "73cb3858a687a8494ca3323053016282f3dad39d42cf62ca4e79dda2aac7d9ac"
+                        .into(),
+                    signers: vec!["alice".into(), "bob".into()],
+                },
+                SignedTag {
+                    signed_tag: "v10".into(),
+                    digest: "73cb3858a687a8494ca3323053016282f3dad39d42cf62ca4e79dda2aac7d9ac"
+                        .into(),
+                    signers: vec![REPO_ADMIN.into()],
+                },
+            ],
+            signers: vec![
+                Signer {
+                    name: "bob".into(),
+                    keys: vec![KeyRef {
+                        id: "1ecb21abce24ffff".into(),
+                    }],
+                },
+                Signer {
+                    name: "alice".into(),
+                    keys: vec![KeyRef {
+                        id: "04ee8d2ef3edffff".into(),
+                    }],
+                },
+            ],
+            administrative_keys: vec![
+                Signer {
+                    name: "Root".into(),
+                    keys: vec![KeyRef {
+                        id: "b5838576e12cab0de58330dd6be2b7b57845d61d69e19b28b9274084a4f20456"
+                            .into(),
+                    }],
+                },
+                Signer {
+                    name: "Repository".into(),
+                    keys: vec![KeyRef {
+                        id: "644e995e9805ba9d8833d9630fcb8098485ac8eb1f0ba48ed8e8d45902dd10af"
+                            .into(),
+                    }],
+                },
+            ],
+        };
+        // Captured from `docker trust inspect --pretty` (docker 28) for the same repository.
+        let docker = "\nSignatures for 127.0.0.1:14443/pretty\n\n\
+SIGNED TAG   DIGEST                                                             SIGNERS\n\
+v1           73cb3858a687a8494ca3323053016282f3dad39d42cf62ca4e79dda2aac7d9ac   alice, bob\n\
+v10          73cb3858a687a8494ca3323053016282f3dad39d42cf62ca4e79dda2aac7d9ac   (Repo Admin)\n\
+\nList of signers and their keys for 127.0.0.1:14443/pretty\n\n\
+SIGNER    KEYS\n\
+alice     04ee8d2ef3ed\n\
+bob       1ecb21abce24\n\
+\nAdministrative keys for 127.0.0.1:14443/pretty\n\n\
+\x20 Repository Key:\t644e995e9805ba9d8833d9630fcb8098485ac8eb1f0ba48ed8e8d45902dd10af\n\
+\x20 Root Key:\tb5838576e12cab0de58330dd6be2b7b57845d61d69e19b28b9274084a4f20456\n";
+        assert_eq!(pretty(&report), docker);
+        // Without delegations the signer section is left out.
+        let plain = TrustReport {
+            signers: vec![],
+            ..report
+        };
+        assert!(!pretty(&plain).contains("List of signers"));
+    }
 
     #[test]
     fn natural_order() {

@@ -8,5 +8,6 @@ pub mod error;
 pub mod inspect;
 pub mod keyfile;
 pub mod notary;
+pub mod reference;
 pub mod tuf;
 pub mod verify;

@@ -29,6 +29,8 @@ enum Command {
     VerifyBlob(commands::blob::VerifyBlobArgs),
     /// Show trustd's backends, their devices and whether they are ready.
     Status(commands::status::StatusArgs),
+    /// Show who signed which tags of images (Docker Content Trust), verified on read.
+    Inspect(commands::inspect::InspectArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
             Command::SignBlob(args) => commands::blob::sign(&socket, args).await,
             Command::VerifyBlob(args) => commands::blob::verify(&socket, args).await,
             Command::Status(args) => commands::status::run(&socket, args).await,
+            Command::Inspect(args) => commands::inspect::run(args).await,
         }
     });
     match result {

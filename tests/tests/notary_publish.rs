@@ -204,6 +204,49 @@ async fn notary_server_accepts_and_the_notary_client_lists_a_repository_signed_i
         "docker shows the certificate-form root key ID"
     );
     assert_eq!(admin["Repository"], ids["targets"]);
+
+    // trustctl inspect prints exactly what docker printed, in both forms.
+    let trust_dir = tempfile::tempdir().unwrap();
+    let trustctl_inspect = |extra: &[&str]| {
+        Command::new(bin("trustctl"))
+            .args(["inspect", "--server", &server.url, "--tls-ca"])
+            .arg(server.ca.ca_cert())
+            .arg("--trust-dir")
+            .arg(trust_dir.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let ours = trustctl_inspect(&[GUN]);
+    assert!(
+        ours.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let docker_pretty = Command::new("docker")
+        .args(["trust", "inspect", "--pretty", GUN])
+        .env("DOCKER_CONFIG", docker_config.path())
+        .env("DOCKER_CONTENT_TRUST_SERVER", &server.url)
+        .output()
+        .unwrap();
+    let ours_pretty = trustctl_inspect(&["--pretty", GUN]);
+    assert_eq!(
+        String::from_utf8_lossy(&ours_pretty.stdout),
+        String::from_utf8_lossy(&docker_pretty.stdout)
+    );
+    // A repository without trust data: a clear message and a non-zero exit.
+    let none = trustctl_inspect(&["registry.example.test/team/unsigned"]);
+    assert_eq!(
+        none.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no signatures"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod blob;
+pub mod inspect;
 pub mod key;
 pub mod status;
 

@@ -1,0 +1,117 @@
+//! `trustctl inspect [--pretty] IMAGE[:TAG]...`: who signed what, as docker trust inspect
+//! shows it, from trust data verified on read.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use trustctl::error::CliError;
+use trustctl::inspect;
+use trustctl::notary::server::NotaryServer;
+use trustctl::notary::trust::{self, TrustError, TrustStore};
+use trustctl::reference::ImageRef;
+
+/// Where trust data comes from and where it is cached.
+#[derive(Args)]
+pub struct NotaryArgs {
+    /// Notary server URL [default: $TRUSTCTL_SERVER, then $DOCKER_CONTENT_TRUST_SERVER, then
+    /// the one docker would use for the image]
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Extra CA certificate (PEM) to trust for the notary server, besides the system roots.
+    #[arg(long, env = "TRUSTCTL_TLS_CA", value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+    /// Local cache of verified trust data [default: ~/.local/share/trustctl]
+    #[arg(long, env = "TRUSTCTL_TRUST_DIR", value_name = "DIR")]
+    pub trust_dir: Option<PathBuf>,
+}
+
+impl NotaryArgs {
+    pub fn server_for(&self, image: &ImageRef) -> String {
+        self.server
+            .clone()
+            .or_else(|| std::env::var("TRUSTCTL_SERVER").ok())
+            .or_else(|| std::env::var("DOCKER_CONTENT_TRUST_SERVER").ok())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| image.default_notary_server())
+    }
+
+    pub fn trust_store(&self) -> TrustStore {
+        let dir = self.trust_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("trustctl")
+        });
+        TrustStore::new(dir)
+    }
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// Human-friendly tables instead of JSON.
+    #[arg(long)]
+    pretty: bool,
+    #[command(flatten)]
+    notary: NotaryArgs,
+    /// Images, with an optional tag.
+    #[arg(required = true, value_name = "IMAGE[:TAG]")]
+    images: Vec<String>,
+}
+
+pub fn trust_error(image: &str, error: TrustError) -> CliError {
+    match error {
+        TrustError::NoTrustData(_) => CliError::NotFound(format!(
+            "no signatures or cannot access {image}: the repository has no trust data"
+        )),
+        TrustError::Server(e) => CliError::Unreachable(format!("{image}: {e}")),
+        other => CliError::Failed(format!(
+            "{image}: trust data failed verification and was not trusted: {other}"
+        )),
+    }
+}
+
+pub async fn run(args: InspectArgs) -> Result<(), CliError> {
+    let store = args.notary.trust_store();
+    let mut reports = Vec::new();
+    let mut first_error = None;
+    for text in &args.images {
+        match inspect_one(&args.notary, &store, text).await {
+            Ok(report) => reports.push(report),
+            Err(error) => {
+                eprintln!("trustctl: {error}");
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    if args.pretty {
+        let texts: Vec<_> = reports.iter().map(inspect::pretty).collect();
+        print!("{}", texts.join("\n\n"));
+    } else {
+        println!("{}", inspect::to_json(&reports));
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+async fn inspect_one(
+    notary: &NotaryArgs,
+    store: &TrustStore,
+    text: &str,
+) -> Result<inspect::TrustReport, CliError> {
+    let image = ImageRef::parse(text).map_err(CliError::Usage)?;
+    let server = NotaryServer::new(&notary.server_for(&image), notary.tls_ca.as_deref())
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let repo = trust::update(&server, store, &image.gun, time::OffsetDateTime::now_utc())
+        .await
+        .map_err(|e| trust_error(text, e))?;
+    let report = inspect::report(text, image.tag.as_deref(), &repo);
+    if image.tag.is_some() && report.signed_tags.is_empty() {
+        return Err(CliError::NotFound(format!(
+            "no signatures for {text}: the tag is not signed"
+        )));
+    }
+    Ok(report)
+}
