@@ -31,6 +31,10 @@ enum Command {
     Status(commands::status::StatusArgs),
     /// Show who signed which tags of images (Docker Content Trust), verified on read.
     Inspect(commands::inspect::InspectArgs),
+    /// Create a repository's trust data with its root and targets keys in trustd.
+    Init(commands::trust::InitArgs),
+    /// Sign an image tag (Docker Content Trust) with the repository's key in trustd.
+    Sign(commands::trust::SignArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +56,8 @@ fn main() -> ExitCode {
             Command::VerifyBlob(args) => commands::blob::verify(&socket, args).await,
             Command::Status(args) => commands::status::run(&socket, args).await,
             Command::Inspect(args) => commands::inspect::run(args).await,
+            Command::Init(args) => commands::trust::init(&socket, args).await,
+            Command::Sign(args) => commands::trust::sign(&socket, args).await,
         }
     });
     match result {

@@ -4,6 +4,7 @@ pub mod blob;
 pub mod inspect;
 pub mod key;
 pub mod status;
+pub mod trust;
 
 use trustd_proto as pb;
 

@@ -1,4 +1,5 @@
 //! Talking to a notary-server, and trusting what it serves only after verification.
 
+pub mod publish;
 pub mod server;
 pub mod trust;

@@ -1,0 +1,256 @@
+//! trustctl init / sign / inspect with every key in trustd (SoftHSM), against a live
+//! notary-server, read by the real notary client and docker trust inspect.
+
+use std::process::{Command, Output};
+
+use trustd_e2e::notary::NotaryServer;
+use trustd_e2e::*;
+
+struct Setup {
+    _hsm: SoftHsm,
+    trustd: Trustd,
+    server: NotaryServer,
+    trust_dir: tempfile::TempDir,
+    docker_config: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(label: &str) -> Setup {
+        let hsm = SoftHsm::new(label);
+        let trustd = Trustd::start(&hsm, &Options::for_token(&hsm));
+        let server = NotaryServer::start();
+        let docker_config = tempfile::tempdir().unwrap();
+        let tls = docker_config
+            .path()
+            .join("tls")
+            .join(server.url.trim_start_matches("https://"));
+        std::fs::create_dir_all(&tls).unwrap();
+        std::fs::copy(server.ca.ca_cert(), tls.join("ca.crt")).unwrap();
+        Setup {
+            _hsm: hsm,
+            trustd,
+            server,
+            trust_dir: tempfile::tempdir().unwrap(),
+            docker_config,
+        }
+    }
+
+    fn trustctl(&self, args: &[&str]) -> Output {
+        self.trustd
+            .trustctl()
+            .args(args)
+            .arg("--server")
+            .arg(&self.server.url)
+            .arg("--tls-ca")
+            .arg(self.server.ca.ca_cert())
+            .arg("--trust-dir")
+            .arg(self.trust_dir.path())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.trustctl(args);
+        assert!(
+            out.status.success(),
+            "trustctl {args:?}: {}\n--- notary-server ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.server.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn notary_list(&self, gun: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        String::from_utf8(self.server.notary(dir.path(), &["list", gun]).stdout).unwrap()
+    }
+
+    fn docker_inspect(&self, gun: &str) -> serde_json::Value {
+        let out = Command::new("docker")
+            .args(["trust", "inspect", gun])
+            .env("DOCKER_CONFIG", self.docker_config.path())
+            .env("DOCKER_CONTENT_TRUST_SERVER", &self.server.url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+const DIGEST_A: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const DIGEST_B: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+#[test]
+fn init_sign_and_resign_are_seen_by_notary_and_docker() {
+    let setup = Setup::new("content-trust");
+    let gun = "registry.example.test/team/app";
+    let out = setup.ok(&["init", gun]);
+    assert!(out.contains("Initialized"), "{out}");
+
+    setup.ok(&[
+        "sign",
+        &format!("{gun}:1.0"),
+        "--digest",
+        DIGEST_A,
+        "--size",
+        "1234",
+    ]);
+    setup.ok(&["sign", &format!("{gun}:2.0@{DIGEST_B}"), "--size", "99"]);
+    let listing = setup.notary_list(gun);
+    assert!(
+        listing.contains("1.0") && listing.contains(&DIGEST_A[7..]),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("2.0") && listing.contains(&DIGEST_B[7..]),
+        "{listing}"
+    );
+    assert!(listing.contains("1234"), "{listing}");
+
+    // Re-signing a tag with a new digest replaces it.
+    setup.ok(&[
+        "sign",
+        &format!("{gun}:1.0"),
+        "--digest",
+        DIGEST_B,
+        "--size",
+        "99",
+    ]);
+    let docker = setup.docker_inspect(gun);
+    let tags = docker[0]["SignedTags"].as_array().unwrap();
+    assert_eq!(tags.len(), 2);
+    assert!(tags
+        .iter()
+        .all(|t| t["Digest"] == DIGEST_B[7..] && t["Signers"][0] == "Repo Admin"));
+    // trustctl's own view agrees with docker's, byte for byte.
+    let ours: serde_json::Value = serde_json::from_str(&setup.ok(&["inspect", gun])).unwrap();
+    assert_eq!(ours, docker);
+
+    // Every signature was made in trustd, and audited there.
+    let audited: Vec<_> = setup
+        .trustd
+        .audit_records()
+        .into_iter()
+        .filter(|r| r["event"] == "sign" && r["result"] == "allowed")
+        .map(|r| r["key_name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(audited.contains(&format!("{gun}/root")), "{audited:?}");
+    assert_eq!(
+        audited
+            .iter()
+            .filter(|k| **k == format!("{gun}/targets"))
+            .count(),
+        4,
+        "init + three signs: {audited:?}"
+    );
+
+    // A second init is refused and changes nothing.
+    let again = setup.trustctl(&["init", gun]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already has trust data"));
+    assert_eq!(setup.docker_inspect(gun), docker);
+}
+
+#[test]
+fn sign_initializes_a_new_repository_and_a_local_snapshot_key_works() {
+    let setup = Setup::new("auto-init");
+    let fresh = "registry.example.test/team/fresh";
+    let out = setup.trustctl(&[
+        "sign",
+        &format!("{fresh}:v1"),
+        "--digest",
+        DIGEST_A,
+        "--size",
+        "10",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("initializing"));
+    assert!(setup.notary_list(fresh).contains("v1"));
+
+    let local = "registry.example.test/team/local-snapshot";
+    setup.ok(&["init", local, "--local-snapshot"]);
+    setup.ok(&[
+        "sign",
+        &format!("{local}:v1"),
+        "--digest",
+        DIGEST_B,
+        "--size",
+        "10",
+    ]);
+    assert!(setup.notary_list(local).contains(&DIGEST_B[7..]));
+    let keys = setup.trustd.ok(&["key", "list"]);
+    assert!(keys.contains(&format!("{local}/snapshot")), "{keys}");
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let setup = Setup::new("cli-bad-input");
+    let gun = "registry.example.test/team/app";
+    for (args, code, text) in [
+        (
+            vec![
+                "sign",
+                "registry.example.test/team/app:1",
+                "--digest",
+                "sha256:xyz",
+                "--size",
+                "1",
+            ],
+            2,
+            "64 hex",
+        ),
+        (
+            vec![
+                "sign",
+                "registry.example.test/team/app",
+                "--digest",
+                DIGEST_A,
+                "--size",
+                "1",
+            ],
+            2,
+            "name the tag",
+        ),
+        (
+            vec!["sign", "registry.example.test/team/app:1", "--size", "1"],
+            2,
+            "manifest digest",
+        ),
+        (
+            vec![
+                "sign",
+                "Registry/App:1",
+                "--digest",
+                DIGEST_A,
+                "--size",
+                "1",
+            ],
+            2,
+            "lower case",
+        ),
+    ] {
+        let out = setup.trustctl(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(text),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Nothing was published by any of them.
+    let out = setup.trustctl(&["inspect", gun]);
+    assert_eq!(out.status.code(), Some(5));
+}
