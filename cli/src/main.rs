@@ -35,6 +35,10 @@ enum Command {
     Init(commands::trust::InitArgs),
     /// Sign an image tag (Docker Content Trust) with the repository's key in trustd.
     Sign(commands::trust::SignArgs),
+    /// Remove the signature of a tag (or of every tag) of an image.
+    Revoke(commands::trust::RevokeArgs),
+    /// Delete a repository's local trust data, and with --remote the server's.
+    Delete(commands::trust::DeleteArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +62,8 @@ fn main() -> ExitCode {
             Command::Inspect(args) => commands::inspect::run(args).await,
             Command::Init(args) => commands::trust::init(&socket, args).await,
             Command::Sign(args) => commands::trust::sign(&socket, args).await,
+            Command::Revoke(args) => commands::trust::revoke(&socket, args).await,
+            Command::Delete(args) => commands::trust::delete(args).await,
         }
     });
     match result {

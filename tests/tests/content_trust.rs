@@ -254,3 +254,56 @@ fn bad_input_gets_clear_errors() {
     let out = setup.trustctl(&["inspect", gun]);
     assert_eq!(out.status.code(), Some(5));
 }
+
+#[test]
+fn revoke_and_delete() {
+    let setup = Setup::new("revoke-delete");
+    let gun = "registry.example.test/team/app";
+    setup.ok(&["init", gun]);
+    for tag in ["1.0", "2.0", "3.0"] {
+        setup.ok(&[
+            "sign",
+            &format!("{gun}:{tag}"),
+            "--digest",
+            DIGEST_A,
+            "--size",
+            "10",
+        ]);
+    }
+    // Without --yes and without a terminal, nothing is revoked.
+    let out = setup.trustctl(&["revoke", &format!("{gun}:1.0")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(setup.notary_list(gun).contains("1.0"));
+
+    setup.ok(&["revoke", &format!("{gun}:1.0"), "--yes"]);
+    let listing = setup.notary_list(gun);
+    assert!(
+        !listing.contains("1.0") && listing.contains("2.0"),
+        "{listing}"
+    );
+    // Revoking a tag that is not signed says so.
+    let out = setup.trustctl(&["revoke", &format!("{gun}:9.9"), "-y"]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every tag.
+    setup.ok(&["revoke", gun, "-y"]);
+    let docker = setup.docker_inspect(gun);
+    assert_eq!(docker[0]["SignedTags"].as_array().unwrap().len(), 0);
+
+    // delete: local only keeps the server's data; --remote removes it.
+    setup.ok(&["delete", gun]);
+    assert!(!setup.trust_dir.path().join("tuf").join(gun).exists());
+    setup.ok(&["inspect", gun]);
+    setup.ok(&["delete", gun, "--remote"]);
+    let out = setup.trustctl(&["inspect", gun]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

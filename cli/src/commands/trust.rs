@@ -140,3 +140,80 @@ pub async fn sign(socket: &Path, args: SignArgs) -> Result<(), CliError> {
     );
     Ok(())
 }
+
+#[derive(Args)]
+pub struct RevokeArgs {
+    /// IMAGE:TAG to revoke one tag, IMAGE to revoke every tag.
+    image: String,
+    /// Do not ask for confirmation.
+    #[arg(long, short)]
+    yes: bool,
+    #[command(flatten)]
+    notary: NotaryArgs,
+}
+
+pub async fn revoke(socket: &Path, args: RevokeArgs) -> Result<(), CliError> {
+    let image = ImageRef::parse(&args.image).map_err(CliError::Usage)?;
+    let server = server_for(&args.notary, &image)?;
+    let store = args.notary.trust_store();
+    let repo = trust::update(&server, &store, &image.gun, time::OffsetDateTime::now_utc())
+        .await
+        .map_err(|e| trust_error(&args.image, e))?;
+    let what = match &image.tag {
+        Some(tag) => format!("the signature of {}:{tag}", image.gun),
+        None => format!("every signature of {}", image.gun),
+    };
+    if !args.yes {
+        use std::io::{IsTerminal, Write};
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::Usage(format!(
+                "revoking {what} cannot be undone; pass --yes to confirm"
+            )));
+        }
+        eprint!("Revoke {what}? [y/N] ");
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(CliError::Failed("not revoked".into()));
+        }
+    }
+    let client = client::connect(socket).await?;
+    let tags = image.tag.clone().map(|t| vec![t]);
+    publish::revoke_targets(&server, &store, client, &repo, tags.as_deref()).await?;
+    println!("Revoked {what}");
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct DeleteArgs {
+    /// Repository (GUN).
+    gun: String,
+    /// Also delete the repository's trust data on the notary server.
+    #[arg(long)]
+    remote: bool,
+    #[command(flatten)]
+    notary: NotaryArgs,
+}
+
+pub async fn delete(args: DeleteArgs) -> Result<(), CliError> {
+    let image = ImageRef::parse(&args.gun).map_err(CliError::Usage)?;
+    let store = args.notary.trust_store();
+    if args.remote {
+        let server = server_for(&args.notary, &image)?;
+        server
+            .delete(&image.gun)
+            .await
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+        println!(
+            "Deleted the trust data of {} on {}",
+            image.gun,
+            server.url()
+        );
+    }
+    store
+        .delete(&image.gun)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    println!("Deleted the local trust data of {}", image.gun);
+    Ok(())
+}

@@ -221,6 +221,72 @@ pub async fn sign_targets(
     repo: &VerifiedRepository,
     new: &[Target<'_>],
 ) -> Result<VerifiedRepository, CliError> {
+    let updated = update_targets(server, store, client, repo, |targets| {
+        for target in new {
+            targets.insert(
+                target.tag.to_owned(),
+                FileMeta {
+                    custom: None,
+                    hashes: [("sha256".to_owned(), Base64Bytes(target.sha256.to_vec()))].into(),
+                    length: target.size,
+                },
+            );
+        }
+        Ok(())
+    })
+    .await?;
+    for target in new {
+        let published = updated.targets.targets.get(target.tag);
+        if published
+            .and_then(|m| m.hashes.get("sha256"))
+            .map(|h| h.0.as_slice())
+            != Some(&target.sha256[..])
+        {
+            return Err(CliError::Failed(format!(
+                "the server accepted the update but {} does not show the new digest for {}",
+                repo.gun, target.tag
+            )));
+        }
+    }
+    Ok(updated)
+}
+
+/// Removes the signatures of `tags` (every tag when None) from the targets role.
+pub async fn revoke_targets(
+    server: &NotaryServer,
+    store: &TrustStore,
+    client: crate::client::Client,
+    repo: &VerifiedRepository,
+    tags: Option<&[String]>,
+) -> Result<VerifiedRepository, CliError> {
+    update_targets(server, store, client, repo, |targets| {
+        match tags {
+            None => targets.clear(),
+            Some(tags) => {
+                for tag in tags {
+                    if targets.remove(tag).is_none() {
+                        return Err(CliError::NotFound(format!(
+                            "{}:{tag} is not signed in the targets role",
+                            repo.gun
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Applies `change` to the targets role, re-signs it (and the snapshot when its key is in
+/// trustd) with one signature each, publishes, and reads the result back verified.
+async fn update_targets(
+    server: &NotaryServer,
+    store: &TrustStore,
+    client: crate::client::Client,
+    repo: &VerifiedRepository,
+    change: impl FnOnce(&mut BTreeMap<String, FileMeta>) -> Result<(), CliError>,
+) -> Result<VerifiedRepository, CliError> {
     let gun = &repo.gun;
     let mut signer = TrustdSigner::new(client);
     let targets_name = key_name(gun, "targets");
@@ -236,16 +302,7 @@ pub async fn sign_targets(
         )));
     }
     let mut targets = repo.targets.clone();
-    for target in new {
-        targets.targets.insert(
-            target.tag.to_owned(),
-            FileMeta {
-                custom: None,
-                hashes: [("sha256".to_owned(), Base64Bytes(target.sha256.to_vec()))].into(),
-                length: target.size,
-            },
-        );
-    }
+    change(&mut targets.targets)?;
     targets.version += 1;
     targets.expires = expires_in(TARGETS_DAYS);
     let targets_bytes = signed_file(&mut signer, &targets_name, &key.id(), &targets).await?;
@@ -275,21 +332,7 @@ pub async fn sign_targets(
         .publish(gun, &files)
         .await
         .map_err(|e| CliError::Failed(e.to_string()))?;
-    let updated = trust::update(server, store, gun, OffsetDateTime::now_utc())
+    trust::update(server, store, gun, OffsetDateTime::now_utc())
         .await
-        .map_err(failed("the published trust data does not verify"))?;
-    for target in new {
-        let published = updated.targets.targets.get(target.tag);
-        if published
-            .and_then(|m| m.hashes.get("sha256"))
-            .map(|h| h.0.as_slice())
-            != Some(&target.sha256[..])
-        {
-            return Err(CliError::Failed(format!(
-                "the server accepted the update but {} does not show the new digest for {}",
-                gun, target.tag
-            )));
-        }
-    }
-    Ok(updated)
+        .map_err(failed("the published trust data does not verify"))
 }
