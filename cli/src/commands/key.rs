@@ -1,6 +1,6 @@
 //! `trustctl key ...`: the key lifecycle, all of it inside trustd.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -293,18 +293,10 @@ fn read_passphrase(file: &Path, from_stdin: bool) -> Result<Zeroizing<String>, C
 
 async fn delete(socket: &Path, name: &str, yes: bool) -> Result<(), CliError> {
     if !yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(CliError::Usage(format!(
-                "deleting {name:?} cannot be undone; pass --yes to confirm"
-            )));
-        }
-        eprint!("Delete key {name:?} from its device? This cannot be undone. [y/N] ");
-        std::io::stderr().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Err(CliError::Failed("not deleted".into()));
-        }
+        super::confirm(
+            &format!("deleting {name:?}"),
+            &format!("Delete key {name:?} from its device? This cannot be undone."),
+        )?;
     }
     let mut client = client::connect(socket).await?;
     let key = client

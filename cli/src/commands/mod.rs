@@ -43,3 +43,24 @@ pub fn rfc3339(ts: Option<&prost_types::Timestamp>) -> String {
         })
         .unwrap_or_default()
 }
+
+/// Asks before an action that cannot be undone; refuses when there is no terminal to ask on
+/// (scripts must say `--yes`).
+pub fn confirm(action: &str, question: &str) -> Result<(), trustctl::error::CliError> {
+    use std::io::{IsTerminal, Write};
+    use trustctl::error::CliError;
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage(format!(
+            "{action} cannot be undone; pass --yes to confirm"
+        )));
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::Failed("cancelled".into()))
+    }
+}

@@ -164,19 +164,7 @@ pub async fn revoke(socket: &Path, args: RevokeArgs) -> Result<(), CliError> {
         None => format!("every signature of {}", image.gun),
     };
     if !args.yes {
-        use std::io::{IsTerminal, Write};
-        if !std::io::stdin().is_terminal() {
-            return Err(CliError::Usage(format!(
-                "revoking {what} cannot be undone; pass --yes to confirm"
-            )));
-        }
-        eprint!("Revoke {what}? [y/N] ");
-        std::io::stderr().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Err(CliError::Failed("not revoked".into()));
-        }
+        super::confirm(&format!("revoking {what}"), &format!("Revoke {what}?"))?;
     }
     let client = client::connect(socket).await?;
     let tags = image.tag.clone().map(|t| vec![t]);
