@@ -31,8 +31,23 @@ fn expires_in(days: i64) -> String {
     model::format_expires(OffsetDateTime::now_utc() + time::Duration::days(days))
 }
 
-fn failed(what: &str) -> impl Fn(TrustError) -> CliError + '_ {
-    move |e| CliError::Failed(format!("{what}: {e}"))
+/// Publishes role files, then reads the repository back through full verification: a
+/// publish the server accepted but that does not verify is reported, not trusted.
+async fn publish_and_verify(
+    server: &NotaryServer,
+    store: &TrustStore,
+    gun: &str,
+    files: &[(String, Vec<u8>)],
+) -> Result<VerifiedRepository, CliError> {
+    server
+        .publish(gun, files)
+        .await
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    trust::update(server, store, gun, OffsetDateTime::now_utc())
+        .await
+        .map_err(|e: TrustError| {
+            CliError::Failed(format!("the published trust data does not verify: {e}"))
+        })
 }
 
 async fn ensure_key(
@@ -196,13 +211,7 @@ pub async fn init(
             signed_file(&mut signer, name, &keys["snapshot"].id(), &snapshot).await?,
         ));
     }
-    server
-        .publish(gun, &files)
-        .await
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-    trust::update(server, store, gun, OffsetDateTime::now_utc())
-        .await
-        .map_err(failed("the published trust data does not verify"))
+    publish_and_verify(server, store, gun, &files).await
 }
 
 /// A tag to sign: the manifest digest (hex SHA-256) and size.
@@ -328,11 +337,5 @@ async fn update_targets(
             ));
         }
     }
-    server
-        .publish(gun, &files)
-        .await
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-    trust::update(server, store, gun, OffsetDateTime::now_utc())
-        .await
-        .map_err(failed("the published trust data does not verify"))
+    publish_and_verify(server, store, gun, &files).await
 }

@@ -203,28 +203,18 @@ impl NotaryServer {
                 reqwest::multipart::Part::bytes(bytes.clone()).file_name(role.clone()),
             );
         }
-        let response = self
-            .http
-            .post(self.tuf_url(gun, ""))
-            .multipart(form)
-            .send()
+        self.send(self.http.post(self.tuf_url(gun, "")).multipart(form))
             .await
-            .map_err(|e| self.unreachable(e))?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(self.refused(response).await)
-        }
     }
 
     /// Deletes all of the repository's trust data on the server.
     pub async fn delete(&self, gun: &str) -> Result<(), ServerError> {
-        let response = self
-            .http
-            .delete(self.tuf_url(gun, ""))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        self.send(self.http.delete(self.tuf_url(gun, ""))).await
+    }
+
+    /// Sends a request whose only answer of interest is success or the server's refusal.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(), ServerError> {
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
         if response.status().is_success() {
             Ok(())
         } else {
