@@ -135,46 +135,17 @@ fn run_direct(direct: &mut Direct, threads: usize, seconds: f64) -> Run {
     }
 }
 
-/// Each client has its own connection and signs until the deadline.
-async fn run_socket(clients: &[Client], seconds: f64) -> Run {
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs_f64(seconds);
-    let tasks: Vec<_> = clients
-        .iter()
-        .cloned()
-        .map(|mut client| {
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    let reply = client
-                        .sign(sign_request(
-                            KEY,
-                            SignatureAlgorithm::EcdsaP256Sha256,
-                            SignatureEncoding::Raw,
-                            vec![0x5a; PAYLOAD_BYTES],
-                        ))
-                        .await
-                        .unwrap();
-                    assert_eq!(reply.get_ref().signature.len(), 64);
-                    latencies.push(t.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await.unwrap());
-    }
-    Run {
-        elapsed: start.elapsed(),
-        latencies,
-    }
+/// What one client does per iteration over the socket.
+#[derive(Clone, Copy)]
+enum Call {
+    /// Sign a payload with the bench key.
+    Sign,
+    /// A device-free call (ListKeys): the transport alone.
+    ListKeys,
 }
 
-/// The transport alone: a device-free call (ListKeys) from every client until the deadline.
-async fn run_transport(clients: &[Client], seconds: f64) -> Run {
+/// Each client has its own connection and repeats `call` until the deadline.
+async fn run_socket(clients: &[Client], seconds: f64, call: Call) -> Run {
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(seconds);
     let tasks: Vec<_> = clients
@@ -185,10 +156,26 @@ async fn run_transport(clients: &[Client], seconds: f64) -> Run {
                 let mut latencies = Vec::new();
                 while Instant::now() < deadline {
                     let t = Instant::now();
-                    client
-                        .list_keys(trustd_proto::ListKeysRequest {})
-                        .await
-                        .unwrap();
+                    match call {
+                        Call::Sign => {
+                            let reply = client
+                                .sign(sign_request(
+                                    KEY,
+                                    SignatureAlgorithm::EcdsaP256Sha256,
+                                    SignatureEncoding::Raw,
+                                    vec![0x5a; PAYLOAD_BYTES],
+                                ))
+                                .await
+                                .unwrap();
+                            assert_eq!(reply.get_ref().signature.len(), 64);
+                        }
+                        Call::ListKeys => {
+                            client
+                                .list_keys(trustd_proto::ListKeysRequest {})
+                                .await
+                                .unwrap();
+                        }
+                    }
                     latencies.push(t.elapsed());
                 }
                 latencies
@@ -247,14 +234,14 @@ fn main() {
     );
     // Warm up both paths (sessions, handle caches, connections).
     run_direct(&mut direct, 8, 0.3);
-    runtime.block_on(run_socket(&eight, 0.3));
+    runtime.block_on(run_socket(&eight, 0.3, Call::Sign));
 
     let (mut d1, mut s1, mut d8, mut s8) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.rounds {
         d1.push(run_direct(&mut direct, 1, args.seconds));
-        s1.push(runtime.block_on(run_socket(&one, args.seconds)));
+        s1.push(runtime.block_on(run_socket(&one, args.seconds, Call::Sign)));
         d8.push(run_direct(&mut direct, 8, args.seconds));
-        s8.push(runtime.block_on(run_socket(&eight, args.seconds)));
+        s8.push(runtime.block_on(run_socket(&eight, args.seconds, Call::Sign)));
     }
     let (d1, s1, d8, s8) = (
         median_run(d1),
@@ -266,7 +253,7 @@ fn main() {
     print_row("trustd socket, 1 client", &s1);
     print_row("direct cryptoki, 8 pooled sessions", &d8);
     print_row("trustd socket, 8 clients", &s8);
-    let transport = runtime.block_on(run_transport(&eight, args.seconds));
+    let transport = runtime.block_on(run_socket(&eight, args.seconds, Call::ListKeys));
     print_row("trustd socket, 8 clients, no device", &transport);
     println!(
         "reference (issue): notary-signer with keys in memory ~3,600/s sequential, ~9,000/s at 8 clients"
