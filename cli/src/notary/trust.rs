@@ -156,7 +156,7 @@ fn malformed(role: &str, reason: impl ToString) -> TrustError {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned + model::HasRoleType>(
+fn parse<T: serde::de::DeserializeOwned + model::Role>(
     role: &str,
     bytes: &[u8],
     role_type: RoleType,
@@ -206,11 +206,21 @@ fn check_meta(role: &str, meta: &FileMeta, bytes: &[u8]) -> Result<(), TrustErro
     Ok(())
 }
 
-/// The version of a cached role, if there is one (it was verified when it was saved).
+/// The version of a cached role, if there is one (it was verified when it was saved). Only
+/// `signed.version` is read: the rest of a large targets file is skipped, not built.
 fn cached_version(store: &TrustStore, gun: &str, role: &str) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Signed {
+        version: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct File {
+        signed: Signed,
+    }
     let bytes = store.cached(gun, role)?;
-    let envelope = Envelope::parse(&bytes).ok()?;
-    envelope.signed.get("version")?.as_u64()
+    serde_json::from_slice::<File>(&bytes)
+        .ok()
+        .map(|f| f.signed.version)
 }
 
 fn check_version(
@@ -342,37 +352,13 @@ impl RoleCheck<'_> {
         listed: &RoleKeys,
     ) -> Result<T, TrustError>
     where
-        T: serde::de::DeserializeOwned + model::HasRoleType + Versioned,
+        T: serde::de::DeserializeOwned + model::Role,
     {
         let (envelope, typed): (Envelope, T) = parse(role, bytes, role_type)?;
         threshold::check(role, &envelope, keys, listed)?;
         check_expiry(role, typed.expires(), self.now)?;
         check_version(self.store, self.gun, role, typed.version())?;
         Ok(typed)
-    }
-}
-
-/// Roles carry an expiry and a version.
-trait Versioned {
-    fn expires(&self) -> &str;
-    fn version(&self) -> u64;
-}
-
-impl Versioned for Meta {
-    fn expires(&self) -> &str {
-        &self.expires
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-}
-
-impl Versioned for Targets {
-    fn expires(&self) -> &str {
-        &self.expires
-    }
-    fn version(&self) -> u64 {
-        self.version
     }
 }
 

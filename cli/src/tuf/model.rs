@@ -134,11 +134,12 @@ pub enum ModelError {
 }
 
 /// Reads a role from the parsed `signed` object, checking its `_type`.
-pub fn from_signed<T: DeserializeOwned + HasRoleType>(
+pub fn from_signed<T: DeserializeOwned + Role>(
     signed: &Value,
     expected: RoleType,
 ) -> Result<T, ModelError> {
-    let role: T = serde_json::from_value(signed.clone())?;
+    // Deserialize from the borrowed value: no copy of a targets role with thousands of tags.
+    let role = T::deserialize(signed)?;
     if role.role_type() != expected {
         return Err(ModelError::WrongType {
             expected,
@@ -148,25 +149,30 @@ pub fn from_signed<T: DeserializeOwned + HasRoleType>(
     Ok(role)
 }
 
-pub trait HasRoleType {
+/// What every role carries, whatever its type.
+pub trait Role {
     fn role_type(&self) -> RoleType;
+    fn expires(&self) -> &str;
+    fn version(&self) -> u64;
 }
 
-impl HasRoleType for Root {
-    fn role_type(&self) -> RoleType {
-        self.role_type
-    }
+macro_rules! impl_role {
+    ($($t:ty),*) => {$(
+        impl Role for $t {
+            fn role_type(&self) -> RoleType {
+                self.role_type
+            }
+            fn expires(&self) -> &str {
+                &self.expires
+            }
+            fn version(&self) -> u64 {
+                self.version
+            }
+        }
+    )*};
 }
-impl HasRoleType for Targets {
-    fn role_type(&self) -> RoleType {
-        self.role_type
-    }
-}
-impl HasRoleType for Meta {
-    fn role_type(&self) -> RoleType {
-        self.role_type
-    }
-}
+
+impl_role!(Root, Targets, Meta);
 
 /// `expires` as Go's time.Time marshals it: RFC 3339 in UTC, nanoseconds with trailing zeros
 /// trimmed (and no fraction at all when it is zero), then `Z`.
