@@ -75,3 +75,36 @@ pub async fn connect(socket: &Path) -> Result<Client, CliError> {
         .max_decoding_message_size(trustd_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(trustd_proto::MAX_MESSAGE_BYTES))
 }
+
+/// Selects a key in trustd by its name.
+pub fn key_selector(name: &str) -> Option<trustd_proto::KeySelector> {
+    Some(trustd_proto::KeySelector {
+        selector: Some(trustd_proto::key_selector::Selector::Name(name.to_owned())),
+    })
+}
+
+/// A key's public information: algorithm, ID, public key.
+pub async fn key_info(client: &mut Client, name: &str) -> Result<trustd_proto::KeyInfo, CliError> {
+    client
+        .get_public_key(trustd_proto::GetPublicKeyRequest {
+            key: key_selector(name),
+        })
+        .await
+        .map_err(|s| CliError::from_status(&format!("cannot use key {name:?}"), s))?
+        .into_inner()
+        .key
+        .ok_or_else(|| CliError::Failed("trustd returned no key".into()))
+}
+
+/// The one signature scheme a key of this algorithm makes.
+pub fn signature_algorithm(key_algorithm: i32) -> Option<trustd_proto::SignatureAlgorithm> {
+    use trustd_proto::{KeyAlgorithm, SignatureAlgorithm};
+    match KeyAlgorithm::try_from(key_algorithm).ok()? {
+        KeyAlgorithm::EcdsaP256 => Some(SignatureAlgorithm::EcdsaP256Sha256),
+        KeyAlgorithm::Ed25519 => Some(SignatureAlgorithm::Ed25519),
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+            Some(SignatureAlgorithm::RsaPssSha256)
+        }
+        KeyAlgorithm::Unspecified => None,
+    }
+}

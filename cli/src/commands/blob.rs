@@ -13,8 +13,6 @@ use trustctl::keyfile;
 use trustctl::verify::{self, Signed};
 use trustd_proto as pb;
 
-use super::{by_name, signature_algorithm_of};
-
 /// Files up to this size are sent whole, so trustd hashes (and audits) what it signs; larger
 /// ones are hashed here and only the digest crosses the socket.
 const INLINE_LIMIT: usize = 64 * 1024;
@@ -88,20 +86,11 @@ fn read_blob(path: &Path, keep_all: bool) -> Result<Blob, CliError> {
     })
 }
 
-async fn public_key(client: &mut client::Client, name: &str) -> Result<pb::KeyInfo, CliError> {
-    client
-        .get_public_key(pb::GetPublicKeyRequest { key: by_name(name) })
-        .await
-        .map_err(|s| CliError::from_status(&format!("cannot use key {name:?}"), s))?
-        .into_inner()
-        .key
-        .ok_or_else(|| CliError::Failed("trustd returned no key".into()))
-}
-
 pub async fn sign(socket: &Path, args: SignBlobArgs) -> Result<(), CliError> {
     let mut client = client::connect(socket).await?;
-    let key = public_key(&mut client, &args.key).await?;
-    let algorithm = signature_algorithm_of(key.algorithm);
+    let key = client::key_info(&mut client, &args.key).await?;
+    let algorithm = client::signature_algorithm(key.algorithm)
+        .ok_or_else(|| CliError::Failed("trustd reported an unknown key algorithm".into()))?;
     let whole_message = algorithm == pb::SignatureAlgorithm::Ed25519;
     let blob = read_blob(&args.file, whole_message)?;
     let payload = match &blob.bytes {
@@ -115,7 +104,7 @@ pub async fn sign(socket: &Path, args: SignBlobArgs) -> Result<(), CliError> {
     };
     let response = client
         .sign(pb::SignRequest {
-            key: by_name(&args.key),
+            key: client::key_selector(&args.key),
             algorithm: algorithm as i32,
             encoding: encoding as i32,
             payload: Some(payload),
@@ -151,7 +140,7 @@ pub async fn verify(socket: &Path, args: VerifyBlobArgs) -> Result<(), CliError>
     let spki = match (&args.key, &args.public_key) {
         (Some(name), _) => {
             let mut client = client::connect(socket).await?;
-            public_key(&mut client, name).await?.public_key_der
+            client::key_info(&mut client, name).await?.public_key_der
         }
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path)

@@ -10,7 +10,7 @@ use trustctl::keyfile;
 use trustd_proto as pb;
 use zeroize::Zeroizing;
 
-use super::{algorithm_name, by_name, rfc3339};
+use super::{algorithm_name, rfc3339};
 
 #[derive(Subcommand)]
 pub enum KeyCommand {
@@ -218,13 +218,7 @@ pub fn print_table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) {
 
 async fn public(socket: &Path, name: &str, output: Option<PathBuf>) -> Result<(), CliError> {
     let mut client = client::connect(socket).await?;
-    let key = client
-        .get_public_key(pb::GetPublicKeyRequest { key: by_name(name) })
-        .await
-        .map_err(|s| CliError::from_status(&format!("cannot read key {name:?}"), s))?
-        .into_inner()
-        .key
-        .ok_or_else(|| CliError::Failed("trustd returned no key".into()))?;
+    let key = client::key_info(&mut client, name).await?;
     let pem = keyfile::public_key_pem(&key.public_key_der);
     match output {
         Some(path) => std::fs::write(&path, pem)
@@ -300,7 +294,9 @@ async fn delete(socket: &Path, name: &str, yes: bool) -> Result<(), CliError> {
     }
     let mut client = client::connect(socket).await?;
     let key = client
-        .delete_key(pb::DeleteKeyRequest { key: by_name(name) })
+        .delete_key(pb::DeleteKeyRequest {
+            key: client::key_selector(name),
+        })
         .await
         .map_err(|s| CliError::from_status(&format!("cannot delete key {name:?}"), s))?
         .into_inner()

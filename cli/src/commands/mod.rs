@@ -19,22 +19,6 @@ pub fn algorithm_name(value: i32) -> &'static str {
     }
 }
 
-pub fn signature_algorithm_of(key_algorithm: i32) -> pb::SignatureAlgorithm {
-    match pb::KeyAlgorithm::try_from(key_algorithm) {
-        Ok(pb::KeyAlgorithm::Ed25519) => pb::SignatureAlgorithm::Ed25519,
-        Ok(pb::KeyAlgorithm::Rsa2048 | pb::KeyAlgorithm::Rsa3072 | pb::KeyAlgorithm::Rsa4096) => {
-            pb::SignatureAlgorithm::RsaPssSha256
-        }
-        _ => pb::SignatureAlgorithm::EcdsaP256Sha256,
-    }
-}
-
-pub fn by_name(name: &str) -> Option<pb::KeySelector> {
-    Some(pb::KeySelector {
-        selector: Some(pb::key_selector::Selector::Name(name.to_owned())),
-    })
-}
-
 pub fn rfc3339(ts: Option<&prost_types::Timestamp>) -> String {
     ts.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
         .and_then(|t| {

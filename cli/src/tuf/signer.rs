@@ -3,6 +3,8 @@
 //! trustctl only ever sends trustd the bytes to sign (the canonical role body, or the DER
 //! TBSCertificate) and gets a signature back; the private keys stay on their devices.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 use trustd_proto as pb;
 use x509_cert::der::Encode;
@@ -11,48 +13,43 @@ use super::canonical;
 use super::envelope::Signature;
 use super::keys::{KeyType, PublicKey};
 use super::root_cert::{self, RootCertSpec};
-use crate::client::Client;
+use crate::client::{self, Client};
 use crate::error::CliError;
 
+/// Signs with keys in trustd; remembers each key's public information for its lifetime so a
+/// publish asks trustd about a key once, not once per signature.
 pub struct TrustdSigner {
     client: Client,
-}
-
-fn selector(name: &str) -> Option<pb::KeySelector> {
-    Some(pb::KeySelector {
-        selector: Some(pb::key_selector::Selector::Name(name.to_owned())),
-    })
+    keys: HashMap<String, pb::KeyInfo>,
 }
 
 /// The TUF signature method and trustd algorithm for a key.
 fn method_of(algorithm: i32) -> Result<(&'static str, pb::SignatureAlgorithm), CliError> {
-    match pb::KeyAlgorithm::try_from(algorithm) {
-        Ok(pb::KeyAlgorithm::EcdsaP256) => Ok(("ecdsa", pb::SignatureAlgorithm::EcdsaP256Sha256)),
-        Ok(pb::KeyAlgorithm::Ed25519) => Ok(("eddsa", pb::SignatureAlgorithm::Ed25519)),
-        Ok(pb::KeyAlgorithm::Rsa2048 | pb::KeyAlgorithm::Rsa3072 | pb::KeyAlgorithm::Rsa4096) => {
-            Ok(("rsapss", pb::SignatureAlgorithm::RsaPssSha256))
-        }
-        _ => Err(CliError::Failed(
-            "trustd reported an unknown key algorithm".into(),
-        )),
-    }
+    let signature = client::signature_algorithm(algorithm)
+        .ok_or_else(|| CliError::Failed("trustd reported an unknown key algorithm".into()))?;
+    let method = match signature {
+        pb::SignatureAlgorithm::EcdsaP256Sha256 => "ecdsa",
+        pb::SignatureAlgorithm::Ed25519 => "eddsa",
+        _ => "rsapss",
+    };
+    Ok((method, signature))
 }
 
 impl TrustdSigner {
     pub fn new(client: Client) -> TrustdSigner {
-        TrustdSigner { client }
+        TrustdSigner {
+            client,
+            keys: HashMap::new(),
+        }
     }
 
     pub async fn key(&mut self, name: &str) -> Result<pb::KeyInfo, CliError> {
-        self.client
-            .get_public_key(pb::GetPublicKeyRequest {
-                key: selector(name),
-            })
-            .await
-            .map_err(|s| CliError::from_status(&format!("cannot use key {name:?}"), s))?
-            .into_inner()
-            .key
-            .ok_or_else(|| CliError::Failed("trustd returned no key".into()))
+        if let Some(info) = self.keys.get(name) {
+            return Ok(info.clone());
+        }
+        let info = client::key_info(&mut self.client, name).await?;
+        self.keys.insert(name.to_owned(), info.clone());
+        Ok(info)
     }
 
     /// The key as it appears in TUF metadata (plain form: `ecdsa`, `ed25519`, `rsa`).
@@ -84,7 +81,7 @@ impl TrustdSigner {
         Ok(self
             .client
             .sign(pb::SignRequest {
-                key: selector(name),
+                key: client::key_selector(name),
                 algorithm: algorithm as i32,
                 encoding: encoding as i32,
                 payload: Some(pb::sign_request::Payload::Message(message)),
