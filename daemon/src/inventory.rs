@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -93,16 +93,23 @@ pub struct KeyRecord {
     pub created: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct InventoryFile {
     version: u32,
     keys: Vec<KeyRecord>,
 }
 
+#[derive(Serialize)]
+struct InventoryFileOut<'a> {
+    version: u32,
+    keys: Vec<&'a KeyRecord>,
+}
+
 /// The in-memory inventory, backed by `<state_dir>/inventory.json`.
 pub struct Inventory {
     path: PathBuf,
-    keys: RwLock<Vec<KeyRecord>>,
+    /// Shared records: a sign request takes a reference, not a copy.
+    keys: RwLock<Vec<Arc<KeyRecord>>>,
     /// Serializes writers so two changes cannot interleave their rewrites.
     write_lock: std::sync::Mutex<()>,
 }
@@ -142,7 +149,7 @@ impl Inventory {
                         found: file.version,
                     });
                 }
-                file.keys
+                file.keys.into_iter().map(Arc::new).collect()
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(error) => return Err(InventoryError::Read { path, error }),
@@ -154,7 +161,7 @@ impl Inventory {
         })
     }
 
-    pub fn list(&self) -> Vec<KeyRecord> {
+    pub fn list(&self) -> Vec<Arc<KeyRecord>> {
         self.keys.read().expect("inventory lock").clone()
     }
 
@@ -162,16 +169,16 @@ impl Inventory {
         self.keys.read().expect("inventory lock").len()
     }
 
-    pub fn by_name(&self, name: &str) -> Option<KeyRecord> {
+    pub fn by_name(&self, name: &str) -> Option<Arc<KeyRecord>> {
         self.find(|k| k.name == name)
     }
 
-    pub fn by_key_id(&self, key_id: &str) -> Option<KeyRecord> {
+    pub fn by_key_id(&self, key_id: &str) -> Option<Arc<KeyRecord>> {
         let key_id = key_id.to_ascii_lowercase();
         self.find(|k| k.key_id == key_id)
     }
 
-    fn find(&self, pred: impl Fn(&KeyRecord) -> bool) -> Option<KeyRecord> {
+    fn find(&self, pred: impl Fn(&KeyRecord) -> bool) -> Option<Arc<KeyRecord>> {
         self.keys
             .read()
             .expect("inventory lock")
@@ -187,14 +194,14 @@ impl Inventory {
         if next.iter().any(|k| k.name == record.name) {
             return Err(InventoryError::NameTaken(record.name));
         }
-        next.push(record);
+        next.push(Arc::new(record));
         self.persist(&next)?;
         *self.keys.write().expect("inventory lock") = next;
         Ok(())
     }
 
     /// Removes a key by name and persists the inventory. Blocking.
-    pub fn remove(&self, name: &str) -> Result<Option<KeyRecord>, InventoryError> {
+    pub fn remove(&self, name: &str) -> Result<Option<Arc<KeyRecord>>, InventoryError> {
         let _writer = self.write_lock.lock().expect("inventory write lock");
         let mut next = self.list();
         let Some(pos) = next.iter().position(|k| k.name == name) else {
@@ -206,14 +213,14 @@ impl Inventory {
         Ok(Some(removed))
     }
 
-    fn persist(&self, keys: &[KeyRecord]) -> Result<(), InventoryError> {
+    fn persist(&self, keys: &[Arc<KeyRecord>]) -> Result<(), InventoryError> {
         let write_err = |error| InventoryError::Write {
             path: self.path.clone(),
             error,
         };
-        let body = serde_json::to_vec_pretty(&InventoryFile {
+        let body = serde_json::to_vec_pretty(&InventoryFileOut {
             version: FORMAT_VERSION,
-            keys: keys.to_vec(),
+            keys: keys.iter().map(|k| k.as_ref()).collect(),
         })
         .expect("inventory serializes");
         let dir = self.path.parent().expect("inventory has a directory");
@@ -293,7 +300,7 @@ mod tests {
         inv.insert(record("b")).unwrap();
         inv.remove("a").unwrap();
         let again = Inventory::open(dir.path()).unwrap();
-        assert_eq!(again.list(), vec![record("b")]);
+        assert_eq!(again.list(), vec![Arc::new(record("b"))]);
         let mode = std::fs::metadata(dir.path().join(FILE_NAME))
             .unwrap()
             .permissions()
@@ -323,7 +330,7 @@ mod tests {
         std::fs::create_dir(dir.path().join(FILE_NAME)).unwrap();
         std::fs::write(dir.path().join(FILE_NAME).join("x"), b"x").unwrap();
         assert!(inv.insert(record("b")).is_err());
-        assert_eq!(inv.list(), vec![record("a")]);
+        assert_eq!(inv.list(), vec![Arc::new(record("a"))]);
     }
 
     #[test]

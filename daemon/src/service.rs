@@ -80,7 +80,7 @@ impl SignerService {
         SignerService { state }
     }
 
-    fn resolve(&self, selector: Option<&pb::KeySelector>) -> Result<KeyRecord, Status> {
+    fn resolve(&self, selector: Option<&pb::KeySelector>) -> Result<Arc<KeyRecord>, Status> {
         let Some(selector) = selector.and_then(|s| s.selector.as_ref()) else {
             return Err(Status::invalid_argument("name the key (by name or key ID)"));
         };
@@ -164,13 +164,19 @@ impl SignerService {
         };
         audit.payload_sha256 = input_digest.map(hex::encode);
         audit.payload_bytes = payload_bytes;
-        if let Some(pb::key_selector::Selector::Name(n) | pb::key_selector::Selector::KeyId(n)) =
-            request.key.as_ref().and_then(|k| k.selector.as_ref())
-        {
-            audit.key_name = Some(n.clone());
-        }
-
-        let key = self.resolve(request.key.as_ref())?;
+        let key = match self.resolve(request.key.as_ref()) {
+            Ok(key) => key,
+            Err(status) => {
+                // Record what the caller asked for, even though no such key exists.
+                if let Some(
+                    pb::key_selector::Selector::Name(n) | pb::key_selector::Selector::KeyId(n),
+                ) = request.key.as_ref().and_then(|k| k.selector.as_ref())
+                {
+                    audit.key_name = Some(n.clone());
+                }
+                return Err(status);
+            }
+        };
         audit.key_name = Some(key.name.clone());
         audit.key_id = Some(key.key_id.clone());
         self.authorize(caller, Operation::Sign, &key.name)?;
@@ -264,7 +270,7 @@ impl SignerService {
         };
         Ok(pb::SignResponse {
             signature,
-            key_id: key.key_id,
+            key_id: key.key_id.clone(),
             algorithm: wanted.to_proto() as i32,
             encoding: encoding as i32,
         })
@@ -612,7 +618,7 @@ impl pb::signer_server::Signer for SignerService {
         .await;
         self.audit(audit, &result).await?;
         Ok(Response::new(pb::DeleteKeyResponse {
-            key: Some(key_info(&self.state, &result?)),
+            key: Some(key_info(&self.state, &*result?)),
         }))
     }
 
