@@ -152,6 +152,10 @@ pub struct Options {
     pub max_payload_bytes: usize,
     /// `[[policy.rule]]` tables, TOML.
     pub policy: String,
+    /// Where the audit log goes [default: a file in the work dir].
+    pub audit_path: Option<PathBuf>,
+    /// Extra environment for the trustd process.
+    pub env: Vec<(String, String)>,
 }
 
 /// Root may do everything; nobody else anything.
@@ -175,6 +179,8 @@ impl Options {
             sessions: 4,
             max_payload_bytes: 1024 * 1024,
             policy: ROOT_ONLY.into(),
+            audit_path: None,
+            env: Vec::new(),
         }
     }
 }
@@ -189,6 +195,7 @@ pub struct Trustd {
     pub log: PathBuf,
     softhsm_conf: PathBuf,
     credentials_dir: Option<PathBuf>,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -208,7 +215,10 @@ impl Trustd {
         std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let state_dir = work.path().join("state");
         let socket = work.path().join("trustd.sock");
-        let audit = work.path().join("audit.jsonl");
+        let audit = options
+            .audit_path
+            .clone()
+            .unwrap_or_else(|| work.path().join("audit.jsonl"));
         let credentials_dir = options
             .pin_as_credential
             .then(|| work.path().join("credentials"));
@@ -233,6 +243,7 @@ impl Trustd {
             log: work.path().join("trustd.log"),
             softhsm_conf: hsm.conf.clone(),
             credentials_dir,
+            env: options.env.clone(),
             work,
             child: None,
         };
@@ -305,6 +316,7 @@ sessions = {sessions}
             .arg(&self.config)
             .env("SOFTHSM2_CONF", &self.softhsm_conf)
             .env("TRUSTD_LOG", "info,cryptoki::mechanism=off")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(
                 self.credentials_dir
                     .iter()

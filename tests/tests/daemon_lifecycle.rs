@@ -210,3 +210,87 @@ fn tower_service(
         }
     })
 }
+
+#[test]
+fn tells_systemd_when_ready_reloading_and_stopping_and_dumps_no_core() {
+    let hsm = SoftHsm::new("notify");
+    let notify_dir = tempfile::tempdir().unwrap();
+    let notify_path = notify_dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut options = Options::for_token(&hsm);
+    options.env = vec![("NOTIFY_SOCKET".into(), notify_path.display().to_string())];
+    let mut trustd = Trustd::start(&hsm, &options);
+    let next = || {
+        let mut buf = [0u8; 512];
+        let n = notify.recv(&mut buf).expect("a notification from trustd");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(next().contains("READY=1"));
+
+    // Core dumps are off (PINs pass through this process).
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", trustd.pid())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
+    assert_eq!(core.split_whitespace().nth(5), Some("0"), "{core}");
+
+    trustd.signal(Signal::SIGHUP);
+    assert!(next().contains("RELOADING=1"));
+    assert!(next().contains("READY=1"));
+    trustd.signal(Signal::SIGTERM);
+    assert!(next().contains("STOPPING=1"));
+    assert!(trustd.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_to_sign_once_the_audit_log_cannot_be_written() {
+    let hsm = SoftHsm::new("audit-full");
+    let mut options = Options::for_token(&hsm);
+    // Every write to /dev/full fails with ENOSPC: a full disk under the audit log.
+    options.audit_path = Some("/dev/full".into());
+    let trustd = Trustd::start(&hsm, &options);
+    let mut client = trustd.client().await;
+    client
+        .generate_key(generate_request("k", KeyAlgorithm::EcdsaP256))
+        .await
+        .unwrap();
+    let sign = || {
+        sign_request(
+            "k",
+            SignatureAlgorithm::EcdsaP256Sha256,
+            SignatureEncoding::Raw,
+            b"m".to_vec(),
+        )
+    };
+    // The first failed write (the generate record) switches signing off.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let err = loop {
+        match client.sign(sign()).await {
+            Err(e) => break e,
+            Ok(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Ok(_) => panic!("trustd kept signing without an audit trail"),
+        }
+    };
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert!(
+        err.message().contains("audit log cannot be written"),
+        "{}",
+        err.message()
+    );
+    // And it stays off, while the daemon keeps answering.
+    assert_eq!(
+        client.sign(sign()).await.unwrap_err().code(),
+        tonic::Code::Unavailable
+    );
+    client
+        .list_keys(trustd_proto::ListKeysRequest {})
+        .await
+        .unwrap();
+}
