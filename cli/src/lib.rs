@@ -9,5 +9,6 @@ pub mod inspect;
 pub mod keyfile;
 pub mod notary;
 pub mod reference;
+pub mod registry;
 pub mod tuf;
 pub mod verify;

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod http;
 pub mod notary;
+pub mod registry;
+pub mod token;
 
 pub use trustctl::client::Client;
 

@@ -4,7 +4,13 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::token::TokenService;
+
+/// The service name notary-server's tokens are issued for.
+pub const NOTARY_SERVICE: &str = "trustd-test-notary";
 
 /// A test certificate authority and a server certificate for 127.0.0.1, made with openssl.
 pub struct TestCa {
@@ -13,18 +19,8 @@ pub struct TestCa {
 
 impl TestCa {
     pub fn new() -> TestCa {
-        let dir = tempfile::tempdir().unwrap();
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .output()
-                .expect("openssl runs");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+        let ca = TestCa {
+            dir: tempfile::tempdir().unwrap(),
         };
         let ec = [
             "-newkey",
@@ -33,40 +29,44 @@ impl TestCa {
             "ec_paramgen_curve:P-256",
             "-nodes",
         ];
-        run(&[
-            &["req", "-x509"][..],
-            &ec,
+        ca.openssl(
             &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=trustd test CA",
-            ],
-        ]
-        .concat());
-        run(&[
-            &["req"][..],
-            &ec,
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=trustd test CA",
+                ],
+            ]
+            .concat(),
+        );
+        ca.openssl(
             &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        ]
-        .concat());
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
         std::fs::write(
-            dir.path().join("ext.cnf"),
+            ca.dir.path().join("ext.cnf"),
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
         )
         .unwrap();
-        run(&[
+        ca.openssl(&[
             "x509",
             "-req",
             "-in",
@@ -83,7 +83,29 @@ impl TestCa {
             "-extfile",
             "ext.cnf",
         ]);
-        TestCa { dir }
+        ca
+    }
+
+    /// Runs openssl in the CA's directory and asserts success.
+    pub fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The server certificate and key for 127.0.0.1.
+    pub fn server_cert(&self) -> (PathBuf, PathBuf) {
+        (
+            self.dir.path().join("server.crt"),
+            self.dir.path().join("server.key"),
+        )
     }
 
     pub fn ca_cert(&self) -> PathBuf {
@@ -108,7 +130,7 @@ pub fn free_port() -> u16 {
 
 /// notary-server with in-memory storage and its own (local) signing service.
 pub struct NotaryServer {
-    pub ca: TestCa,
+    pub ca: Arc<TestCa>,
     pub url: String,
     work: tempfile::TempDir,
     child: Child,
@@ -116,10 +138,15 @@ pub struct NotaryServer {
 
 impl NotaryServer {
     pub fn start() -> NotaryServer {
-        let ca = TestCa::new();
+        NotaryServer::start_with(Arc::new(TestCa::new()), None)
+    }
+
+    /// A server with TLS from `ca`; with `token`, it demands tokens from that service, as
+    /// notary.docker.io demands them from auth.docker.io.
+    pub fn start_with(ca: Arc<TestCa>, token: Option<&TokenService>) -> NotaryServer {
         let work = tempfile::tempdir().unwrap();
         let port = free_port();
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "server": {
                 "http_addr": format!("127.0.0.1:{port}"),
                 "tls_cert_file": ca.dir.path().join("server.crt"),
@@ -129,6 +156,17 @@ impl NotaryServer {
             "logging": {"level": "info"},
             "storage": {"backend": "memory"},
         });
+        if let Some(token) = token {
+            config["auth"] = serde_json::json!({
+                "type": "token",
+                "options": {
+                    "realm": token.realm,
+                    "service": NOTARY_SERVICE,
+                    "issuer": crate::token::ISSUER,
+                    "rootcertbundle": token.cert,
+                },
+            });
+        }
         let config_path = work.path().join("server.json");
         std::fs::write(&config_path, config.to_string()).unwrap();
         let log = std::fs::File::create(work.path().join("server.log")).unwrap();

@@ -166,8 +166,9 @@ async fn what_the_notary_client_publishes_is_rewritten_byte_for_byte_and_verifie
     assert!(targets.version >= 2);
 
     // The full verification on read, straight from the live server, trusts the same data.
-    let api = trustctl::notary::server::NotaryServer::new(&server.url, Some(&server.ca.ca_cert()))
-        .unwrap();
+    let api =
+        trustctl::notary::server::NotaryServer::new(&server.url, Some(&server.ca.ca_cert()), None)
+            .unwrap();
     let cache = tempfile::tempdir().unwrap();
     let store = trustctl::notary::trust::TrustStore::new(cache.path());
     let verified =

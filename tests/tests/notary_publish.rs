@@ -31,7 +31,7 @@ fn role_keys(id: &str) -> RoleKeys {
 }
 
 async fn server_key(server: &NotaryServer, role: &str) -> PublicKey {
-    ApiClient::new(&server.url, Some(&server.ca.ca_cert()))
+    ApiClient::new(&server.url, Some(&server.ca.ca_cert()), None)
         .unwrap()
         .key(GUN, role)
         .await
@@ -129,7 +129,7 @@ async fn notary_server_accepts_and_the_notary_client_lists_a_repository_signed_i
 
     // Publish through trustctl's notary client: root and targets in one update. No snapshot:
     // the server signs it with the key it holds.
-    let api = ApiClient::new(&server.url, Some(&server.ca.ca_cert())).unwrap();
+    let api = ApiClient::new(&server.url, Some(&server.ca.ca_cert()), None).unwrap();
     let upload: Vec<(String, Vec<u8>)> = files
         .iter()
         .map(|(role, bytes)| (role.to_string(), bytes.clone()))
@@ -252,7 +252,7 @@ async fn notary_server_accepts_and_the_notary_client_lists_a_repository_signed_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_are_reported_with_the_servers_own_words() {
     let server = NotaryServer::start();
-    let api = ApiClient::new(&server.url, Some(&server.ca.ca_cert())).unwrap();
+    let api = ApiClient::new(&server.url, Some(&server.ca.ca_cert()), None).unwrap();
     // Nothing published yet: no role, not an error.
     assert_eq!(
         api.get(GUN, "root.json", MAX_SMALL_ROLE_BYTES)
@@ -283,7 +283,7 @@ async fn server_errors_are_reported_with_the_servers_own_words() {
         "{err}"
     );
     // Without the test CA, TLS verification fails and says so.
-    let untrusting = ApiClient::new(&server.url, None).unwrap();
+    let untrusting = ApiClient::new(&server.url, None, None).unwrap();
     let err = untrusting.key(GUN, "timestamp").await.unwrap_err();
     assert!(matches!(err, ServerError::Unreachable { .. }), "{err}");
     assert!(
@@ -292,7 +292,7 @@ async fn server_errors_are_reported_with_the_servers_own_words() {
     );
     // Nobody listening.
     let port = trustd_e2e::notary::free_port();
-    let gone = ApiClient::new(&format!("https://127.0.0.1:{port}"), None).unwrap();
+    let gone = ApiClient::new(&format!("https://127.0.0.1:{port}"), None, None).unwrap();
     assert!(matches!(
         gone.get(GUN, "root.json", 100).await,
         Err(ServerError::Unreachable { .. })

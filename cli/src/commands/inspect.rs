@@ -9,6 +9,7 @@ use trustctl::inspect;
 use trustctl::notary::server::NotaryServer;
 use trustctl::notary::trust::{self, TrustError, TrustStore};
 use trustctl::reference::ImageRef;
+use trustctl::registry::Credentials;
 
 /// Where trust data comes from and where it is cached.
 #[derive(Args)]
@@ -17,7 +18,8 @@ pub struct NotaryArgs {
     /// the one docker would use for the image]
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
-    /// Extra CA certificate (PEM) to trust for the notary server, besides the system roots.
+    /// Extra CA certificate (PEM) to trust for the notary server and the registry, besides the
+    /// system roots.
     #[arg(long, env = "TRUSTCTL_TLS_CA", value_name = "PEM")]
     pub tls_ca: Option<PathBuf>,
     /// Local cache of verified trust data [default: ~/.local/share/trustctl]
@@ -33,6 +35,15 @@ impl NotaryArgs {
             .or_else(|| std::env::var("DOCKER_CONTENT_TRUST_SERVER").ok())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| image.default_notary_server())
+    }
+
+    /// The notary server for `image`, authenticating with the docker credentials of the
+    /// image's registry, as `docker trust` does.
+    pub fn server(&self, image: &ImageRef) -> Result<NotaryServer, CliError> {
+        let credentials = Credentials::for_registry(image.registry())
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+        NotaryServer::new(&self.server_for(image), self.tls_ca.as_deref(), credentials)
+            .map_err(|e| CliError::Usage(e.to_string()))
     }
 
     pub fn trust_store(&self) -> TrustStore {
@@ -102,8 +113,7 @@ async fn inspect_one(
     text: &str,
 ) -> Result<inspect::TrustReport, CliError> {
     let image = ImageRef::parse(text).map_err(CliError::Usage)?;
-    let server = NotaryServer::new(&notary.server_for(&image), notary.tls_ca.as_deref())
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let server = notary.server(&image)?;
     let repo = trust::update(&server, store, &image.gun, time::OffsetDateTime::now_utc())
         .await
         .map_err(|e| trust_error(text, e))?;

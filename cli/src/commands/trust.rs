@@ -1,14 +1,15 @@
 //! `trustctl init` and `trustctl sign`: Docker Content Trust with every key in trustd.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use clap::Args;
 use trustctl::client;
 use trustctl::error::CliError;
 use trustctl::notary::publish::{self, InitOptions, Target};
-use trustctl::notary::server::NotaryServer;
 use trustctl::notary::trust::{self, TrustError};
 use trustctl::reference::ImageRef;
+use trustctl::registry::{resolve_tag, ManifestRef, RegistryError, RegistryOptions};
 
 use super::inspect::{trust_error, NotaryArgs};
 
@@ -28,14 +29,17 @@ pub struct InitArgs {
 
 #[derive(Args)]
 pub struct SignArgs {
-    /// IMAGE:TAG, or IMAGE:TAG@sha256:DIGEST.
-    image: String,
-    /// Manifest digest (sha256:HEX) of the tag.
-    #[arg(long, value_name = "sha256:HEX")]
+    /// IMAGE:TAG (resolved in the registry), or IMAGE:TAG@sha256:DIGEST. Several images are
+    /// signed with one signature per changed role of each repository.
+    #[arg(required = true, value_name = "IMAGE:TAG")]
+    images: Vec<String>,
+    /// Manifest digest (sha256:HEX) of the tag; with --size, signs without asking the
+    /// registry. One image only.
+    #[arg(long, value_name = "sha256:HEX", requires = "size")]
     digest: Option<String>,
-    /// Manifest size in bytes.
+    /// Manifest size in bytes (with a digest given by --digest or IMAGE:TAG@sha256:...).
     #[arg(long)]
-    size: i64,
+    size: Option<i64>,
     /// trustd backend for keys created if the repository is new.
     #[arg(long)]
     backend: Option<String>,
@@ -43,14 +47,9 @@ pub struct SignArgs {
     notary: NotaryArgs,
 }
 
-fn server_for(notary: &NotaryArgs, image: &ImageRef) -> Result<NotaryServer, CliError> {
-    NotaryServer::new(&notary.server_for(image), notary.tls_ca.as_deref())
-        .map_err(|e| CliError::Usage(e.to_string()))
-}
-
 pub async fn init(socket: &Path, args: InitArgs) -> Result<(), CliError> {
     let image = ImageRef::parse(&args.gun).map_err(CliError::Usage)?;
-    let server = server_for(&args.notary, &image)?;
+    let server = args.notary.server(&image)?;
     let store = args.notary.trust_store();
     let client = client::connect(socket).await?;
     let options = InitOptions {
@@ -81,63 +80,143 @@ fn parse_digest(text: &str) -> Result<[u8; 32], CliError> {
     Ok(bytes)
 }
 
-pub async fn sign(socket: &Path, args: SignArgs) -> Result<(), CliError> {
-    let (reference, inline_digest) = match args.image.split_once('@') {
+/// One tag to sign, as the user named it, with its manifest once known.
+struct SignRequest {
+    text: String,
+    image: ImageRef,
+    tag: String,
+    manifest: Option<ManifestRef>,
+}
+
+/// Reads `IMAGE:TAG[@sha256:...]` with the --digest/--size flags into what to sign; a tag
+/// without a digest is left for the registry to resolve.
+fn sign_request(text: &str, args: &SignArgs) -> Result<SignRequest, CliError> {
+    let (reference, inline_digest) = match text.split_once('@') {
         Some((name, digest)) => (name, Some(digest)),
-        None => (args.image.as_str(), None),
+        None => (text, None),
     };
     let digest = match (inline_digest, args.digest.as_deref()) {
         (Some(a), Some(b)) if a != b => {
-            return Err(CliError::Usage(
-                "the image's @digest and --digest differ".into(),
-            ))
+            return Err(CliError::Usage(format!(
+                "{text}: the image's @digest and --digest differ"
+            )))
         }
-        (Some(d), _) | (None, Some(d)) => parse_digest(d)?,
-        (None, None) => {
-            return Err(CliError::Usage(
-                "give the manifest digest: IMAGE:TAG@sha256:... or --digest sha256:...".into(),
-            ))
-        }
+        (Some(d), _) | (None, Some(d)) => Some(parse_digest(d)?),
+        (None, None) => None,
     };
-    if args.size <= 0 {
-        return Err(CliError::Usage(
-            "--size must be the manifest's size in bytes".into(),
-        ));
-    }
+    let manifest = match (digest, args.size) {
+        (Some(sha256), Some(size)) if size > 0 => Some(ManifestRef { sha256, size }),
+        (Some(_), _) => {
+            return Err(CliError::Usage(format!(
+                "{text}: with a digest, give the manifest's size in bytes (--size)"
+            )))
+        }
+        (None, Some(_)) => {
+            return Err(CliError::Usage(
+                "--size goes with a digest (--digest or IMAGE:TAG@sha256:...)".into(),
+            ))
+        }
+        (None, None) => None,
+    };
     let image = ImageRef::parse(reference).map_err(CliError::Usage)?;
     let tag = image
         .tag
         .clone()
         .ok_or_else(|| CliError::Usage(format!("{reference}: name the tag to sign (IMAGE:TAG)")))?;
-    let server = server_for(&args.notary, &image)?;
+    Ok(SignRequest {
+        text: text.to_owned(),
+        image,
+        tag,
+        manifest,
+    })
+}
+
+fn registry_error(image: &str, error: RegistryError) -> CliError {
+    let message = format!("{image}: {error}");
+    match error {
+        RegistryError::Unreachable { .. } => CliError::Unreachable(message),
+        RegistryError::Unauthorized { .. } => CliError::Denied(message),
+        RegistryError::TagNotFound { .. } => CliError::NotFound(message),
+        RegistryError::BadCa { .. } => CliError::Usage(message),
+        RegistryError::Credentials(_) | RegistryError::Refused { .. } => CliError::Failed(message),
+    }
+}
+
+pub async fn sign(socket: &Path, args: SignArgs) -> Result<(), CliError> {
+    if args.images.len() > 1 && (args.digest.is_some() || args.size.is_some()) {
+        return Err(CliError::Usage(
+            "--digest and --size sign one image; for several, let the registry resolve each tag"
+                .into(),
+        ));
+    }
+    let mut requests = args
+        .images
+        .iter()
+        .map(|text| sign_request(text, &args))
+        .collect::<Result<Vec<_>, _>>()?;
+    let registry = RegistryOptions {
+        ca: args.notary.tls_ca.as_deref(),
+    };
+    for request in requests.iter_mut().filter(|r| r.manifest.is_none()) {
+        let manifest = resolve_tag(&request.image, &registry)
+            .await
+            .map_err(|e| registry_error(&request.text, e))?;
+        request.manifest = Some(manifest);
+    }
+
+    // One update per repository, however many of its tags are signed.
+    let mut by_gun: BTreeMap<&str, Vec<&SignRequest>> = BTreeMap::new();
+    for request in &requests {
+        let same_repo = by_gun.entry(&request.image.gun).or_default();
+        if same_repo.iter().any(|r| r.tag == request.tag) {
+            return Err(CliError::Usage(format!(
+                "{}:{} is named twice; sign each tag once",
+                request.image.gun, request.tag
+            )));
+        }
+        same_repo.push(request);
+    }
     let store = args.notary.trust_store();
     let client = client::connect(socket).await?;
-    let repo =
-        match trust::update(&server, &store, &image.gun, time::OffsetDateTime::now_utc()).await {
+    for (gun, requests) in by_gun {
+        let image = &requests[0].image;
+        let server = args.notary.server(image)?;
+        let repo = match trust::update(&server, &store, gun, time::OffsetDateTime::now_utc()).await
+        {
             Ok(repo) => repo,
             Err(TrustError::NoTrustData(_)) => {
-                eprintln!("{} has no trust data yet: initializing it", image.gun);
+                eprintln!("{gun} has no trust data yet: initializing it");
                 let options = InitOptions {
                     backend: args.backend.as_deref().unwrap_or(""),
                     local_snapshot: false,
                 };
-                publish::init(&server, &store, client.clone(), &image.gun, &options).await?
+                publish::init(&server, &store, client.clone(), gun, &options).await?
             }
-            Err(e) => return Err(trust_error(&args.image, e)),
+            Err(e) => return Err(trust_error(&requests[0].text, e)),
         };
-    let target = Target {
-        tag: &tag,
-        sha256: digest,
-        size: args.size,
-    };
-    let updated = publish::sign_targets(&server, &store, client, &repo, &[target]).await?;
-    println!(
-        "Signed {}:{} (sha256:{}) in targets version {}",
-        image.gun,
-        tag,
-        hex::encode(digest),
-        updated.targets.version
-    );
+        let targets: Vec<Target> = requests
+            .iter()
+            .map(|r| {
+                let manifest = r.manifest.as_ref().expect("every tag was resolved");
+                Target {
+                    tag: &r.tag,
+                    sha256: manifest.sha256,
+                    size: manifest.size,
+                }
+            })
+            .collect();
+        let updated =
+            publish::sign_targets(&server, &store, client.clone(), &repo, &targets).await?;
+        for target in &targets {
+            println!(
+                "Signed {gun}:{} (sha256:{}, {} bytes) in targets version {}",
+                target.tag,
+                hex::encode(target.sha256),
+                target.size,
+                updated.targets.version
+            );
+        }
+    }
     Ok(())
 }
 
@@ -154,7 +233,7 @@ pub struct RevokeArgs {
 
 pub async fn revoke(socket: &Path, args: RevokeArgs) -> Result<(), CliError> {
     let image = ImageRef::parse(&args.image).map_err(CliError::Usage)?;
-    let server = server_for(&args.notary, &image)?;
+    let server = args.notary.server(&image)?;
     let store = args.notary.trust_store();
     let repo = trust::update(&server, &store, &image.gun, time::OffsetDateTime::now_utc())
         .await
@@ -188,7 +267,7 @@ pub async fn delete(args: DeleteArgs) -> Result<(), CliError> {
     let image = ImageRef::parse(&args.gun).map_err(CliError::Usage)?;
     let store = args.notary.trust_store();
     if args.remote {
-        let server = server_for(&args.notary, &image)?;
+        let server = args.notary.server(&image)?;
         server
             .delete(&image.gun)
             .await

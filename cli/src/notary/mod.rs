@@ -1,5 +1,6 @@
 //! Talking to a notary-server, and trusting what it serves only after verification.
 
+pub mod auth;
 pub mod publish;
 pub mod server;
 pub mod trust;

@@ -11,6 +11,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use super::auth::Authenticator;
+use crate::registry::Credentials;
 use crate::tuf::keys::PublicKey;
 
 /// Largest role file trustctl downloads (notary's own client allows the same for targets).
@@ -34,6 +36,8 @@ pub enum ServerError {
     TooLarge { what: String, limit: u64 },
     #[error("cannot read the CA certificate {path}: {reason}")]
     BadCa { path: String, reason: String },
+    #[error("cannot authenticate to notary server {url}: {reason}")]
+    Auth { url: String, reason: String },
     #[error("notary server sent an unusable key for {role}: {reason}")]
     BadKey { role: String, reason: String },
 }
@@ -57,11 +61,17 @@ struct ErrorEntry {
 pub struct NotaryServer {
     url: String,
     http: reqwest::Client,
+    auth: Authenticator,
 }
 
 impl NotaryServer {
-    /// `ca` adds a trusted CA (PEM) to the system roots.
-    pub fn new(url: &str, ca: Option<&Path>) -> Result<NotaryServer, ServerError> {
+    /// `ca` adds a trusted CA (PEM) to the system roots; `credentials` (the registry's, as
+    /// docker uses them) answer the server's authentication challenges.
+    pub fn new(
+        url: &str,
+        ca: Option<&Path>,
+        credentials: Option<Credentials>,
+    ) -> Result<NotaryServer, ServerError> {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .connect_timeout(Duration::from_secs(10))
@@ -83,6 +93,7 @@ impl NotaryServer {
         Ok(NotaryServer {
             url: url.trim_end_matches('/').to_owned(),
             http,
+            auth: Authenticator::new(credentials),
         })
     }
 
@@ -128,6 +139,11 @@ impl NotaryServer {
                     .to_owned(),
             ),
         };
+        let message = if status == StatusCode::UNAUTHORIZED {
+            format!("{message} (the notary server takes the registry's credentials: docker login REGISTRY stores them)")
+        } else {
+            message
+        };
         ServerError::Refused {
             url: self.url.clone(),
             status: status.as_u16(),
@@ -143,12 +159,8 @@ impl NotaryServer {
         file: &str,
         limit: u64,
     ) -> Result<Option<Vec<u8>>, ServerError> {
-        let mut response = self
-            .http
-            .get(self.tuf_url(gun, file))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let url = self.tuf_url(gun, file);
+        let mut response = self.execute(|| self.http.get(&url)).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -196,25 +208,63 @@ impl NotaryServer {
     /// Publishes role files in one atomic update: one multipart part per role, field
     /// `files`, file name = role name (`root`, `targets`, `targets/releases`, `snapshot`).
     pub async fn publish(&self, gun: &str, files: &[(String, Vec<u8>)]) -> Result<(), ServerError> {
-        let mut form = reqwest::multipart::Form::new();
-        for (role, bytes) in files {
-            form = form.part(
-                "files",
-                reqwest::multipart::Part::bytes(bytes.clone()).file_name(role.clone()),
-            );
-        }
-        self.send(self.http.post(self.tuf_url(gun, "")).multipart(form))
-            .await
+        let url = self.tuf_url(gun, "");
+        self.send(|| {
+            let mut form = reqwest::multipart::Form::new();
+            for (role, bytes) in files {
+                form = form.part(
+                    "files",
+                    reqwest::multipart::Part::bytes(bytes.clone()).file_name(role.clone()),
+                );
+            }
+            self.http.post(&url).multipart(form)
+        })
+        .await
     }
 
     /// Deletes all of the repository's trust data on the server.
     pub async fn delete(&self, gun: &str) -> Result<(), ServerError> {
-        self.send(self.http.delete(self.tuf_url(gun, ""))).await
+        let url = self.tuf_url(gun, "");
+        self.send(|| self.http.delete(&url)).await
+    }
+
+    /// Sends a request made by `make`, answering one authentication challenge: a 401 is
+    /// retried once with a token (or the credentials) the challenge asks for.
+    async fn execute(
+        &self,
+        make: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ServerError> {
+        let response = self
+            .auth
+            .current()
+            .apply(make())
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let answer =
+            self.auth
+                .answer(&self.http, &response)
+                .await
+                .map_err(|e| ServerError::Auth {
+                    url: self.url.clone(),
+                    reason: e.to_string(),
+                })?;
+        match answer {
+            Some(authorization) => authorization
+                .apply(make())
+                .send()
+                .await
+                .map_err(|e| self.unreachable(e)),
+            None => Ok(response),
+        }
     }
 
     /// Sends a request whose only answer of interest is success or the server's refusal.
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(), ServerError> {
-        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+    async fn send(&self, make: impl Fn() -> reqwest::RequestBuilder) -> Result<(), ServerError> {
+        let response = self.execute(make).await?;
         if response.status().is_success() {
             Ok(())
         } else {

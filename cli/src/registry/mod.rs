@@ -1,0 +1,9 @@
+//! The image registry side of signing: who the user is to a registry (docker's
+//! `config.json` and credential helpers) and what a tag points at (its manifest's digest and
+//! size), read through the OCI distribution API.
+
+pub mod credentials;
+pub mod manifest;
+
+pub use credentials::{Credentials, CredentialsError};
+pub use manifest::{resolve_tag, ManifestRef, RegistryError, RegistryOptions};

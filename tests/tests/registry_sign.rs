@@ -1,0 +1,203 @@
+//! `trustctl sign IMAGE:TAG` against a real docker-registry: the tag resolved to its
+//! manifest digest and size with the user's docker credentials (config.json auths and
+//! credential helpers), basic and token authentication, and a notary-server that demands
+//! tokens from the same token service, as Docker Hub's notary does.
+
+use std::process::Output;
+use std::sync::Arc;
+
+use trustd_e2e::notary::{NotaryServer, TestCa};
+use trustd_e2e::registry::{Access, DockerConfig, Registry};
+use trustd_e2e::token::TokenService;
+use trustd_e2e::*;
+
+const USER: &str = "ci-runner";
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Env<'a> {
+    trustd: &'a Trustd,
+    server: &'a NotaryServer,
+    docker: &'a DockerConfig,
+    trust_dir: tempfile::TempDir,
+}
+
+impl Env<'_> {
+    fn trustctl(&self, args: &[&str]) -> Output {
+        self.trustd
+            .trustctl()
+            .args(args)
+            .arg("--server")
+            .arg(&self.server.url)
+            .arg("--tls-ca")
+            .arg(self.server.ca.ca_cert())
+            .arg("--trust-dir")
+            .arg(self.trust_dir.path())
+            .env("DOCKER_CONFIG", self.docker.path())
+            .env("PATH", self.docker.path_with_helpers())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.trustctl(args);
+        assert!(
+            out.status.success(),
+            "trustctl {args:?}: {}\n--- notary-server ---\n{}",
+            stderr(&out),
+            self.server.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.trustctl(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "trustctl {args:?}: {}",
+            stderr(&out)
+        );
+        stderr(&out)
+    }
+
+    fn inspect(&self, image: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["inspect", image])).unwrap()
+    }
+}
+
+fn signed_digest(report: &serde_json::Value, tag: &str) -> String {
+    report[0]["SignedTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["SignedTag"] == tag)
+        .unwrap_or_else(|| panic!("{tag} is not signed: {report}"))["Digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn sign_resolves_tags_in_a_registry_with_basic_auth() {
+    let hsm = SoftHsm::new("registry-basic");
+    let trustd = Trustd::start(&hsm, &Options::for_token(&hsm));
+    let ca = Arc::new(TestCa::new());
+    let registry = Registry::start(
+        ca.clone(),
+        Access::Basic {
+            user: USER,
+            password: PASSWORD,
+        },
+    );
+    let server = NotaryServer::start_with(ca.clone(), None);
+    let docker = DockerConfig::with_logins(&[(&registry.host, USER, PASSWORD)]);
+    let env = Env {
+        trustd: &trustd,
+        server: &server,
+        docker: &docker,
+        trust_dir: tempfile::tempdir().unwrap(),
+    };
+    let repo = format!("{}/team/app", registry.host);
+    let v1 = registry.push_image("team/app", "v1", "first", None);
+
+    // A repository with no trust data is initialized by its first signature.
+    let out = env.ok(&["sign", &format!("{repo}:v1")]);
+    assert!(out.contains(&v1.digest), "{out}");
+    let report = env.inspect(&repo);
+    assert_eq!(signed_digest(&report, "v1"), v1.digest[7..]);
+    // The size in the targets role is the manifest's, as the notary client lists it.
+    let listing = String::from_utf8(
+        server
+            .notary(tempfile::tempdir().unwrap().path(), &["list", &repo])
+            .stdout,
+    )
+    .unwrap();
+    let line = listing.lines().find(|l| l.starts_with("v1 ")).unwrap();
+    assert!(line.contains(&format!(" {} ", v1.size)), "{listing}");
+
+    // A pushed-over tag is re-signed with its new digest.
+    let v1b = registry.push_image("team/app", "v1", "second", None);
+    assert_ne!(v1b.digest, v1.digest);
+    env.ok(&["sign", &format!("{repo}:v1")]);
+    assert_eq!(signed_digest(&env.inspect(&repo), "v1"), v1b.digest[7..]);
+
+    // A tag the registry does not have: not found, nothing signed.
+    let err = env.fails(&["sign", &format!("{repo}:nope")], 5);
+    assert!(err.contains("no such tag"), "{err}");
+
+    // Wrong credentials: denied, with what to do.
+    let wrong = DockerConfig::with_logins(&[(&registry.host, USER, "wrong")]);
+    let env_wrong = Env {
+        docker: &wrong,
+        trust_dir: tempfile::tempdir().unwrap(),
+        ..env
+    };
+    let err = env_wrong.fails(&["sign", &format!("{repo}:v1")], 4);
+    assert!(err.contains("docker login"), "{err}");
+    assert!(!err.contains("wrong"), "the password is never shown: {err}");
+
+    // An unreachable registry.
+    let err = env_wrong.fails(&["sign", "127.0.0.1:1/team/app:v1"], 3);
+    assert!(err.contains("cannot reach registry 127.0.0.1:1"), "{err}");
+}
+
+#[test]
+fn tokens_for_registry_and_notary_come_from_a_credential_helper() {
+    let hsm = SoftHsm::new("registry-token");
+    let trustd = Trustd::start(&hsm, &Options::for_token(&hsm));
+    let ca = Arc::new(TestCa::new());
+    let tokens = TokenService::start(&ca, USER, PASSWORD);
+    let registry = Registry::start(ca.clone(), Access::Token(&tokens));
+    let server = NotaryServer::start_with(ca.clone(), Some(&tokens));
+    let docker = DockerConfig::with_helper(&registry.host, USER, PASSWORD);
+    let env = Env {
+        trustd: &trustd,
+        server: &server,
+        docker: &docker,
+        trust_dir: tempfile::tempdir().unwrap(),
+    };
+    let repo = format!("{}/team/api", registry.host);
+    let auth = Some((USER, PASSWORD));
+    let a = registry.push_image("team/api", "1.0", "a", auth);
+    let b = registry.push_image("team/api", "2.0", "b", auth);
+
+    // Two tags in one command: one new targets version, so one targets signature.
+    env.ok(&["sign", &format!("{repo}:1.0"), &format!("{repo}:2.0")]);
+    let report = env.inspect(&repo);
+    assert_eq!(signed_digest(&report, "1.0"), a.digest[7..]);
+    assert_eq!(signed_digest(&report, "2.0"), b.digest[7..]);
+    let targets_signatures = trustd
+        .audit_records()
+        .into_iter()
+        .filter(|r| {
+            r["event"] == "sign"
+                && r["result"] == "allowed"
+                && r["key_name"] == format!("{repo}/targets")
+        })
+        .count();
+    assert_eq!(targets_signatures, 2, "one at init, one for both tags");
+
+    // The helper was asked for the registry's credentials; the token service issued
+    // tokens for the registry and for notary, to the user, for push on the repository.
+    assert!(docker.helper_requests().iter().all(|s| s == &registry.host));
+    assert!(!docker.helper_requests().is_empty());
+    let issued = tokens.requests();
+    assert!(
+        issued
+            .iter()
+            .any(|r| r.starts_with(&format!("{USER} repository:{repo}:")) && r.contains("push")),
+        "{issued:?}"
+    );
+
+    // Without credentials, notary's token service gives no access: a clear refusal.
+    let anonymous = DockerConfig::with_logins(&[]);
+    let env_anonymous = Env {
+        docker: &anonymous,
+        trust_dir: tempfile::tempdir().unwrap(),
+        ..env
+    };
+    let out = env_anonymous.trustctl(&["inspect", &repo]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("401") && err.contains("docker login"), "{err}");
+}
