@@ -307,3 +307,90 @@ fn revoke_and_delete() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn key_rotation_is_followed_by_notary_docker_and_trustctl() {
+    let setup = Setup::new("rotation");
+    let gun = "registry.example.test/team/rotating";
+    setup.ok(&["init", gun]);
+    setup.ok(&["sign", &format!("{gun}:v1@{DIGEST_A}"), "--size", "10"]);
+    // A notary client that trusts the repository as it was before the rotations.
+    let notary_cache = tempfile::tempdir().unwrap();
+    setup.server.notary(notary_cache.path(), &["list", gun]);
+    let before = setup.docker_inspect(gun);
+    let old_targets = before[0]["AdministrativeKeys"][1]["Keys"][0]["ID"].clone();
+
+    // Targets: a new key in trustd; the root re-signed; the tag still signed.
+    let out = setup.ok(&["key", "rotate", gun, "targets"]);
+    assert!(out.contains(&format!("\"{gun}/targets.2\"")), "{out}");
+    assert!(
+        out.contains(&format!("trustctl key delete {gun}/targets")),
+        "{out}"
+    );
+    let after = setup.docker_inspect(gun);
+    let new_targets = after[0]["AdministrativeKeys"][1]["Keys"][0]["ID"].clone();
+    assert_ne!(new_targets, old_targets);
+    assert_eq!(after[0]["SignedTags"], before[0]["SignedTags"]);
+    let ours: serde_json::Value = serde_json::from_str(&setup.ok(&["inspect", gun])).unwrap();
+    assert_eq!(ours, after);
+    // Signing goes on with the new key, found by its key ID.
+    setup.ok(&["sign", &format!("{gun}:v2@{DIGEST_B}"), "--size", "20"]);
+    let listing = String::from_utf8(
+        setup
+            .server
+            .notary(notary_cache.path(), &["list", gun])
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        listing.contains("v1") && listing.contains("v2"),
+        "{listing}"
+    );
+
+    // Snapshot: into trustd, then back to the server; timestamp: a new server key.
+    setup.ok(&["key", "rotate", gun, "snapshot"]);
+    let keys = setup.trustd.ok(&["key", "list"]);
+    assert!(keys.contains(&format!("{gun}/snapshot")), "{keys}");
+    setup.ok(&["sign", &format!("{gun}:v3@{DIGEST_A}"), "--size", "30"]);
+    setup.ok(&["key", "rotate", gun, "snapshot", "--server-managed"]);
+    setup.ok(&["key", "rotate", gun, "timestamp", "-r"]);
+    setup.ok(&["sign", &format!("{gun}:v4@{DIGEST_B}"), "--size", "40"]);
+    let listing = String::from_utf8(
+        setup
+            .server
+            .notary(notary_cache.path(), &["list", gun])
+            .stdout,
+    )
+    .unwrap();
+    for tag in ["v1", "v2", "v3", "v4"] {
+        assert!(listing.contains(tag), "{listing}");
+    }
+    let root: serde_json::Value =
+        serde_json::from_slice(&setup.server.get(&format!("/v2/{gun}/_trust/tuf/root.json")))
+            .unwrap();
+    assert_eq!(
+        root["signed"]["version"], 5,
+        "four rotations, four new roots"
+    );
+    assert_eq!(root["signed"]["keys"].as_object().unwrap().len(), 4);
+
+    // What cannot be rotated that way is refused before anything changes.
+    for (args, text) in [
+        (
+            vec!["key", "rotate", gun, "targets", "--server-managed"],
+            "cannot be held by the server",
+        ),
+        (
+            vec!["key", "rotate", gun, "timestamp"],
+            "always the server's",
+        ),
+    ] {
+        let out = setup.trustctl(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(text));
+    }
+    let unchanged: serde_json::Value =
+        serde_json::from_slice(&setup.server.get(&format!("/v2/{gun}/_trust/tuf/root.json")))
+            .unwrap();
+    assert_eq!(unchanged["signed"]["version"], 5);
+}

@@ -31,6 +31,9 @@ pub enum KeyCommand {
     },
     /// Move an existing private key (PEM) onto a device as non-extractable.
     Load(LoadArgs),
+    /// Replace a repository's targets, snapshot or timestamp key: new key in trustd (or on
+    /// the notary server with --server-managed), root re-signed, everything re-published.
+    Rotate(RotateArgs),
     /// Delete a key from its device and from trustd. This cannot be undone.
     Delete {
         name: String,
@@ -80,12 +83,31 @@ pub struct LoadArgs {
     passphrase_stdin: bool,
 }
 
+#[derive(Args)]
+pub struct RotateArgs {
+    /// Repository (GUN).
+    gun: String,
+    /// The role whose key to replace.
+    #[arg(value_parser = ["targets", "snapshot", "timestamp"])]
+    role: String,
+    /// Have the notary server generate and hold the new key (snapshot, timestamp), as
+    /// `notary key rotate --server-managed` does.
+    #[arg(long, short = 'r')]
+    server_managed: bool,
+    /// trustd backend for the new key [default: the old key's]
+    #[arg(long)]
+    backend: Option<String>,
+    #[command(flatten)]
+    notary: super::inspect::NotaryArgs,
+}
+
 pub async fn run(socket: &Path, command: KeyCommand) -> Result<(), CliError> {
     match command {
         KeyCommand::Generate(args) => generate(socket, args).await,
         KeyCommand::List { json } => list(socket, json).await,
         KeyCommand::Public { name, output } => public(socket, &name, output).await,
         KeyCommand::Load(args) => load(socket, args).await,
+        KeyCommand::Rotate(args) => rotate(socket, args).await,
         KeyCommand::Delete { name, yes } => delete(socket, &name, yes).await,
     }
 }
@@ -303,5 +325,44 @@ async fn delete(socket: &Path, name: &str, yes: bool) -> Result<(), CliError> {
         .key
         .ok_or_else(|| CliError::Failed("trustd returned no key".into()))?;
     println!("Deleted key {:?} ({})", key.name, key.key_id);
+    Ok(())
+}
+
+async fn rotate(socket: &Path, args: RotateArgs) -> Result<(), CliError> {
+    use trustctl::notary::rotate::{self, NewKey};
+    use trustctl::reference::ImageRef;
+    let image = ImageRef::parse(&args.gun).map_err(CliError::Usage)?;
+    let server = args.notary.server(&image)?;
+    let store = args.notary.trust_store();
+    let repo = trustctl::notary::trust::update(
+        &server,
+        &store,
+        &image.gun,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .map_err(|e| super::inspect::trust_error(&args.gun, e))?;
+    let client = client::connect(socket).await?;
+    let new_key = if args.server_managed {
+        NewKey::Server
+    } else {
+        NewKey::Trustd {
+            backend: args.backend.as_deref().unwrap_or(""),
+        }
+    };
+    let rotated = rotate::rotate(&server, &store, client, &repo, &args.role, new_key).await?;
+    let holder = match &rotated.trustd_name {
+        Some(name) => format!("trustd key {name:?}"),
+        None => format!("held by {}", server.url()),
+    };
+    println!(
+        "Rotated the {} key of {}: new key {} ({holder}); root version {}",
+        args.role, image.gun, rotated.key_id, rotated.repo.root.version
+    );
+    if let Some(previous) = rotated.previous {
+        println!(
+            "The previous key {previous:?} is no longer trusted for this role; delete it with `trustctl key delete {previous}` once nothing else uses it"
+        );
+    }
     Ok(())
 }

@@ -2,5 +2,6 @@
 
 pub mod auth;
 pub mod publish;
+pub mod rotate;
 pub mod server;
 pub mod trust;

@@ -19,21 +19,21 @@ use crate::tuf::model::{
 use crate::tuf::signer::TrustdSigner;
 
 /// Notary's default lifetimes.
-const ROOT_DAYS: i64 = 3650;
-const TARGETS_DAYS: i64 = 3 * 365;
+pub(super) const ROOT_DAYS: i64 = 3650;
+pub(super) const TARGETS_DAYS: i64 = 3 * 365;
 
 /// The trustd key names trustctl uses for a repository's roles.
 pub fn key_name(gun: &str, role: &str) -> String {
     format!("{gun}/{role}")
 }
 
-fn expires_in(days: i64) -> String {
+pub(super) fn expires_in(days: i64) -> String {
     model::format_expires(OffsetDateTime::now_utc() + time::Duration::days(days))
 }
 
 /// Publishes role files, then reads the repository back through full verification: a
 /// publish the server accepted but that does not verify is reported, not trusted.
-async fn publish_and_verify(
+pub(super) async fn publish_and_verify(
     server: &NotaryServer,
     store: &TrustStore,
     gun: &str,
@@ -50,7 +50,7 @@ async fn publish_and_verify(
         })
 }
 
-async fn ensure_key(
+pub(super) async fn ensure_key(
     signer: &mut TrustdSigner,
     client: &mut crate::client::Client,
     gun: &str,
@@ -61,9 +61,21 @@ async fn ensure_key(
     if signer.key(&name).await.is_ok() {
         return Ok(name);
     }
+    generate_key(client, &name, gun, role, backend).await?;
+    Ok(name)
+}
+
+/// A new ECDSA P-256 key in trustd, recorded as `role`'s key of `gun`.
+pub(super) async fn generate_key(
+    client: &mut crate::client::Client,
+    name: &str,
+    gun: &str,
+    role: &str,
+    backend: &str,
+) -> Result<(), CliError> {
     client
         .generate_key(pb::GenerateKeyRequest {
-            name: name.clone(),
+            name: name.to_owned(),
             backend: backend.to_owned(),
             algorithm: pb::KeyAlgorithm::EcdsaP256 as i32,
             scope: Some(pb::KeyScope {
@@ -73,10 +85,10 @@ async fn ensure_key(
         })
         .await
         .map_err(|s| CliError::from_status(&format!("cannot generate the {role} key"), s))?;
-    Ok(name)
+    Ok(())
 }
 
-async fn signed_file(
+pub(super) async fn signed_file(
     signer: &mut TrustdSigner,
     key: &str,
     keyid: &str,
@@ -92,7 +104,7 @@ async fn signed_file(
     .map_err(|e| CliError::Failed(format!("cannot write the role: {e}")))
 }
 
-fn file_meta(bytes: &[u8]) -> FileMeta {
+pub(super) fn file_meta(bytes: &[u8]) -> FileMeta {
     FileMeta {
         custom: None,
         hashes: [
@@ -298,44 +310,33 @@ async fn update_targets(
 ) -> Result<VerifiedRepository, CliError> {
     let gun = &repo.gun;
     let mut signer = TrustdSigner::new(client);
-    let targets_name = key_name(gun, "targets");
-    let key = signer.tuf_key(&targets_name).await?;
-    let listed = repo
-        .root
-        .roles
-        .get("targets")
-        .is_some_and(|r| r.keyids.contains(&key.id()));
-    if !listed {
-        return Err(CliError::Denied(format!(
-            "trustd's key {targets_name:?} is not the targets key of {gun}: you cannot sign this repository's targets"
-        )));
-    }
+    let (targets_name, targets_keyid) = signer
+        .role_key(&repo.root, "targets")
+        .await?
+        .ok_or_else(|| {
+            CliError::Denied(format!(
+                "trustd holds none of the targets keys of {gun}: you cannot sign this repository's targets \
+                 (trustctl key load KEYFILE --name NAME puts a notary client's targets key there)"
+            ))
+        })?;
     let mut targets = repo.targets.clone();
     change(&mut targets.targets)?;
     targets.version += 1;
     targets.expires = expires_in(TARGETS_DAYS);
-    let targets_bytes = signed_file(&mut signer, &targets_name, &key.id(), &targets).await?;
+    let targets_bytes = signed_file(&mut signer, &targets_name, &targets_keyid, &targets).await?;
     let mut files = vec![("targets".to_owned(), targets_bytes.clone())];
     // With the snapshot key in trustd, sign the snapshot too; otherwise the server does.
-    let snapshot_name = key_name(gun, "snapshot");
-    if let Ok(snapshot_key) = signer.tuf_key(&snapshot_name).await {
-        if repo
-            .root
-            .roles
-            .get("snapshot")
-            .is_some_and(|r| r.keyids.contains(&snapshot_key.id()))
-        {
-            let mut snapshot = repo.snapshot.clone();
-            snapshot
-                .meta
-                .insert("targets".to_owned(), file_meta(&targets_bytes));
-            snapshot.version += 1;
-            snapshot.expires = expires_in(TARGETS_DAYS);
-            files.push((
-                "snapshot".to_owned(),
-                signed_file(&mut signer, &snapshot_name, &snapshot_key.id(), &snapshot).await?,
-            ));
-        }
+    if let Some((snapshot_name, snapshot_keyid)) = signer.role_key(&repo.root, "snapshot").await? {
+        let mut snapshot = repo.snapshot.clone();
+        snapshot
+            .meta
+            .insert("targets".to_owned(), file_meta(&targets_bytes));
+        snapshot.version += 1;
+        snapshot.expires = expires_in(TARGETS_DAYS);
+        files.push((
+            "snapshot".to_owned(),
+            signed_file(&mut signer, &snapshot_name, &snapshot_keyid, &snapshot).await?,
+        ));
     }
     publish_and_verify(server, store, gun, &files).await
 }

@@ -205,6 +205,27 @@ impl NotaryServer {
         Ok(key)
     }
 
+    /// Has the server replace the key it holds for `role` (`snapshot` or `timestamp`) and
+    /// returns the new one; the old key signs until a root listing the new one is published.
+    pub async fn rotate_key(&self, gun: &str, role: &str) -> Result<PublicKey, ServerError> {
+        let url = self.tuf_url(gun, &format!("{role}.key"));
+        let response = self.execute(|| self.http.post(&url)).await?;
+        if !response.status().is_success() {
+            return Err(self.refused(response).await);
+        }
+        let bad = |reason: String| ServerError::BadKey {
+            role: role.to_owned(),
+            reason,
+        };
+        let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
+        if body.len() > 64 * 1024 {
+            return Err(bad("the key is larger than 64 KiB".into()));
+        }
+        let key: PublicKey = serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
+        key.spki_der().map_err(|e| bad(e.to_string()))?;
+        Ok(key)
+    }
+
     /// Publishes role files in one atomic update: one multipart part per role, field
     /// `files`, file name = role name (`root`, `targets`, `targets/releases`, `snapshot`).
     pub async fn publish(&self, gun: &str, files: &[(String, Vec<u8>)]) -> Result<(), ServerError> {

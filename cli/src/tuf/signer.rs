@@ -12,6 +12,7 @@ use x509_cert::der::Encode;
 use super::canonical;
 use super::envelope::Signature;
 use super::keys::{KeyType, PublicKey};
+use super::model::Root;
 use super::root_cert::{self, RootCertSpec};
 use crate::client::{self, Client};
 use crate::error::CliError;
@@ -50,6 +51,51 @@ impl TrustdSigner {
         let info = client::key_info(&mut self.client, name).await?;
         self.keys.insert(name.to_owned(), info.clone());
         Ok(info)
+    }
+
+    /// The trustd key that holds one of `role`'s keys in `root`: its trustd name and the key
+    /// ID the role lists it under. Found by key ID, so whatever the key is called in trustd
+    /// (a key loaded from notary, a rotated key) it is the one the repository trusts.
+    pub async fn role_key(
+        &mut self,
+        root: &Root,
+        role: &str,
+    ) -> Result<Option<(String, String)>, CliError> {
+        let Some(listed) = root.roles.get(role) else {
+            return Ok(None);
+        };
+        for keyid in &listed.keyids {
+            let Some(key) = root.keys.get(keyid) else {
+                continue;
+            };
+            let Ok(trustd_id) = key.canonical_id() else {
+                continue;
+            };
+            let request = pb::GetPublicKeyRequest {
+                key: Some(pb::KeySelector {
+                    selector: Some(pb::key_selector::Selector::KeyId(trustd_id)),
+                }),
+            };
+            match self.client.get_public_key(request).await {
+                Ok(response) => {
+                    let info = response
+                        .into_inner()
+                        .key
+                        .ok_or_else(|| CliError::Failed("trustd returned no key".into()))?;
+                    let name = info.name.clone();
+                    self.keys.insert(name.clone(), info);
+                    return Ok(Some((name, keyid.clone())));
+                }
+                Err(status) if status.code() == tonic::Code::NotFound => continue,
+                Err(status) => {
+                    return Err(CliError::from_status(
+                        &format!("cannot look up the {role} key"),
+                        status,
+                    ))
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The key as it appears in TUF metadata (plain form: `ecdsa`, `ed25519`, `rsa`).
