@@ -16,39 +16,10 @@ pub type Client = SignerClient<Channel>;
 
 /// The socket to use: `--socket` or `$TRUSTD_SOCKET` (both handled by the caller and passed in
 /// as `explicit`), then `socket = ...` in trustctl's config file, then the default.
-pub fn resolve_socket(explicit: Option<PathBuf>) -> PathBuf {
+pub fn resolve_socket(explicit: Option<PathBuf>, config: &crate::config::Config) -> PathBuf {
     explicit
-        .or_else(socket_from_config)
+        .or_else(|| config.socket.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
-}
-
-fn config_paths() -> Vec<PathBuf> {
-    let mut paths = Vec::new();
-    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME") {
-        paths.push(PathBuf::from(dir).join("trustctl/config.toml"));
-    } else if let Some(home) = std::env::var_os("HOME") {
-        paths.push(PathBuf::from(home).join(".config/trustctl/config.toml"));
-    }
-    paths.push(PathBuf::from("/etc/trustctl/config.toml"));
-    paths
-}
-
-#[derive(serde::Deserialize)]
-struct ClientConfig {
-    socket: Option<PathBuf>,
-}
-
-fn socket_from_config() -> Option<PathBuf> {
-    config_paths().into_iter().find_map(|path| {
-        let text = std::fs::read_to_string(&path).ok()?;
-        match toml::from_str::<ClientConfig>(&text) {
-            Ok(config) => config.socket,
-            Err(e) => {
-                eprintln!("trustctl: ignoring {}: {e}", path.display());
-                None
-            }
-        }
-    })
 }
 
 /// Opens a connection to trustd; fails with a message that says how to fix it.

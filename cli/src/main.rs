@@ -48,7 +48,15 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    let socket = trustctl::client::resolve_socket(cli.socket);
+    let config = match trustctl::config::Config::load() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("trustctl: bad configuration file {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let socket = trustctl::client::resolve_socket(cli.socket, &config);
+    commands::set_config(config);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -222,7 +222,7 @@ fn bad_input_gets_clear_errors() {
         (
             vec!["sign", "registry.example.test/team/app:1", "--size", "1"],
             2,
-            "manifest digest",
+            "--size goes with a digest",
         ),
         (
             vec![

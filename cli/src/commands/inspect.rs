@@ -1,7 +1,7 @@
 //! `trustctl inspect [--pretty] IMAGE[:TAG]...`: who signed what, as docker trust inspect
 //! shows it, from trust data verified on read.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use trustctl::error::CliError;
@@ -33,8 +33,16 @@ impl NotaryArgs {
             .clone()
             .or_else(|| std::env::var("TRUSTCTL_SERVER").ok())
             .or_else(|| std::env::var("DOCKER_CONTENT_TRUST_SERVER").ok())
+            .or_else(|| super::config().notary.server.clone())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| image.default_notary_server())
+    }
+
+    /// The extra CA: --tls-ca / TRUSTCTL_TLS_CA, else the config file's.
+    pub fn tls_ca(&self) -> Option<&Path> {
+        self.tls_ca
+            .as_deref()
+            .or(super::config().notary.tls_ca.as_deref())
     }
 
     /// The notary server for `image`, authenticating with the docker credentials of the
@@ -42,19 +50,20 @@ impl NotaryArgs {
     pub fn server(&self, image: &ImageRef) -> Result<NotaryServer, CliError> {
         let credentials = Credentials::for_registry(image.registry())
             .map_err(|e| CliError::Failed(e.to_string()))?;
-        NotaryServer::new(&self.server_for(image), self.tls_ca.as_deref(), credentials)
+        NotaryServer::new(&self.server_for(image), self.tls_ca(), credentials)
             .map_err(|e| CliError::Usage(e.to_string()))
     }
 
     pub fn trust_store(&self) -> TrustStore {
-        let dir = self.trust_dir.clone().unwrap_or_else(|| {
+        let configured = super::config().notary.trust_dir.clone();
+        let dir = self.trust_dir.clone().or(configured).unwrap_or_else(|| {
             std::env::var_os("XDG_DATA_HOME")
                 .map(PathBuf::from)
                 .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
                 .unwrap_or_else(|| PathBuf::from("."))
                 .join("trustctl")
         });
-        TrustStore::new(dir)
+        TrustStore::new(dir).with_pinning(super::config().trust_pinning.clone())
     }
 }
 

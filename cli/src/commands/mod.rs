@@ -6,7 +6,22 @@ pub mod key;
 pub mod status;
 pub mod trust;
 
+use std::sync::OnceLock;
+
+use trustctl::config::Config;
 use trustd_proto as pb;
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+/// Records the configuration file's settings for the commands (once, at start).
+pub fn set_config(config: Config) {
+    let _ = CONFIG.set(config);
+}
+
+/// The configuration file's settings (defaults when there is no file).
+pub fn config() -> &'static Config {
+    CONFIG.get_or_init(Config::default)
+}
 
 pub fn algorithm_name(value: i32) -> &'static str {
     match pb::KeyAlgorithm::try_from(value) {

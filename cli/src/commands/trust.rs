@@ -155,7 +155,7 @@ pub async fn sign(socket: &Path, args: SignArgs) -> Result<(), CliError> {
         .map(|text| sign_request(text, &args))
         .collect::<Result<Vec<_>, _>>()?;
     let registry = RegistryOptions {
-        ca: args.notary.tls_ca.as_deref(),
+        ca: args.notary.tls_ca(),
     };
     for request in requests.iter_mut().filter(|r| r.manifest.is_none()) {
         let manifest = resolve_tag(&request.image, &registry)

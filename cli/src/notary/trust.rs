@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256, Sha512};
 use time::OffsetDateTime;
 
+use super::pinning::{PinningError, TrustPinning};
 use super::server::{NotaryServer, ServerError, MAX_ROLE_BYTES, MAX_SMALL_ROLE_BYTES};
 use crate::tuf::envelope::Envelope;
 use crate::tuf::keys::KeyType;
@@ -69,6 +70,8 @@ pub enum TrustError {
     Unlisted { role: String },
     #[error("root certificate for {gun}: {reason}")]
     RootCertificate { gun: String, reason: String },
+    #[error("trust pinning: {0}")]
+    Pinning(#[from] PinningError),
     #[error("local trust data in {path}: {error}")]
     Cache { path: String, error: std::io::Error },
 }
@@ -77,11 +80,21 @@ pub enum TrustError {
 /// layout the notary client uses.
 pub struct TrustStore {
     dir: PathBuf,
+    pinning: TrustPinning,
 }
 
 impl TrustStore {
     pub fn new(dir: impl Into<PathBuf>) -> TrustStore {
-        TrustStore { dir: dir.into() }
+        TrustStore {
+            dir: dir.into(),
+            pinning: TrustPinning::default(),
+        }
+    }
+
+    /// Decides first roots by `pinning` instead of trusting them on first use.
+    pub fn with_pinning(mut self, pinning: TrustPinning) -> TrustStore {
+        self.pinning = pinning;
+        self
     }
 
     fn role_path(&self, gun: &str, role: &str) -> PathBuf {
@@ -385,6 +398,7 @@ pub async fn update(
         }
         (None, Some(offered)) => {
             let (_, root) = verify_root(gun, &offered, now)?;
+            store.pinning.check_first_root(gun, &root, now)?;
             (offered, root)
         }
         (Some(trusted), Some(offered)) => {
