@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use trustctl::error::CliError;
 use trustctl::inspect;
-use trustctl::notary::server::NotaryServer;
+use trustctl::notary::server::{NotaryServer, ServerError};
 use trustctl::notary::trust::{self, TrustError, TrustStore};
 use trustctl::reference::ImageRef;
 use trustctl::registry::Credentials;
@@ -84,7 +84,10 @@ pub fn trust_error(image: &str, error: TrustError) -> CliError {
         TrustError::NoTrustData(_) => CliError::NotFound(format!(
             "no signatures or cannot access {image}: the repository has no trust data"
         )),
-        TrustError::Server(e) => CliError::Unreachable(format!("{image}: {e}")),
+        TrustError::Server(e @ (ServerError::Unreachable { .. } | ServerError::Auth { .. })) => {
+            CliError::Unreachable(format!("{image}: {e}"))
+        }
+        TrustError::Server(e) => CliError::Failed(format!("{image}: {e}")),
         other => CliError::Failed(format!(
             "{image}: trust data failed verification and was not trusted: {other}"
         )),
