@@ -32,6 +32,9 @@ fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
+/// What a case is called, how the server lies, the exit code and the message expected.
+type Case<'a> = (&'a str, Box<dyn Fn(&HostileNotary) + 'a>, i32, &'a str);
+
 struct Setup {
     _hsm: SoftHsm,
     trustd: Trustd,
@@ -104,7 +107,7 @@ fn tampered_trust_data_is_refused_and_the_cache_keeps_its_last_good_state() {
         let bytes = old[role].clone();
         move |_: Option<Vec<u8>>| Response::new(200, bytes.clone())
     };
-    let cases: Vec<(&str, Box<dyn Fn(&HostileNotary)>, i32, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "truncated timestamp",
             Box::new(|h| {
