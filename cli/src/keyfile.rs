@@ -15,6 +15,31 @@ pub fn is_encrypted(pem_text: &str) -> bool {
     pem_text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
 }
 
+/// Checks PKCS#8 DER and repairs the one quirk seen in the field: the notary client (and so
+/// docker) writes keys with version 1 (RFC 5958 OneAsymmetricKey) but without the public key
+/// that version announces. Such a key is the same key as version 0, and is re-labelled so.
+fn normalized_pkcs8(mut der: Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    let first_error = match pkcs8::PrivateKeyInfo::from_der(&der) {
+        Ok(_) => return Ok(der),
+        Err(e) => e,
+    };
+    // SEQUENCE header (short or long length), then INTEGER 1.
+    let header = match der.get(1) {
+        Some(&len) if len < 0x80 => 2,
+        Some(&len) => 2 + (len & 0x7f) as usize,
+        None => 0,
+    };
+    if header > 0 && der.get(header..header + 3) == Some(&[0x02, 0x01, 0x01][..]) {
+        der[header + 2] = 0;
+        if pkcs8::PrivateKeyInfo::from_der(&der).is_ok() {
+            return Ok(der);
+        }
+    }
+    Err(CliError::Usage(format!(
+        "invalid PKCS#8 private key: {first_error}"
+    )))
+}
+
 /// Extracts the private key from PEM text as PKCS#8 DER.
 ///
 /// Accepts PKCS#8 (`PRIVATE KEY`), encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`, as docker and
@@ -43,11 +68,7 @@ pub fn private_key_pkcs8(
     let unsupported =
         |what: &str, e: &dyn std::fmt::Display| CliError::Usage(format!("{what}: {e}"));
     match block.tag() {
-        "PRIVATE KEY" => {
-            pkcs8::PrivateKeyInfo::from_der(&der)
-                .map_err(|e| unsupported("invalid PKCS#8 private key", &e))?;
-            Ok(der)
-        }
+        "PRIVATE KEY" => normalized_pkcs8(der),
         "ENCRYPTED PRIVATE KEY" => {
             let passphrase = passphrase.ok_or_else(|| {
                 CliError::Usage("the key is encrypted and no passphrase was given".into())
@@ -57,7 +78,7 @@ pub fn private_key_pkcs8(
             let document = info.decrypt(passphrase).map_err(|_| {
                 CliError::Failed("cannot decrypt the key: wrong passphrase, or an encryption scheme trustctl does not know".into())
             })?;
-            Ok(Zeroizing::new(document.as_bytes().to_vec()))
+            normalized_pkcs8(Zeroizing::new(document.as_bytes().to_vec()))
         }
         "EC PRIVATE KEY" => {
             let key = p256::SecretKey::from_sec1_der(&der).map_err(|e| {
@@ -118,6 +139,22 @@ mod tests {
 
     fn p256_key() -> p256::SecretKey {
         p256::SecretKey::from_slice(&[5u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn accepts_the_notary_clients_version_1_keys_without_a_public_key() {
+        let key = p256_key();
+        let good = key.to_pkcs8_der().unwrap().as_bytes().to_vec();
+        // What the notary client writes: the same structure, labelled version 1.
+        let mut notary = good.clone();
+        let at = notary.windows(3).position(|w| w == [2, 1, 0]).unwrap();
+        notary[at + 2] = 1;
+        assert!(pkcs8::PrivateKeyInfo::from_der(&notary).is_err());
+        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", notary));
+        assert_eq!(&private_key_pkcs8(&pem, None).unwrap()[..], &good[..]);
+        // Anything else that fails to parse is still refused.
+        let junk = pem::encode(&pem::Pem::new("PRIVATE KEY", vec![0x30, 3, 2, 1, 1]));
+        assert!(private_key_pkcs8(&junk, None).is_err());
     }
 
     #[test]

@@ -233,6 +233,22 @@ impl NotaryServer {
         cmd
     }
 
+    /// The notary client's private key file for `gun`'s `role` (it writes `role:` and `gun:`
+    /// headers into each encrypted PEM file under `private/`).
+    pub fn key_file(trust_dir: &Path, gun: &str, role: &str) -> PathBuf {
+        let dir = trust_dir.join("private");
+        std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .map(|e| e.path())
+            .find(|path| {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                text.lines().any(|l| l.trim() == format!("role: {role}"))
+                    && text.lines().any(|l| l.trim() == format!("gun: {gun}"))
+            })
+            .unwrap_or_else(|| panic!("no {role} key of {gun} in {}", dir.display()))
+    }
+
     /// Runs the notary client and asserts success.
     pub fn notary(&self, trust_dir: &Path, args: &[&str]) -> Output {
         let out = self

@@ -394,3 +394,79 @@ fn key_rotation_is_followed_by_notary_docker_and_trustctl() {
             .unwrap();
     assert_eq!(unchanged["signed"]["version"], 5);
 }
+
+/// Loads a notary client's key file into trustd (the passphrase on stdin, never in argv).
+fn load_notary_key(setup: &Setup, file: &std::path::Path, name: &str, passphrase: &str) {
+    use std::io::Write;
+    let mut child = setup
+        .trustd
+        .trustctl()
+        .args([
+            "key",
+            "load",
+            file.to_str().unwrap(),
+            "--name",
+            name,
+            "--passphrase-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{passphrase}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn trustctl_signs_into_a_repository_the_notary_client_made() {
+    let setup = Setup::new("notary-made");
+    let gun = "registry.example.test/team/notary-made";
+    let notary_dir = tempfile::tempdir().unwrap();
+    let artifact = notary_dir.path().join("artifact");
+    std::fs::write(&artifact, b"manifest stand-in").unwrap();
+    let notary = |args: &[&str]| {
+        String::from_utf8(setup.server.notary(notary_dir.path(), args).stdout).unwrap()
+    };
+    notary(&["init", gun]);
+    notary(&["add", gun, "v1", artifact.to_str().unwrap()]);
+    notary(&["publish", gun]);
+
+    // The notary client holds targets and snapshot keys; give both to trustd.
+    for (role, passphrase) in [
+        ("targets", "test targets passphrase"),
+        ("snapshot", "test snapshot passphrase"),
+    ] {
+        let file = NotaryServer::key_file(notary_dir.path(), gun, role);
+        load_notary_key(&setup, &file, &format!("imported/{role}"), passphrase);
+    }
+    // trustctl finds them by key ID, whatever they are called in trustd.
+    setup.ok(&["sign", &format!("{gun}:v2@{DIGEST_A}"), "--size", "7"]);
+
+    // The notary client keeps reading the repository, and keeps signing into it.
+    let listing = notary(&["list", gun]);
+    assert!(
+        listing.contains("v1") && listing.contains(&DIGEST_A[7..]),
+        "{listing}"
+    );
+    notary(&["add", gun, "v3", artifact.to_str().unwrap()]);
+    notary(&["publish", gun]);
+    let ours: serde_json::Value = serde_json::from_str(&setup.ok(&["inspect", gun])).unwrap();
+    let tags: Vec<&str> = ours[0]["SignedTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["SignedTag"].as_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["v1", "v2", "v3"]);
+    assert_eq!(ours, setup.docker_inspect(gun));
+    let audited = setup.trustd.audit_records();
+    assert!(audited
+        .iter()
+        .any(|r| r["event"] == "sign" && r["key_name"] == "imported/snapshot"));
+}
