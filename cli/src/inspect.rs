@@ -7,6 +7,8 @@
 //! appear by their canonical ID while the root shows its certificate-form ID, and the JSON is
 //! indented with four spaces, as docker prints it.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::Serialize;
 
 use crate::notary::trust::VerifiedRepository;
@@ -73,28 +75,32 @@ pub fn report(name: &str, tag: Option<&str>, repo: &VerifiedRepository) -> Trust
         }
     }
     let released = |role: &str| role == "targets" || role == RELEASES;
+    // A (tag, digest) released by targets or targets/releases is one row; the delegations
+    // that signed the same digest for the tag are its signers, in walk order. Grouped by
+    // hash map: repositories hold tens of thousands of tags.
+    let mut signers_of: HashMap<(&str, &str), Vec<String>> = HashMap::new();
+    for (role, target, digest) in &signed {
+        if !released(role) {
+            signers_of
+                .entry((target.as_str(), digest.as_str()))
+                .or_default()
+                .push(signer_name(role).to_owned());
+        }
+    }
+    let mut seen = HashSet::new();
     let mut rows: Vec<SignedTag> = Vec::new();
     for (role, target, digest) in &signed {
-        if !released(role)
-            || rows
-                .iter()
-                .any(|r| &r.signed_tag == target && &r.digest == digest)
-        {
+        let key = (target.as_str(), digest.as_str());
+        if !released(role) || !seen.insert(key) {
             continue;
         }
-        let signers = signed
-            .iter()
-            .filter(|(r, t, d)| !released(r) && t == target && d == digest)
-            .map(|(r, _, _)| signer_name(r).to_owned())
-            .collect::<Vec<_>>();
         rows.push(SignedTag {
             signed_tag: target.clone(),
             digest: digest.clone(),
-            signers: if signers.is_empty() {
-                vec![REPO_ADMIN.to_owned()]
-            } else {
-                signers
-            },
+            signers: signers_of
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| vec![REPO_ADMIN.to_owned()]),
         });
     }
     rows.sort_by(|a, b| natural_cmp(&a.signed_tag, &b.signed_tag));
