@@ -118,7 +118,8 @@ async fn notary_server_accepts_and_the_notary_client_lists_a_repository_signed_i
             serde_json::to_value(&targets).unwrap(),
         ),
     ] {
-        let signature = signer.sign_role(key, keyid, &signed).await.unwrap();
+        let body = trustctl::tuf::canonical::to_vec(&signed).unwrap();
+        let signature = signer.sign_canonical(key, keyid, &body).await.unwrap();
         let envelope = Envelope {
             signed,
             signatures: vec![signature],

@@ -43,7 +43,8 @@ pub(super) async fn publish_and_verify(
         .publish(gun, files)
         .await
         .map_err(|e| CliError::Failed(e.to_string()))?;
-    trust::update(server, store, gun, OffsetDateTime::now_utc())
+    let source = trust::WithKnownFiles::new(server, files);
+    trust::update(&source, store, gun, OffsetDateTime::now_utc())
         .await
         .map_err(|e: TrustError| {
             CliError::Failed(format!("the published trust data does not verify: {e}"))
@@ -95,13 +96,11 @@ pub(super) async fn signed_file(
     role: &impl serde::Serialize,
 ) -> Result<Vec<u8>, CliError> {
     let value: Value = serde_json::to_value(role).expect("roles serialize");
-    let signature = signer.sign_role(key, keyid, &value).await?;
-    Envelope {
-        signed: value,
-        signatures: vec![signature],
-    }
-    .to_wire()
-    .map_err(|e| CliError::Failed(format!("cannot write the role: {e}")))
+    // Canonicalized once: the same bytes are signed and written.
+    let body = crate::tuf::canonical::to_vec(&value)
+        .map_err(|e| CliError::Failed(format!("cannot write the role: {e}")))?;
+    let signature = signer.sign_canonical(key, keyid, &body).await?;
+    Ok(Envelope::wire(&body, &[signature]))
 }
 
 pub(super) fn file_meta(bytes: &[u8]) -> FileMeta {

@@ -44,6 +44,46 @@ impl RoleSource for NotaryServer {
     }
 }
 
+/// A source that serves files it already holds when they are asked for by checksum
+/// (`targets.<sha256>.json`), and everything else from `inner`. After a publish, the roles
+/// just uploaded need not be downloaded again to be verified: a checksum-addressed file is
+/// the same bytes wherever it comes from, and is verified all the same.
+pub struct WithKnownFiles<'a, S> {
+    inner: &'a S,
+    /// (checksum file name, bytes)
+    known: Vec<(String, &'a [u8])>,
+}
+
+impl<'a, S: RoleSource> WithKnownFiles<'a, S> {
+    /// `files` are (role, bytes) pairs, as published.
+    pub fn new(inner: &'a S, files: &'a [(String, Vec<u8>)]) -> Self {
+        let known = files
+            .iter()
+            .map(|(role, bytes)| {
+                (
+                    format!("{role}.{}.json", hex::encode(Sha256::digest(bytes))),
+                    bytes.as_slice(),
+                )
+            })
+            .collect();
+        WithKnownFiles { inner, known }
+    }
+}
+
+impl<S: RoleSource> RoleSource for WithKnownFiles<'_, S> {
+    async fn fetch(
+        &self,
+        gun: &str,
+        file: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, ServerError> {
+        match self.known.iter().find(|(name, _)| name == file) {
+            Some((_, bytes)) if bytes.len() as u64 <= limit => Ok(Some(bytes.to_vec())),
+            _ => self.inner.fetch(gun, file, limit).await,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
     #[error(transparent)]

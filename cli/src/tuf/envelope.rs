@@ -64,15 +64,19 @@ impl Envelope {
 
     /// The file exactly as Go's notary would write it.
     pub fn to_wire(&self) -> Result<Vec<u8>, EnvelopeError> {
-        let body = self.canonical_signed()?;
-        let mut out = Vec::with_capacity(body.len() + 128 * self.signatures.len() + 32);
+        Ok(Envelope::wire(&self.canonical_signed()?, &self.signatures))
+    }
+
+    /// The file for a canonical body and its signatures, without parsing the body again.
+    pub fn wire(body: &[u8], signatures: &[Signature]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(body.len() + 128 * signatures.len() + 32);
         out.extend_from_slice(b"{\"signed\":");
-        html_escape_into(&body, &mut out);
+        html_escape_into(body, &mut out);
         out.extend_from_slice(b",\"signatures\":");
         // Signature fields are hex, fixed method names and base64: nothing to escape.
-        out.extend_from_slice(&serde_json::to_vec(&self.signatures).expect("signatures serialize"));
+        out.extend_from_slice(&serde_json::to_vec(signatures).expect("signatures serialize"));
         out.push(b'}');
-        Ok(out)
+        out
     }
 }
 

@@ -5,11 +5,9 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
 use trustd_proto as pb;
 use x509_cert::der::Encode;
 
-use super::canonical;
 use super::envelope::Signature;
 use super::keys::{KeyType, PublicKey};
 use super::model::Root;
@@ -138,19 +136,23 @@ impl TrustdSigner {
             .signature)
     }
 
-    /// Signs a role body with the trustd key `name`, listed in the role as `keyid`.
-    pub async fn sign_role(
+    /// Signs a role's canonical body with the trustd key `name`, listed in the role as
+    /// `keyid`.
+    pub async fn sign_canonical(
         &mut self,
         name: &str,
         keyid: &str,
-        signed: &Value,
+        canonical_body: &[u8],
     ) -> Result<Signature, CliError> {
         let info = self.key(name).await?;
         let (method, algorithm) = method_of(info.algorithm)?;
-        let body =
-            canonical::to_vec(signed).map_err(|e| CliError::Failed(format!("cannot sign: {e}")))?;
         let sig = self
-            .sign_bytes(name, algorithm, pb::SignatureEncoding::Raw, body)
+            .sign_bytes(
+                name,
+                algorithm,
+                pb::SignatureEncoding::Raw,
+                canonical_body.to_vec(),
+            )
             .await?;
         Ok(Signature {
             keyid: keyid.to_owned(),
