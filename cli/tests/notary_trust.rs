@@ -293,3 +293,28 @@ async fn inspect_prints_what_docker_trust_inspect_printed_for_the_same_repositor
             .trim_end()
     );
 }
+
+#[tokio::test]
+async fn a_role_written_in_another_json_layout_verifies_over_its_canonical_form() {
+    let mut memory = Memory::state("03-delegated-targets");
+    let original = memory.files["timestamp.json"].clone();
+    let value: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    let pretty = serde_json::to_vec_pretty(&value).unwrap();
+    assert_ne!(pretty, original);
+    memory.replace("timestamp", pretty);
+    let dir = tempfile::tempdir().unwrap();
+    trust::update(&memory, &TrustStore::new(dir.path()), GUN, NOW)
+        .await
+        .expect("the signature covers the canonical form, whatever the layout");
+
+    let mut changed = value;
+    changed["signed"]["version"] = serde_json::json!(99);
+    memory.replace("timestamp", serde_json::to_vec_pretty(&changed).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let result = trust::update(&memory, &TrustStore::new(dir.path()), GUN, NOW).await;
+    assert!(
+        matches!(result, Err(trust::TrustError::Signatures(_))),
+        "{:?}",
+        result.err()
+    );
+}

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::pinning::{PinningError, TrustPinning};
 use super::server::{NotaryServer, ServerError, MAX_ROLE_BYTES, MAX_SMALL_ROLE_BYTES};
-use crate::tuf::envelope::Envelope;
+use crate::tuf::envelope::{Envelope, RawEnvelope};
 use crate::tuf::keys::KeyType;
 use crate::tuf::model::{self, FileMeta, Meta, RoleKeys, RoleType, Root, Targets};
 use crate::tuf::threshold::{self, ThresholdError};
@@ -219,6 +219,31 @@ fn parse<T: serde::de::DeserializeOwned + model::Role>(
     Ok((envelope, typed))
 }
 
+/// Parses a role and checks its signatures, reading the typed role straight from the file's
+/// text. The signatures are checked over the body as notary writes it (canonical JSON, HTML
+/// escapes undone) and, only if that fails, over the body canonicalized here: the same
+/// guarantee for any writer, without re-serializing thousands of tags for notary's.
+fn parse_verified<T: serde::de::DeserializeOwned + model::Role>(
+    role: &str,
+    bytes: &[u8],
+    role_type: RoleType,
+    keys: &BTreeMap<String, crate::tuf::keys::PublicKey>,
+    listed: &RoleKeys,
+) -> Result<T, TrustError> {
+    let raw = RawEnvelope::parse(bytes).map_err(|e| malformed(role, e))?;
+    let typed =
+        model::from_signed_text(raw.signed_text(), role_type).map_err(|e| malformed(role, e))?;
+    let written = raw.signed_as_written();
+    if let Err(error) = threshold::check_message(role, &written, &raw.signatures, keys, listed) {
+        let canonical = raw.canonical_signed().map_err(|e| malformed(role, e))?;
+        if canonical == written {
+            return Err(error.into());
+        }
+        threshold::check_message(role, &canonical, &raw.signatures, keys, listed)?;
+    }
+    Ok(typed)
+}
+
 fn check_expiry(role: &str, expires: &str, now: OffsetDateTime) -> Result<(), TrustError> {
     let at =
         model::parse_expires(expires).map_err(|e| malformed(role, format!("bad expiry: {e}")))?;
@@ -407,8 +432,7 @@ impl RoleCheck<'_> {
     where
         T: serde::de::DeserializeOwned + model::Role,
     {
-        let (envelope, typed): (Envelope, T) = parse(role, bytes, role_type)?;
-        threshold::check(role, &envelope, keys, listed)?;
+        let typed: T = parse_verified(role, bytes, role_type, keys, listed)?;
         check_expiry(role, typed.expires(), self.now)?;
         check_version(self.store, self.gun, role, typed.version())?;
         Ok(typed)

@@ -44,6 +44,81 @@ struct Wire {
     signatures: Vec<Signature>,
 }
 
+/// A role file read for verification without building a generic JSON value: the text of
+/// its `signed` object, and its signatures.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvelope<'a> {
+    #[serde(borrow)]
+    signed: &'a serde_json::value::RawValue,
+    pub signatures: Vec<Signature>,
+}
+
+impl<'a> RawEnvelope<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<RawEnvelope<'a>, EnvelopeError> {
+        let wire: RawEnvelope =
+            serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        if !wire.signed.get().starts_with('{') {
+            return Err(EnvelopeError::Malformed("`signed` is not an object".into()));
+        }
+        Ok(wire)
+    }
+
+    /// The `signed` object as it appears in the file.
+    pub fn signed_text(&self) -> &'a str {
+        self.signed.get()
+    }
+
+    /// The signed bytes if the file holds them as notary writes them (canonical JSON with Go's
+    /// HTML escaping): the file text with those escapes undone. A signature that verifies over
+    /// these bytes verifies over the canonical form; when it does not, the caller falls back
+    /// to [`RawEnvelope::canonical_signed`].
+    pub fn signed_as_written(&self) -> Vec<u8> {
+        html_unescape(self.signed.get().as_bytes())
+    }
+
+    /// The canonical form of `signed`, computed from its parsed value (the slow, general way).
+    pub fn canonical_signed(&self) -> Result<Vec<u8>, EnvelopeError> {
+        let value: Value = serde_json::from_str(self.signed.get())
+            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        Ok(canonical::to_vec(&value)?)
+    }
+}
+
+/// Undoes Go's HTML escaping (`\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`) in JSON
+/// text, leaving every other escape as it is.
+fn html_unescape(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] != b'\\' {
+            out.push(json[i]);
+            i += 1;
+            continue;
+        }
+        let replacement: Option<&[u8]> = match json.get(i + 1..i + 6) {
+            Some(b"u003c") => Some(b"<"),
+            Some(b"u003e") => Some(b">"),
+            Some(b"u0026") => Some(b"&"),
+            Some(b"u2028") => Some("\u{2028}".as_bytes()),
+            Some(b"u2029") => Some("\u{2029}".as_bytes()),
+            _ => None,
+        };
+        match replacement {
+            Some(text) => {
+                out.extend_from_slice(text);
+                i += 6;
+            }
+            None => {
+                // Any other escape: copy it whole (two bytes; a \uXXXX's digits follow as is).
+                out.extend_from_slice(&json[i..(i + 2).min(json.len())]);
+                i += 2;
+            }
+        }
+    }
+    out
+}
+
 impl Envelope {
     pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         let wire: Wire =
@@ -130,6 +205,24 @@ mod tests {
                 .canonical_signed()
                 .unwrap(),
             canonical
+        );
+    }
+
+    #[test]
+    fn the_written_form_unescapes_to_the_canonical_body() {
+        let envelope = Envelope {
+            signed: json!({"_type": "Targets", "targets": {"a<b>&c\u{2028}\u{2029}\\u003c\"": {"length": 1}}}),
+            signatures: vec![],
+        };
+        let wire = envelope.to_wire().unwrap();
+        let raw = RawEnvelope::parse(&wire).unwrap();
+        assert_eq!(
+            raw.signed_as_written(),
+            envelope.canonical_signed().unwrap()
+        );
+        assert_eq!(
+            raw.canonical_signed().unwrap(),
+            envelope.canonical_signed().unwrap()
         );
     }
 

@@ -149,6 +149,22 @@ pub fn from_signed<T: DeserializeOwned + Role>(
     Ok(role)
 }
 
+/// Reads a role from the text of its `signed` object, checking its `_type`; for readers that
+/// never need the generic JSON value.
+pub fn from_signed_text<T: DeserializeOwned + Role>(
+    signed: &str,
+    expected: RoleType,
+) -> Result<T, ModelError> {
+    let role: T = serde_json::from_str(signed)?;
+    if role.role_type() != expected {
+        return Err(ModelError::WrongType {
+            expected,
+            found: role.role_type(),
+        });
+    }
+    Ok(role)
+}
+
 /// What every role carries, whatever its type.
 pub trait Role {
     fn role_type(&self) -> RoleType;

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::envelope::Envelope;
+use super::envelope::{Envelope, Signature};
 use super::keys::{KeyError, PublicKey};
 use super::model::RoleKeys;
 
@@ -58,9 +58,24 @@ pub fn check(
             role: role.to_owned(),
             source,
         })?;
+    check_message(role, &message, &envelope.signatures, keys, listed)
+}
+
+/// Checks `signatures` over `message` (a role's canonical body) for `role`; returns the key
+/// IDs that signed validly.
+pub fn check_message(
+    role: &str,
+    message: &[u8],
+    signatures: &[Signature],
+    keys: &BTreeMap<String, PublicKey>,
+    listed: &RoleKeys,
+) -> Result<BTreeSet<String>, ThresholdError> {
+    if listed.threshold == 0 {
+        return Err(ThresholdError::ZeroThreshold(role.to_owned()));
+    }
     let mut valid = BTreeSet::new();
     let mut rejected = Vec::new();
-    for signature in &envelope.signatures {
+    for signature in signatures {
         if valid.contains(&signature.keyid) || !listed.keyids.contains(&signature.keyid) {
             continue;
         }
@@ -71,7 +86,7 @@ pub fn check(
         if key.id() != signature.keyid {
             continue;
         }
-        match key.verify(&signature.method, &message, &signature.sig) {
+        match key.verify(&signature.method, message, &signature.sig) {
             Ok(()) => {
                 valid.insert(signature.keyid.clone());
             }
