@@ -6,7 +6,7 @@ use std::path::Path;
 use clap::Args;
 use trustctl::client;
 use trustctl::error::CliError;
-use trustctl::notary::publish::{self, InitOptions, Target};
+use trustctl::notary::publish::{self, InitOptions, SignAs, Target};
 use trustctl::notary::trust::{self, TrustError};
 use trustctl::reference::ImageRef;
 use trustctl::registry::{resolve_tag, ManifestRef, RegistryError, RegistryOptions};
@@ -43,6 +43,10 @@ pub struct SignArgs {
     /// trustd backend for keys created if the repository is new.
     #[arg(long)]
     backend: Option<String>,
+    /// Sign as this signer only [default: every signer whose key trustd holds for you, else
+    /// as the repository admin]
+    #[arg(long, value_name = "NAME")]
+    signer: Option<String>,
     #[command(flatten)]
     notary: NotaryArgs,
 }
@@ -205,15 +209,20 @@ pub async fn sign(socket: &Path, args: SignArgs) -> Result<(), CliError> {
                 }
             })
             .collect();
-        let updated =
-            publish::sign_targets(&server, &store, client.clone(), &repo, &targets).await?;
+        let sign_as = match &args.signer {
+            Some(name) => SignAs::Signer(name),
+            None => SignAs::Auto,
+        };
+        let (_, roles) =
+            publish::sign_targets(&server, &store, client.clone(), &repo, &targets, sign_as)
+                .await?;
         for target in &targets {
             println!(
-                "Signed {gun}:{} (sha256:{}, {} bytes) in targets version {}",
+                "Signed {gun}:{} (sha256:{}, {} bytes) in {}",
                 target.tag,
                 hex::encode(target.sha256),
                 target.size,
-                updated.targets.version
+                roles.join(", ")
             );
         }
     }

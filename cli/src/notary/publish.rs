@@ -1,13 +1,14 @@
 //! Changing a repository's trust data: initializing it and signing tags, with every key in
 //! trustd, then reading the result back through full verification.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
 use time::OffsetDateTime;
 use trustd_proto as pb;
 
+use super::draft::{self, Draft};
 use super::server::NotaryServer;
 use super::trust::{self, TrustError, TrustStore, VerifiedRepository};
 use crate::error::CliError;
@@ -232,46 +233,144 @@ pub struct Target<'a> {
     pub size: i64,
 }
 
-/// Signs tags into the targets role (replacing a tag's previous digest) with the targets key
-/// in trustd, one signature for the whole change, and publishes it.
+/// Who signs: whoever trustd holds keys for, or one named signer.
+#[derive(Clone, Copy, Default)]
+pub enum SignAs<'a> {
+    #[default]
+    Auto,
+    Signer(&'a str),
+}
+
+/// The role docker reads released tags from once a repository has signers.
+pub const RELEASES: &str = "targets/releases";
+
+/// The roles a change to tags goes into, as `docker trust sign` chooses them: each signer
+/// role (`targets/NAME`) whose key trustd holds, plus `targets/releases` when trustd holds
+/// one of its keys; or, for the repository admin with no signer key, `targets` itself.
+async fn signable_roles(
+    signer: &mut TrustdSigner,
+    repo: &VerifiedRepository,
+    sign_as: SignAs<'_>,
+) -> Result<Vec<String>, CliError> {
+    let delegations = &repo.targets.delegations;
+    let mut roles = Vec::new();
+    for role in &delegations.roles {
+        let wanted = match sign_as {
+            SignAs::Auto => role.name != RELEASES,
+            SignAs::Signer(name) => role.name == format!("targets/{name}"),
+        };
+        if wanted
+            && !signer
+                .keys_in_trustd(&delegations.keys, &role.keyids)
+                .await?
+                .is_empty()
+        {
+            roles.push(role.name.clone());
+        }
+    }
+    if let SignAs::Signer(name) = sign_as {
+        if roles.is_empty() {
+            let delegated = delegations
+                .roles
+                .iter()
+                .any(|r| r.name == format!("targets/{name}"));
+            return Err(CliError::Denied(if delegated {
+                format!("trustd holds no key of signer {name} of {}", repo.gun)
+            } else {
+                format!(
+                    "{name} is not a signer of {} (trustctl signer add adds one)",
+                    repo.gun
+                )
+            }));
+        }
+    }
+    if roles.is_empty() {
+        return Ok(vec!["targets".to_owned()]);
+    }
+    if let Some(releases) = delegations.roles.iter().find(|r| r.name == RELEASES) {
+        if !signer
+            .keys_in_trustd(&delegations.keys, &releases.keyids)
+            .await?
+            .is_empty()
+        {
+            roles.insert(0, RELEASES.to_owned());
+        }
+    }
+    Ok(roles)
+}
+
+/// The targets of `role` in the draft, to change.
+fn role_targets<'d>(draft: &'d mut Draft<'_>, role: &str) -> &'d mut BTreeMap<String, FileMeta> {
+    if role == "targets" {
+        &mut draft.targets_mut().targets
+    } else {
+        &mut draft.delegated_mut(role).targets
+    }
+}
+
+fn current_targets<'d>(draft: &'d Draft<'_>, role: &str) -> Option<&'d BTreeMap<String, FileMeta>> {
+    if role == "targets" {
+        Some(&draft.targets().targets)
+    } else {
+        draft.delegated(role).map(|t| &t.targets)
+    }
+}
+
+/// Signs tags (replacing a tag's previous digest) into every role the caller signs for, one
+/// signature per changed role whatever the number of tags, and publishes them.
 pub async fn sign_targets(
     server: &NotaryServer,
     store: &TrustStore,
     client: crate::client::Client,
     repo: &VerifiedRepository,
     new: &[Target<'_>],
-) -> Result<VerifiedRepository, CliError> {
-    let updated = update_targets(server, store, client, repo, |targets| {
+    sign_as: SignAs<'_>,
+) -> Result<(VerifiedRepository, Vec<String>), CliError> {
+    let roles = signable_roles(&mut TrustdSigner::new(client.clone()), repo, sign_as).await?;
+    let mut draft = Draft::new(repo);
+    for role in &roles {
         for target in new {
-            targets.insert(
-                target.tag.to_owned(),
-                FileMeta {
-                    custom: None,
-                    hashes: [("sha256".to_owned(), Base64Bytes(target.sha256.to_vec()))].into(),
-                    length: target.size,
-                },
-            );
-        }
-        Ok(())
-    })
-    .await?;
-    for target in new {
-        let published = updated.targets.targets.get(target.tag);
-        if published
-            .and_then(|m| m.hashes.get("sha256"))
-            .map(|h| h.0.as_slice())
-            != Some(&target.sha256[..])
-        {
-            return Err(CliError::Failed(format!(
-                "the server accepted the update but {} does not show the new digest for {}",
-                repo.gun, target.tag
-            )));
+            let meta = FileMeta {
+                custom: None,
+                hashes: [("sha256".to_owned(), Base64Bytes(target.sha256.to_vec()))].into(),
+                length: target.size,
+            };
+            // A role that already says exactly this is left alone (and not re-signed).
+            if current_targets(&draft, role).and_then(|t| t.get(target.tag)) == Some(&meta) {
+                continue;
+            }
+            role_targets(&mut draft, role).insert(target.tag.to_owned(), meta);
         }
     }
-    Ok(updated)
+    let updated = if draft.is_changed() {
+        draft::publish(server, store, client, draft).await?
+    } else {
+        repo.clone()
+    };
+    for role in &roles {
+        let published = if role == "targets" {
+            Some(&updated.targets)
+        } else {
+            updated.delegations.get(role)
+        };
+        for target in new {
+            let digest = published
+                .and_then(|t| t.targets.get(target.tag))
+                .and_then(|m| m.hashes.get("sha256"))
+                .map(|h| h.0.as_slice());
+            if digest != Some(&target.sha256[..]) {
+                return Err(CliError::Failed(format!(
+                    "the server accepted the update but {role} of {} does not show the new digest for {}",
+                    repo.gun, target.tag
+                )));
+            }
+        }
+    }
+    Ok((updated, roles))
 }
 
-/// Removes the signatures of `tags` (every tag when None) from the targets role.
+/// Removes the signatures of `tags` (every tag when None) from every role the caller signs
+/// for (as `docker trust revoke` does).
 pub async fn revoke_targets(
     server: &NotaryServer,
     store: &TrustStore,
@@ -279,63 +378,41 @@ pub async fn revoke_targets(
     repo: &VerifiedRepository,
     tags: Option<&[String]>,
 ) -> Result<VerifiedRepository, CliError> {
-    update_targets(server, store, client, repo, |targets| {
-        match tags {
-            None => targets.clear(),
-            Some(tags) => {
-                for tag in tags {
-                    if targets.remove(tag).is_none() {
-                        return Err(CliError::NotFound(format!(
-                            "{}:{tag} is not signed in the targets role",
-                            repo.gun
-                        )));
-                    }
-                }
-            }
+    let roles = signable_roles(&mut TrustdSigner::new(client.clone()), repo, SignAs::Auto).await?;
+    let mut draft = Draft::new(repo);
+    let mut removed = BTreeSet::new();
+    for role in &roles {
+        let Some(current) = current_targets(&draft, role) else {
+            continue;
+        };
+        let doomed: Vec<String> = match tags {
+            None => current.keys().cloned().collect(),
+            Some(tags) => tags
+                .iter()
+                .filter(|t| current.contains_key(*t))
+                .cloned()
+                .collect(),
+        };
+        if doomed.is_empty() {
+            continue;
         }
-        Ok(())
-    })
-    .await
-}
-
-/// Applies `change` to the targets role, re-signs it (and the snapshot when its key is in
-/// trustd) with one signature each, publishes, and reads the result back verified.
-async fn update_targets(
-    server: &NotaryServer,
-    store: &TrustStore,
-    client: crate::client::Client,
-    repo: &VerifiedRepository,
-    change: impl FnOnce(&mut BTreeMap<String, FileMeta>) -> Result<(), CliError>,
-) -> Result<VerifiedRepository, CliError> {
-    let gun = &repo.gun;
-    let mut signer = TrustdSigner::new(client);
-    let (targets_name, targets_keyid) = signer
-        .role_key(&repo.root, "targets")
-        .await?
-        .ok_or_else(|| {
-            CliError::Denied(format!(
-                "trustd holds none of the targets keys of {gun}: you cannot sign this repository's targets \
-                 (trustctl key load KEYFILE --name NAME puts a notary client's targets key there)"
-            ))
-        })?;
-    let mut targets = repo.targets.clone();
-    change(&mut targets.targets)?;
-    targets.version += 1;
-    targets.expires = expires_in(TARGETS_DAYS);
-    let targets_bytes = signed_file(&mut signer, &targets_name, &targets_keyid, &targets).await?;
-    let mut files = vec![("targets".to_owned(), targets_bytes.clone())];
-    // With the snapshot key in trustd, sign the snapshot too; otherwise the server does.
-    if let Some((snapshot_name, snapshot_keyid)) = signer.role_key(&repo.root, "snapshot").await? {
-        let mut snapshot = repo.snapshot.clone();
-        snapshot
-            .meta
-            .insert("targets".to_owned(), file_meta(&targets_bytes));
-        snapshot.version += 1;
-        snapshot.expires = expires_in(TARGETS_DAYS);
-        files.push((
-            "snapshot".to_owned(),
-            signed_file(&mut signer, &snapshot_name, &snapshot_keyid, &snapshot).await?,
-        ));
+        let targets = role_targets(&mut draft, role);
+        for tag in doomed {
+            targets.remove(&tag);
+            removed.insert(tag);
+        }
     }
-    publish_and_verify(server, store, gun, &files).await
+    if let Some(tags) = tags {
+        if let Some(missing) = tags.iter().find(|t| !removed.contains(*t)) {
+            return Err(CliError::NotFound(format!(
+                "{}:{missing} is not signed in any role you sign for ({})",
+                repo.gun,
+                roles.join(", ")
+            )));
+        }
+    }
+    if !draft.is_changed() {
+        return Ok(repo.clone());
+    }
+    draft::publish(server, store, client, draft).await
 }

@@ -3,7 +3,7 @@
 //! trustctl only ever sends trustd the bytes to sign (the canonical role body, or the DER
 //! TBSCertificate) and gets a signature back; the private keys stay on their devices.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use trustd_proto as pb;
 use x509_cert::der::Encode;
@@ -62,8 +62,23 @@ impl TrustdSigner {
         let Some(listed) = root.roles.get(role) else {
             return Ok(None);
         };
-        for keyid in &listed.keyids {
-            let Some(key) = root.keys.get(keyid) else {
+        Ok(self
+            .keys_in_trustd(&root.keys, &listed.keyids)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Which of `keyids` (looked up in `keys`) trustd holds: (trustd name, listed key ID)
+    /// for each, in the order listed.
+    pub async fn keys_in_trustd(
+        &mut self,
+        keys: &BTreeMap<String, PublicKey>,
+        keyids: &[String],
+    ) -> Result<Vec<(String, String)>, CliError> {
+        let mut found = Vec::new();
+        for keyid in keyids {
+            let Some(key) = keys.get(keyid) else {
                 continue;
             };
             let Ok(trustd_id) = key.canonical_id() else {
@@ -82,18 +97,13 @@ impl TrustdSigner {
                         .ok_or_else(|| CliError::Failed("trustd returned no key".into()))?;
                     let name = info.name.clone();
                     self.keys.insert(name.clone(), info);
-                    return Ok(Some((name, keyid.clone())));
+                    found.push((name, keyid.clone()));
                 }
                 Err(status) if status.code() == tonic::Code::NotFound => continue,
-                Err(status) => {
-                    return Err(CliError::from_status(
-                        &format!("cannot look up the {role} key"),
-                        status,
-                    ))
-                }
+                Err(status) => return Err(CliError::from_status("cannot look up a key", status)),
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     /// The key as it appears in TUF metadata (plain form: `ecdsa`, `ed25519`, `rsa`).

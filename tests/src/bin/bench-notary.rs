@@ -146,9 +146,16 @@ impl Bench {
                     size: 1000 + tag.len() as i64,
                 })
                 .collect();
-            publish::sign_targets(&api, &store, self.trustd.client().await, &repo, &targets)
-                .await
-                .unwrap();
+            publish::sign_targets(
+                &api,
+                &store,
+                self.trustd.client().await,
+                &repo,
+                &targets,
+                Default::default(),
+            )
+            .await
+            .unwrap();
         });
     }
 }
