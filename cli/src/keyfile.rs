@@ -113,6 +113,20 @@ pub fn public_key_pem(spki_der: &[u8]) -> String {
 }
 
 /// Reads a public key file: PEM `PUBLIC KEY` (headers allowed) or an X.509 certificate.
+/// A public key as `docker trust key generate` writes `NAME.pub`: PEM with a `role` header
+/// naming the signer, ready for `docker trust signer add --key` or `trustctl signer add`.
+pub fn docker_public_key_pem(spki_der: &[u8], role: &str) -> String {
+    let mut block = pem::Pem::new("PUBLIC KEY", spki_der.to_vec());
+    block
+        .headers_mut()
+        .add("role", role)
+        .expect("role names make valid PEM headers");
+    pem::encode_config(
+        &block,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
 pub fn public_key_der(pem_text: &str) -> Result<Vec<u8>, CliError> {
     let blocks = pem::parse_many(pem_text.as_bytes())
         .map_err(|e| CliError::Usage(format!("not a PEM file: {e}")))?;

@@ -39,6 +39,12 @@ enum Command {
     Revoke(commands::trust::RevokeArgs),
     /// Delete a repository's local trust data, and with --remote the server's.
     Delete(commands::trust::DeleteArgs),
+    /// Add or remove signers of repositories (as docker trust signer does).
+    #[command(subcommand)]
+    Signer(commands::signer::SignerCommand),
+    /// List, add and remove delegated roles (as notary delegation does).
+    #[command(subcommand)]
+    Delegation(commands::signer::DelegationCommand),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +78,8 @@ fn main() -> ExitCode {
             Command::Sign(args) => commands::trust::sign(&socket, args).await,
             Command::Revoke(args) => commands::trust::revoke(&socket, args).await,
             Command::Delete(args) => commands::trust::delete(args).await,
+            Command::Signer(cmd) => commands::signer::run_signer(&socket, cmd).await,
+            Command::Delegation(cmd) => commands::signer::run_delegation(&socket, cmd).await,
         }
     });
     match result {

@@ -409,12 +409,22 @@ sessions = {sessions}
             .collect()
     }
 
+    /// trustctl pointed at this trustd, working in a directory of its own (where
+    /// `key generate` writes NAME.pub).
     pub fn trustctl(&self) -> Command {
+        let cwd = self.work.path().join("cwd");
+        std::fs::create_dir_all(&cwd).expect("trustctl's working directory");
         let mut cmd = Command::new(bin("trustctl"));
         cmd.arg("--socket")
             .arg(&self.socket)
-            .env_remove("TRUSTD_SOCKET");
+            .env_remove("TRUSTD_SOCKET")
+            .current_dir(cwd);
         cmd
+    }
+
+    /// Where trustctl runs (see [`Trustd::trustctl`]).
+    pub fn cwd(&self) -> PathBuf {
+        self.work.path().join("cwd")
     }
 
     /// Runs trustctl with `args`; returns its output.

@@ -129,6 +129,12 @@ async fn inspect_one(
     let repo = trust::update(&server, store, &image.gun, time::OffsetDateTime::now_utc())
         .await
         .map_err(|e| trust_error(text, e))?;
+    for skipped in &repo.skipped {
+        eprintln!(
+            "warning: {text}: ignoring {}, whose signatures do not verify: {}",
+            skipped.role, skipped.reason
+        );
+    }
     let report = inspect::report(text, image.tag.as_deref(), &repo);
     if image.tag.is_some() && report.signed_tags.is_empty() {
         return Err(CliError::NotFound(format!(

@@ -66,6 +66,10 @@ pub struct GenerateArgs {
     /// TUF role the key is for (root, targets, targets/NAME, ...).
     #[arg(long)]
     role: Option<String>,
+    /// Where to write NAME.pub, the public key to hand to the repository admin
+    /// (`trustctl signer add --key NAME.pub` or `docker trust signer add --key NAME.pub`).
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -125,6 +129,17 @@ async fn generate(socket: &Path, args: GenerateArgs) -> Result<(), CliError> {
         AlgorithmArg::Ed25519 => pb::KeyAlgorithm::Ed25519,
         AlgorithmArg::Rsa3072 => pb::KeyAlgorithm::Rsa3072,
     };
+    // Like docker: NAME.pub must not exist yet (checked first, so nothing is generated for
+    // nothing); '/' in a key name becomes '_' in the file name.
+    let pub_file = args
+        .dir
+        .join(format!("{}.pub", args.name.replace('/', "_")));
+    if pub_file.exists() {
+        return Err(CliError::Usage(format!(
+            "{} already exists: remove it or choose another --dir",
+            pub_file.display()
+        )));
+    }
     let mut client = client::connect(socket).await?;
     let key = client
         .generate_key(pb::GenerateKeyRequest {
@@ -145,6 +160,19 @@ async fn generate(socket: &Path, args: GenerateArgs) -> Result<(), CliError> {
         key.backend,
         key.key_id
     );
+    let role = args.name.rsplit('/').next().unwrap_or(&args.name);
+    std::fs::write(
+        &pub_file,
+        keyfile::docker_public_key_pem(&key.public_key_der, role),
+    )
+    .map_err(|e| {
+        CliError::Failed(format!(
+            "the key was generated, but {} cannot be written ({e}); `trustctl key public {}` prints it",
+            pub_file.display(),
+            key.name
+        ))
+    })?;
+    println!("Public key: {}", pub_file.display());
     Ok(())
 }
 

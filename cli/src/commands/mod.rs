@@ -3,6 +3,7 @@
 pub mod blob;
 pub mod inspect;
 pub mod key;
+pub mod signer;
 pub mod status;
 pub mod trust;
 

@@ -5,9 +5,11 @@ use std::path::Path;
 
 use clap::Args;
 use trustctl::client;
+use trustctl::client::Client;
 use trustctl::error::CliError;
 use trustctl::notary::publish::{self, InitOptions, SignAs, Target};
-use trustctl::notary::trust::{self, TrustError};
+use trustctl::notary::server::NotaryServer;
+use trustctl::notary::trust::{self, TrustError, TrustStore, VerifiedRepository};
 use trustctl::reference::ImageRef;
 use trustctl::registry::{resolve_tag, ManifestRef, RegistryError, RegistryOptions};
 
@@ -49,6 +51,30 @@ pub struct SignArgs {
     signer: Option<String>,
     #[command(flatten)]
     notary: NotaryArgs,
+}
+
+/// The repository's verified trust data; a repository with none is initialized first (root
+/// and targets keys generated in trustd on `backend`), as `docker trust sign` and
+/// `docker trust signer add` do.
+pub async fn open_or_init(
+    server: &NotaryServer,
+    store: &TrustStore,
+    client: &Client,
+    gun: &str,
+    backend: &str,
+) -> Result<VerifiedRepository, CliError> {
+    match trust::update(server, store, gun, time::OffsetDateTime::now_utc()).await {
+        Ok(repo) => Ok(repo),
+        Err(TrustError::NoTrustData(_)) => {
+            eprintln!("{gun} has no trust data yet: initializing it");
+            let options = InitOptions {
+                backend,
+                local_snapshot: false,
+            };
+            publish::init(server, store, client.clone(), gun, &options).await
+        }
+        Err(e) => Err(trust_error(gun, e)),
+    }
 }
 
 pub async fn init(socket: &Path, args: InitArgs) -> Result<(), CliError> {
@@ -185,19 +211,8 @@ pub async fn sign(socket: &Path, args: SignArgs) -> Result<(), CliError> {
     for (gun, requests) in by_gun {
         let image = &requests[0].image;
         let server = args.notary.server(image)?;
-        let repo = match trust::update(&server, &store, gun, time::OffsetDateTime::now_utc()).await
-        {
-            Ok(repo) => repo,
-            Err(TrustError::NoTrustData(_)) => {
-                eprintln!("{gun} has no trust data yet: initializing it");
-                let options = InitOptions {
-                    backend: args.backend.as_deref().unwrap_or(""),
-                    local_snapshot: false,
-                };
-                publish::init(&server, &store, client.clone(), gun, &options).await?
-            }
-            Err(e) => return Err(trust_error(&requests[0].text, e)),
-        };
+        let backend = args.backend.as_deref().unwrap_or("");
+        let repo = open_or_init(&server, &store, &client, gun, backend).await?;
         let targets: Vec<Target> = requests
             .iter()
             .map(|r| {

@@ -60,12 +60,22 @@ impl<'a> Draft<'a> {
         self.delegated.get(role)
     }
 
-    /// A delegated role, to change; created empty when it was never published.
+    /// A delegated role, to change; created empty when it was never published (or when
+    /// what was published is not trusted, keeping its version so the new one exceeds it).
     pub fn delegated_mut(&mut self, role: &str) -> &mut Targets {
         self.changed.insert(role.to_owned());
+        let untrusted_version = self
+            .repo
+            .skipped
+            .iter()
+            .find(|s| s.role == role)
+            .map_or(0, |s| s.version);
         self.delegated
             .entry(role.to_owned())
-            .or_insert_with(empty_role)
+            .or_insert_with(|| Targets {
+                version: untrusted_version,
+                ..empty_role()
+            })
     }
 
     /// The delegation entry for `role` in its parent, with the parent's keys.

@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use super::pinning::{PinningError, TrustPinning};
 use super::server::{NotaryServer, ServerError, MAX_ROLE_BYTES, MAX_SMALL_ROLE_BYTES};
+use crate::tuf::certificate;
 use crate::tuf::envelope::{Envelope, RawEnvelope};
 use crate::tuf::keys::KeyType;
 use crate::tuf::model::{self, FileMeta, Meta, RoleKeys, RoleType, Root, Targets};
@@ -42,6 +43,16 @@ impl RoleSource for NotaryServer {
     ) -> Result<Option<Vec<u8>>, ServerError> {
         self.get(gun, file, limit).await
     }
+}
+
+/// A delegated role that was published but is not trusted: its signatures do not meet its
+/// keys (typically, its signer was removed after signing it).
+#[derive(Debug, Clone)]
+pub struct SkippedRole {
+    pub role: String,
+    pub reason: String,
+    /// The version on the server, which a new publish of the role must exceed.
+    pub version: u64,
 }
 
 /// A source that serves files it already holds when they are asked for by checksum
@@ -199,6 +210,8 @@ pub struct VerifiedRepository {
     pub delegations: BTreeMap<String, Targets>,
     /// Delegated role names in the order notary walks them (breadth first, as listed).
     pub delegation_order: Vec<String>,
+    /// Delegated roles left out because their signatures do not verify.
+    pub skipped: Vec<SkippedRole>,
     pub files: BTreeMap<String, Vec<u8>>,
 }
 
@@ -340,46 +353,16 @@ fn check_root_certificates(gun: &str, root: &Root, now: OffsetDateTime) -> Resul
             )));
         }
         let cert = key.certificate().map_err(bad)?;
-        let tbs = &cert.tbs_certificate;
-        let cn = tbs
-            .subject
-            .0
-            .iter()
-            .flat_map(|rdn| rdn.0.iter())
-            .find(|atv| atv.oid == x509_cert::der::oid::db::rfc4519::CN)
-            .and_then(|atv| {
-                x509_cert::der::asn1::PrintableStringRef::try_from(&atv.value)
-                    .map(|s| s.as_str().to_owned())
-                    .or_else(|_| {
-                        x509_cert::der::asn1::Utf8StringRef::try_from(&atv.value)
-                            .map(|s| s.as_str().to_owned())
-                    })
-                    .ok()
-            });
+        let cn = certificate::common_name(&cert);
         if cn.as_deref() != Some(gun) {
             return Err(bad(format!(
                 "its common name is {cn:?}, not the repository name"
             )));
         }
-        let is_ca = tbs
-            .extensions
-            .iter()
-            .flatten()
-            .find(|e| e.extn_id == x509_cert::der::oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS)
-            .map(|e| {
-                use x509_cert::der::Decode;
-                x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes())
-                    .map(|bc| bc.ca)
-                    .unwrap_or(true)
-            })
-            .unwrap_or(false);
-        if is_ca {
+        if certificate::is_ca(&cert) {
             return Err(bad("it is a CA certificate".into()));
         }
-        let not_before = tbs.validity.not_before.to_unix_duration().as_secs() as i64;
-        let not_after = tbs.validity.not_after.to_unix_duration().as_secs() as i64;
-        let now_secs = now.unix_timestamp();
-        if now_secs < not_before || now_secs > not_after {
+        if !certificate::is_valid_at(&cert, now) {
             return Err(bad("it is outside its validity period".into()));
         }
         valid += 1;
@@ -550,6 +533,7 @@ pub async fn update(
 
     let mut delegations = BTreeMap::new();
     let mut delegation_order = Vec::new();
+    let mut skipped = Vec::new();
     let mut queue = std::collections::VecDeque::from([(targets.clone(), vec![String::new()])]);
     while let Some((parent, parent_paths)) = queue.pop_front() {
         for role in &parent.delegations.roles {
@@ -560,7 +544,7 @@ pub async fn update(
                 continue;
             }
             let bytes = fetch_by_checksum(source, gun, &role.name, meta, MAX_ROLE_BYTES).await?;
-            let mut delegated: Targets = check.verify(
+            let verified: Result<Targets, TrustError> = check.verify(
                 &role.name,
                 &bytes,
                 RoleType::Targets,
@@ -569,7 +553,29 @@ pub async fn update(
                     keyids: role.keyids.clone(),
                     threshold: role.threshold,
                 },
-            )?;
+            );
+            // A delegated role whose signatures no longer meet its keys (a signer removed
+            // after signing it) is not trusted, and not fatal: as notary, skip it and read
+            // the rest. Anything else (tampering, rollback) still fails the whole read.
+            let mut delegated = match verified {
+                Err(TrustError::Signatures(error)) => {
+                    // Its version still counts: a new publish of the role must exceed it.
+                    let version = RawEnvelope::parse(&bytes)
+                        .ok()
+                        .and_then(|raw| {
+                            model::from_signed_text::<Targets>(raw.signed_text(), RoleType::Targets)
+                                .ok()
+                        })
+                        .map_or(0, |t| t.version);
+                    skipped.push(SkippedRole {
+                        role: role.name.clone(),
+                        reason: error.to_string(),
+                        version,
+                    });
+                    continue;
+                }
+                other => other?,
+            };
             let allowed =
                 |name: &str, paths: &[String]| paths.iter().any(|p| name.starts_with(p.as_str()));
             delegated
@@ -601,6 +607,7 @@ pub async fn update(
         timestamp,
         delegations,
         delegation_order,
+        skipped,
         files,
     })
 }

@@ -12,6 +12,7 @@
 //! - [`threshold`]: whether a role carries enough valid signatures from the keys it must.
 
 pub mod canonical;
+pub mod certificate;
 mod encoding;
 pub mod envelope;
 pub mod keys;

@@ -1,0 +1,398 @@
+//! `trustctl signer add|remove` (docker trust signer) and `trustctl delegation
+//! list|add|remove` (notary delegation): who may sign a repository's tags, changed by its
+//! admin with the targets key in trustd.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use trustctl::client;
+use trustctl::error::CliError;
+use trustctl::notary::delegation::{self, DelegationError, RELEASES};
+use trustctl::notary::draft::{self, Draft};
+use trustctl::notary::trust::{self, VerifiedRepository};
+use trustctl::reference::ImageRef;
+use trustctl::tuf::keys::PublicKey;
+use trustctl::tuf::model::RoleKeys;
+use trustctl::tuf::{envelope::RawEnvelope, threshold};
+
+use super::inspect::{trust_error, NotaryArgs};
+use super::trust::open_or_init;
+
+#[derive(Subcommand)]
+pub enum SignerCommand {
+    /// Let NAME sign tags of each REPO: its key goes into targets/NAME and targets/releases
+    /// (the repository is initialized first if it has no trust data).
+    Add {
+        /// PEM public key or X.509 certificate of the signer (repeat for several keys).
+        #[arg(long = "key", required = true, value_name = "FILE")]
+        keys: Vec<PathBuf>,
+        name: String,
+        #[arg(required = true, value_name = "REPO")]
+        repos: Vec<String>,
+        /// trustd backend for keys created if a repository is new.
+        #[arg(long)]
+        backend: Option<String>,
+        #[command(flatten)]
+        notary: NotaryArgs,
+    },
+    /// Stop NAME signing tags of each REPO: targets/NAME goes, and NAME's keys leave
+    /// targets/releases.
+    Remove {
+        name: String,
+        #[arg(required = true, value_name = "REPO")]
+        repos: Vec<String>,
+        /// Remove even when the signer signed the latest released tags, which then lose
+        /// their only valid signature.
+        #[arg(long, short)]
+        force: bool,
+        #[command(flatten)]
+        notary: NotaryArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DelegationCommand {
+    /// List the delegated roles of GUN with their paths, thresholds and key IDs.
+    List {
+        gun: String,
+        #[command(flatten)]
+        notary: NotaryArgs,
+    },
+    /// Add keys and paths to a delegated role, creating it if needed.
+    Add(DelegationAddArgs),
+    /// Remove a delegated role, or only some of its keys or paths.
+    Remove(DelegationRemoveArgs),
+}
+
+#[derive(Args)]
+pub struct DelegationAddArgs {
+    gun: String,
+    /// targets/NAME
+    role: String,
+    /// PEM public key or X.509 certificate (repeatable).
+    #[arg(long = "key", value_name = "FILE")]
+    keys: Vec<PathBuf>,
+    /// Path prefixes the role may sign (repeatable).
+    #[arg(long = "paths", value_name = "PREFIX", num_args = 1.., conflicts_with = "all_paths")]
+    paths: Vec<String>,
+    /// The role may sign every path.
+    #[arg(long)]
+    all_paths: bool,
+    #[command(flatten)]
+    notary: NotaryArgs,
+}
+
+#[derive(Args)]
+pub struct DelegationRemoveArgs {
+    gun: String,
+    role: String,
+    /// Remove only this key ID (repeatable).
+    #[arg(long = "key", value_name = "KEYID")]
+    keyids: Vec<String>,
+    /// Remove only these path prefixes.
+    #[arg(long = "paths", value_name = "PREFIX", num_args = 1.., conflicts_with = "all_paths")]
+    paths: Vec<String>,
+    /// Remove the "every path" grant.
+    #[arg(long)]
+    all_paths: bool,
+    /// Do not ask before removing the whole role.
+    #[arg(long, short)]
+    yes: bool,
+    #[command(flatten)]
+    notary: NotaryArgs,
+}
+
+fn delegation_error(error: DelegationError) -> CliError {
+    match error {
+        DelegationError::NoSuchRole(_) => CliError::NotFound(error.to_string()),
+        _ => CliError::Usage(error.to_string()),
+    }
+}
+
+fn read_keys(files: &[PathBuf]) -> Result<Vec<PublicKey>, CliError> {
+    let now = time::OffsetDateTime::now_utc();
+    files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read(file)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+            delegation::key_from_pem(&file.display().to_string(), &text, now)
+                .map_err(delegation_error)
+        })
+        .collect()
+}
+
+fn repository(text: &str) -> Result<ImageRef, CliError> {
+    let image = ImageRef::parse(text).map_err(CliError::Usage)?;
+    if image.tag.is_some() {
+        return Err(CliError::Usage(format!(
+            "{text}: give a repository, not a tag"
+        )));
+    }
+    Ok(image)
+}
+
+async fn verified(
+    notary: &NotaryArgs,
+    text: &str,
+) -> Result<(ImageRef, VerifiedRepository), CliError> {
+    let image = repository(text)?;
+    let server = notary.server(&image)?;
+    let repo = trust::update(
+        &server,
+        &notary.trust_store(),
+        &image.gun,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .map_err(|e| trust_error(text, e))?;
+    Ok((image, repo))
+}
+
+pub async fn run_signer(socket: &Path, command: SignerCommand) -> Result<(), CliError> {
+    match command {
+        SignerCommand::Add {
+            keys,
+            name,
+            repos,
+            backend,
+            notary,
+        } => {
+            let role = delegation::signer_role(&name).map_err(delegation_error)?;
+            let keys = read_keys(&keys)?;
+            let images = repos
+                .iter()
+                .map(|r| repository(r))
+                .collect::<Result<Vec<_>, _>>()?;
+            let client = client::connect(socket).await?;
+            let store = notary.trust_store();
+            for image in images {
+                let server = notary.server(&image)?;
+                let backend = backend.as_deref().unwrap_or("");
+                let repo = open_or_init(&server, &store, &client, &image.gun, backend).await?;
+                let mut draft = Draft::new(&repo);
+                let delegations = &mut draft.targets_mut().delegations;
+                let all = ["".to_owned()];
+                let changed = delegation::add(delegations, &role, &keys, &all)
+                    | delegation::add(delegations, RELEASES, &keys, &all);
+                if !changed {
+                    println!("{name} already signs {} with these keys", image.gun);
+                    continue;
+                }
+                draft::publish(&server, &store, client.clone(), draft).await?;
+                let ids: Vec<String> = keys.iter().map(|k| k.id()).collect();
+                println!(
+                    "Added signer {name} to {} (key {})",
+                    image.gun,
+                    ids.join(", ")
+                );
+            }
+            Ok(())
+        }
+        SignerCommand::Remove {
+            name,
+            repos,
+            force,
+            notary,
+        } => {
+            let role = delegation::signer_role(&name).map_err(delegation_error)?;
+            let client = client::connect(socket).await?;
+            let store = notary.trust_store();
+            for text in &repos {
+                let (image, repo) = verified(&notary, text).await?;
+                let Some(entry) = repo
+                    .targets
+                    .delegations
+                    .roles
+                    .iter()
+                    .find(|r| r.name == role)
+                else {
+                    return Err(CliError::NotFound(format!(
+                        "{name} is not a signer of {}",
+                        image.gun
+                    )));
+                };
+                let signer_keys = entry.keyids.clone();
+                if !force && signed_latest_release(&repo, &signer_keys) {
+                    super::confirm(
+                        &format!("removing {name}, the only valid signer of the latest release of {}", image.gun),
+                        &format!(
+                            "{name} signed the latest release of {}; without {name} its released tags have no valid signature. Remove {name}?",
+                            image.gun
+                        ),
+                    )?;
+                }
+                let mut draft = Draft::new(&repo);
+                let delegations = &mut draft.targets_mut().delegations;
+                delegation::remove_role(delegations, &role).map_err(delegation_error)?;
+                // The signer's keys leave releases unless another signer uses them too.
+                let still_used: Vec<String> = delegations
+                    .roles
+                    .iter()
+                    .filter(|r| r.name != RELEASES)
+                    .flat_map(|r| r.keyids.clone())
+                    .collect();
+                let leaving: Vec<String> = signer_keys
+                    .into_iter()
+                    .filter(|id| !still_used.contains(id))
+                    .collect();
+                if delegations.roles.iter().any(|r| r.name == RELEASES) {
+                    delegation::remove_from_role(delegations, RELEASES, &leaving, &[])
+                        .map_err(delegation_error)?;
+                }
+                let server = notary.server(&image)?;
+                let updated = draft::publish(&server, &store, client.clone(), draft).await?;
+                if updated
+                    .targets
+                    .delegations
+                    .roles
+                    .iter()
+                    .any(|r| r.name == role)
+                {
+                    return Err(CliError::Failed(format!(
+                        "the server accepted the update but {} still delegates to {name}",
+                        image.gun
+                    )));
+                }
+                println!("Removed signer {name} from {}", image.gun);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Whether every valid signature on the published targets/releases is by one of `keys`:
+/// removing them would leave the released tags with no valid signature.
+fn signed_latest_release(repo: &VerifiedRepository, keys: &[String]) -> bool {
+    let Some(bytes) = repo.files.get(RELEASES) else {
+        return false;
+    };
+    let Some(releases) = repo
+        .targets
+        .delegations
+        .roles
+        .iter()
+        .find(|r| r.name == RELEASES)
+    else {
+        return false;
+    };
+    let Ok(raw) = RawEnvelope::parse(bytes) else {
+        return false;
+    };
+    let listed = RoleKeys {
+        keyids: releases.keyids.clone(),
+        threshold: 1,
+    };
+    match threshold::check_message(
+        RELEASES,
+        &raw.signed_as_written(),
+        &raw.signatures,
+        &repo.targets.delegations.keys,
+        &listed,
+    ) {
+        Ok(valid) => valid.iter().all(|id| keys.contains(id)),
+        Err(_) => false,
+    }
+}
+
+pub async fn run_delegation(socket: &Path, command: DelegationCommand) -> Result<(), CliError> {
+    match command {
+        DelegationCommand::List { gun, notary } => {
+            let (_, repo) = verified(&notary, &gun).await?;
+            let roles = &repo.targets.delegations.roles;
+            if roles.is_empty() {
+                println!("No delegations present in this repository.");
+                return Ok(());
+            }
+            println!("{:<24} {:<20} {:<66} THRESHOLD", "ROLE", "PATHS", "KEY IDS");
+            for role in roles {
+                let paths = if role.paths.iter().any(|p| p.is_empty()) {
+                    "\"\" <all paths>".to_owned()
+                } else {
+                    role.paths.join(",")
+                };
+                for (i, keyid) in role.keyids.iter().enumerate() {
+                    if i == 0 {
+                        println!(
+                            "{:<24} {:<20} {:<66} {}",
+                            role.name, paths, keyid, role.threshold
+                        );
+                    } else {
+                        println!("{:<24} {:<20} {keyid}", "", "");
+                    }
+                }
+            }
+            Ok(())
+        }
+        DelegationCommand::Add(args) => {
+            delegation::check_role_name(&args.role).map_err(delegation_error)?;
+            let keys = read_keys(&args.keys)?;
+            let (image, repo) = verified(&args.notary, &args.gun).await?;
+            let exists = repo
+                .targets
+                .delegations
+                .roles
+                .iter()
+                .any(|r| r.name == args.role);
+            if !exists && keys.is_empty() {
+                return Err(CliError::Usage(format!(
+                    "{} is a new role: give at least one --key",
+                    args.role
+                )));
+            }
+            let mut paths = args.paths.clone();
+            if args.all_paths {
+                paths.push(String::new());
+            }
+            let mut draft = Draft::new(&repo);
+            if !delegation::add(
+                &mut draft.targets_mut().delegations,
+                &args.role,
+                &keys,
+                &paths,
+            ) {
+                println!("{} already has these keys and paths", args.role);
+                return Ok(());
+            }
+            let client = client::connect(socket).await?;
+            let server = args.notary.server(&image)?;
+            draft::publish(&server, &args.notary.trust_store(), client, draft).await?;
+            println!("Updated delegation {} of {}", args.role, image.gun);
+            if paths.is_empty() && !exists {
+                eprintln!("warning: {} has no paths yet, so it can sign nothing (add --paths or --all-paths)", args.role);
+            }
+            Ok(())
+        }
+        DelegationCommand::Remove(args) => {
+            delegation::check_role_name(&args.role).map_err(delegation_error)?;
+            let (image, repo) = verified(&args.notary, &args.gun).await?;
+            let mut paths = args.paths.clone();
+            if args.all_paths {
+                paths.push(String::new());
+            }
+            let mut draft = Draft::new(&repo);
+            let delegations = &mut draft.targets_mut().delegations;
+            if args.keyids.is_empty() && paths.is_empty() {
+                if !args.yes {
+                    super::confirm(
+                        &format!("removing the role {}", args.role),
+                        &format!("Remove {} from {}?", args.role, image.gun),
+                    )?;
+                }
+                delegation::remove_role(delegations, &args.role).map_err(delegation_error)?;
+            } else if !delegation::remove_from_role(delegations, &args.role, &args.keyids, &paths)
+                .map_err(delegation_error)?
+            {
+                return Err(CliError::NotFound(format!(
+                    "{} has none of those keys or paths",
+                    args.role
+                )));
+            }
+            let client = client::connect(socket).await?;
+            let server = args.notary.server(&image)?;
+            draft::publish(&server, &args.notary.trust_store(), client, draft).await?;
+            println!("Updated delegation {} of {}", args.role, image.gun);
+            Ok(())
+        }
+    }
+}
