@@ -1,92 +1,15 @@
 //! trustctl init / sign / inspect with every key in trustd (SoftHSM), against a live
 //! notary-server, read by the real notary client and docker trust inspect.
 
-use std::process::{Command, Output};
-
+use trustd_e2e::dct::Dct;
 use trustd_e2e::notary::NotaryServer;
-use trustd_e2e::*;
-
-struct Setup {
-    _hsm: SoftHsm,
-    trustd: Trustd,
-    server: NotaryServer,
-    trust_dir: tempfile::TempDir,
-    docker_config: tempfile::TempDir,
-}
-
-impl Setup {
-    fn new(label: &str) -> Setup {
-        let hsm = SoftHsm::new(label);
-        let trustd = Trustd::start(&hsm, &Options::for_token(&hsm));
-        let server = NotaryServer::start();
-        let docker_config = tempfile::tempdir().unwrap();
-        let tls = docker_config
-            .path()
-            .join("tls")
-            .join(server.url.trim_start_matches("https://"));
-        std::fs::create_dir_all(&tls).unwrap();
-        std::fs::copy(server.ca.ca_cert(), tls.join("ca.crt")).unwrap();
-        Setup {
-            _hsm: hsm,
-            trustd,
-            server,
-            trust_dir: tempfile::tempdir().unwrap(),
-            docker_config,
-        }
-    }
-
-    fn trustctl(&self, args: &[&str]) -> Output {
-        self.trustd
-            .trustctl()
-            .args(args)
-            .arg("--server")
-            .arg(&self.server.url)
-            .arg("--tls-ca")
-            .arg(self.server.ca.ca_cert())
-            .arg("--trust-dir")
-            .arg(self.trust_dir.path())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.trustctl(args);
-        assert!(
-            out.status.success(),
-            "trustctl {args:?}: {}\n--- notary-server ---\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.server.log()
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn notary_list(&self, gun: &str) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        String::from_utf8(self.server.notary(dir.path(), &["list", gun]).stdout).unwrap()
-    }
-
-    fn docker_inspect(&self, gun: &str) -> serde_json::Value {
-        let out = Command::new("docker")
-            .args(["trust", "inspect", gun])
-            .env("DOCKER_CONFIG", self.docker_config.path())
-            .env("DOCKER_CONTENT_TRUST_SERVER", &self.server.url)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
 
 const DIGEST_A: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const DIGEST_B: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
 #[test]
 fn init_sign_and_resign_are_seen_by_notary_and_docker() {
-    let setup = Setup::new("content-trust");
+    let setup = Dct::new("content-trust");
     let gun = "registry.example.test/team/app";
     let out = setup.ok(&["init", gun]);
     assert!(out.contains("Initialized"), "{out}");
@@ -157,7 +80,7 @@ fn init_sign_and_resign_are_seen_by_notary_and_docker() {
 
 #[test]
 fn sign_initializes_a_new_repository_and_a_local_snapshot_key_works() {
-    let setup = Setup::new("auto-init");
+    let setup = Dct::new("auto-init");
     let fresh = "registry.example.test/team/fresh";
     let out = setup.trustctl(&[
         "sign",
@@ -192,7 +115,7 @@ fn sign_initializes_a_new_repository_and_a_local_snapshot_key_works() {
 
 #[test]
 fn bad_input_gets_clear_errors() {
-    let setup = Setup::new("cli-bad-input");
+    let setup = Dct::new("cli-bad-input");
     let gun = "registry.example.test/team/app";
     for (args, code, text) in [
         (
@@ -257,7 +180,7 @@ fn bad_input_gets_clear_errors() {
 
 #[test]
 fn revoke_and_delete() {
-    let setup = Setup::new("revoke-delete");
+    let setup = Dct::new("revoke-delete");
     let gun = "registry.example.test/team/app";
     setup.ok(&["init", gun]);
     for tag in ["1.0", "2.0", "3.0"] {
@@ -310,7 +233,7 @@ fn revoke_and_delete() {
 
 #[test]
 fn key_rotation_is_followed_by_notary_docker_and_trustctl() {
-    let setup = Setup::new("rotation");
+    let setup = Dct::new("rotation");
     let gun = "registry.example.test/team/rotating";
     setup.ok(&["init", gun]);
     setup.ok(&["sign", &format!("{gun}:v1@{DIGEST_A}"), "--size", "10"]);
@@ -396,7 +319,7 @@ fn key_rotation_is_followed_by_notary_docker_and_trustctl() {
 }
 
 /// Loads a notary client's key file into trustd (the passphrase on stdin, never in argv).
-fn load_notary_key(setup: &Setup, file: &std::path::Path, name: &str, passphrase: &str) {
+fn load_notary_key(setup: &Dct, file: &std::path::Path, name: &str, passphrase: &str) {
     use std::io::Write;
     let mut child = setup
         .trustd
@@ -425,7 +348,7 @@ fn load_notary_key(setup: &Setup, file: &std::path::Path, name: &str, passphrase
 
 #[test]
 fn trustctl_signs_into_a_repository_the_notary_client_made() {
-    let setup = Setup::new("notary-made");
+    let setup = Dct::new("notary-made");
     let gun = "registry.example.test/team/notary-made";
     let notary_dir = tempfile::tempdir().unwrap();
     let artifact = notary_dir.path().join("artifact");

@@ -77,7 +77,7 @@ pub fn key_from_pem(
     let blocks = pem::parse_many(pem_text).map_err(|e| bad(format!("not a PEM file: {e}")))?;
     let block = blocks
         .first()
-        .ok_or_else(|| bad("no PEM block in the file".into()))?;
+        .ok_or_else(|| bad("neither a PEM public key nor a certificate (no PEM block)".into()))?;
     match block.tag() {
         "PUBLIC KEY" => {
             use spki::der::Decode;

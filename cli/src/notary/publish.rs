@@ -327,6 +327,27 @@ pub async fn sign_targets(
     sign_as: SignAs<'_>,
 ) -> Result<(VerifiedRepository, Vec<String>), CliError> {
     let roles = signable_roles(&mut TrustdSigner::new(client.clone()), repo, sign_as).await?;
+    // A delegated role may only sign the paths delegated to it; refuse before anything is
+    // signed rather than publish what every reader would reject.
+    for role in roles.iter().filter(|r| r.as_str() != "targets") {
+        let paths = repo
+            .targets
+            .delegations
+            .roles
+            .iter()
+            .find(|r| &r.name == role)
+            .map(|r| r.paths.clone())
+            .unwrap_or_default();
+        if let Some(outside) = new
+            .iter()
+            .find(|t| !paths.iter().any(|p| t.tag.starts_with(p.as_str())))
+        {
+            return Err(CliError::Usage(format!(
+                "{role} may only sign tags starting with {paths:?}, not {:?}",
+                outside.tag
+            )));
+        }
+    }
     let mut draft = Draft::new(repo);
     for role in &roles {
         for target in new {

@@ -1,0 +1,106 @@
+//! A Docker Content Trust test bench: trustd on its own SoftHSM token, a notary-server, a
+//! trustctl trust cache, and a docker client configuration that trusts the server's CA.
+
+use std::process::{Command, Output};
+
+use crate::notary::NotaryServer;
+use crate::{Options, SoftHsm, Trustd};
+
+/// Test-only passphrases docker uses for the keys it keeps in its own trust directory.
+pub const DOCKER_ROOT_PASSPHRASE: &str = "test docker root passphrase";
+pub const DOCKER_REPOSITORY_PASSPHRASE: &str = "test docker repository passphrase";
+
+pub struct Dct {
+    _hsm: SoftHsm,
+    pub trustd: Trustd,
+    pub server: NotaryServer,
+    pub trust_dir: tempfile::TempDir,
+    pub docker_config: tempfile::TempDir,
+}
+
+impl Dct {
+    pub fn new(label: &str) -> Dct {
+        let hsm = SoftHsm::new(label);
+        let trustd = Trustd::start(&hsm, &Options::for_token(&hsm));
+        let server = NotaryServer::start();
+        let docker_config = tempfile::tempdir().unwrap();
+        let tls = docker_config
+            .path()
+            .join("tls")
+            .join(server.url.trim_start_matches("https://"));
+        std::fs::create_dir_all(&tls).unwrap();
+        std::fs::copy(server.ca.ca_cert(), tls.join("ca.crt")).unwrap();
+        Dct {
+            _hsm: hsm,
+            trustd,
+            server,
+            trust_dir: tempfile::tempdir().unwrap(),
+            docker_config,
+        }
+    }
+
+    /// trustctl against this bench's trustd, notary-server and trust cache.
+    pub fn trustctl(&self, args: &[&str]) -> Output {
+        self.trustd
+            .trustctl()
+            .args(args)
+            .arg("--server")
+            .arg(&self.server.url)
+            .arg("--tls-ca")
+            .arg(self.server.ca.ca_cert())
+            .arg("--trust-dir")
+            .arg(self.trust_dir.path())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs trustctl, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.trustctl(args);
+        assert!(
+            out.status.success(),
+            "trustctl {args:?}: {}\n--- notary-server ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.server.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn notary_list(&self, gun: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        String::from_utf8(self.server.notary(dir.path(), &["list", gun]).stdout).unwrap()
+    }
+
+    /// The docker CLI with this bench's configuration and notary server.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_CONFIG", self.docker_config.path())
+            .env("DOCKER_CONTENT_TRUST_SERVER", &self.server.url)
+            .env(
+                "DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE",
+                DOCKER_ROOT_PASSPHRASE,
+            )
+            .env(
+                "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
+                DOCKER_REPOSITORY_PASSPHRASE,
+            )
+            .current_dir(self.trustd.cwd())
+            .output()
+            .unwrap()
+    }
+
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn docker_inspect(&self, gun: &str) -> serde_json::Value {
+        serde_json::from_str(&self.docker_ok(&["trust", "inspect", gun])).unwrap()
+    }
+}
