@@ -112,6 +112,24 @@ pub fn public_key_pem(spki_der: &[u8]) -> String {
     )
 }
 
+/// An X.509 certificate as PEM (64-column lines).
+pub fn certificate_pem(der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
+/// The DER of the first certificate in a PEM file.
+pub fn certificate_der(pem_text: &[u8]) -> Result<Vec<u8>, String> {
+    let blocks = pem::parse_many(pem_text).map_err(|e| format!("not a PEM file: {e}"))?;
+    blocks
+        .into_iter()
+        .find(|b| b.tag() == "CERTIFICATE")
+        .map(|b| b.into_contents())
+        .ok_or_else(|| "no CERTIFICATE block in the file".to_owned())
+}
+
 /// Reads a public key file: PEM `PUBLIC KEY` (headers allowed) or an X.509 certificate.
 /// A public key as `docker trust key generate` writes `NAME.pub`: PEM with a `role` header
 /// naming the signer, ready for `docker trust signer add --key` or `trustctl signer add`.

@@ -91,6 +91,9 @@ pub struct KeyRecord {
     pub origin: KeyOrigin,
     /// RFC 3339.
     pub created: String,
+    /// The key's X.509 certificate (DER), when one was loaded with it.
+    #[serde(default, with = "base64_bytes", skip_serializing_if = "Vec::is_empty")]
+    pub certificate: Vec<u8>,
 }
 
 #[derive(Deserialize)]
@@ -289,6 +292,7 @@ mod tests {
             scope: KeyScope::default(),
             origin: KeyOrigin::Generated,
             created: "2026-11-22T00:00:00Z".into(),
+            certificate: Vec::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 mod algorithm;
 mod audit;
 mod backend;
+mod certificate;
 mod config;
 mod inventory;
 mod listener;

@@ -55,6 +55,19 @@ impl PrivateKey {
         }
     }
 
+    /// The DER SubjectPublicKeyInfo of the key's public half.
+    pub fn public_spki(&self) -> Result<Vec<u8>, String> {
+        match self {
+            PrivateKey::EcdsaP256 { public_point, .. } => crate::algorithm::p256_spki(public_point),
+            PrivateKey::Ed25519 { public, .. } => crate::algorithm::ed25519_spki(public),
+            PrivateKey::Rsa {
+                modulus,
+                public_exponent,
+                ..
+            } => crate::algorithm::rsa_spki(modulus, public_exponent).map(|(spki, _)| spki),
+        }
+    }
+
     /// Parses an unencrypted PKCS#8 PrivateKeyInfo (DER).
     pub fn from_pkcs8_der(der: &[u8]) -> Result<PrivateKey, String> {
         let info = pkcs8::PrivateKeyInfo::from_der(der)

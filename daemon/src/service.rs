@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use crate::algorithm::{self, KeyAlgorithm, SignatureAlgorithm};
 use crate::audit::{AuditLog, AuditRecord};
 use crate::backend::{Backend, BackendError, BackendKind, BackendState, SignInput};
+use crate::certificate;
 use crate::config::Limits;
 use crate::inventory::{Inventory, KeyOrigin, KeyRecord, KeyScope};
 use crate::peer::PeerCredentials;
@@ -294,6 +295,7 @@ impl SignerService {
         scope: Option<pb::KeyScope>,
         origin: KeyOrigin,
         new: crate::backend::NewKey,
+        certificate: Vec<u8>,
     ) -> Result<KeyRecord, Status> {
         let key_id = algorithm::notary_key_id(new.algorithm, &new.public_key)
             .map_err(|e| Status::internal(format!("cannot compute the key ID: {e}")))?;
@@ -311,6 +313,7 @@ impl SignerService {
             },
             origin,
             created: crate::time::now_rfc3339(),
+            certificate,
         };
         let state = self.state.clone();
         let to_insert = record.clone();
@@ -351,13 +354,14 @@ impl SignerService {
     ) -> Result<KeyRecord, Status> {
         let (event, operation, origin) = match &source {
             KeySource::Generate(_) => ("generate", Operation::Generate, KeyOrigin::Generated),
-            KeySource::Import(_) => ("import", Operation::Import, KeyOrigin::Imported),
+            KeySource::Import { .. } => ("import", Operation::Import, KeyOrigin::Imported),
         };
         let mut audit = AuditRecord::new(event, caller);
         audit.key_name = Some(name.clone());
         let result = async {
             self.check_new_name(caller, operation, &name)?;
             let backend = self.state.select_backend(backend)?;
+            let mut certificate = Vec::new();
             let created = match source {
                 KeySource::Generate(algorithm) => {
                     let algorithm = KeyAlgorithm::from_proto(algorithm).ok_or_else(|| {
@@ -367,15 +371,20 @@ impl SignerService {
                     })?;
                     backend.generate(&name, algorithm).await
                 }
-                KeySource::Import(der) => {
-                    let key = PrivateKey::from_pkcs8_der(&der)
+                KeySource::Import { pkcs8, cert } => {
+                    let key = PrivateKey::from_pkcs8_der(&pkcs8)
                         .map_err(|e| Status::invalid_argument(format!("cannot import: {e}")))?;
-                    drop(der);
+                    drop(pkcs8);
+                    if !cert.is_empty() {
+                        certificate::check_matches(&cert, &key)
+                            .map_err(|e| Status::invalid_argument(format!("cannot import: {e}")))?;
+                        certificate = cert;
+                    }
                     backend.import(&name, key).await
                 }
             };
             let new = created.map_err(|e| backend_status(&e))?;
-            self.record_new_key(backend, name.clone(), scope, origin, new)
+            self.record_new_key(backend, name.clone(), scope, origin, new, certificate)
                 .await
         }
         .await;
@@ -409,8 +418,11 @@ impl SignerService {
 enum KeySource {
     /// Generated on the device, with this (proto) algorithm.
     Generate(i32),
-    /// Imported from PKCS#8 DER (zeroized on drop).
-    Import(Zeroizing<Vec<u8>>),
+    /// Imported from PKCS#8 DER (zeroized on drop), with an optional certificate (DER).
+    Import {
+        pkcs8: Zeroizing<Vec<u8>>,
+        cert: Vec<u8>,
+    },
 }
 
 fn caller<T>(request: &Request<T>) -> Result<PeerCredentials, Status> {
@@ -503,6 +515,7 @@ fn key_info(state: &DaemonState, record: &KeyRecord) -> pb::KeyInfo {
         }),
         created,
         generated_on_device: record.origin == KeyOrigin::Generated,
+        certificate_der: record.certificate.clone(),
     }
 }
 
@@ -570,7 +583,10 @@ impl pb::signer_server::Signer for SignerService {
                 std::mem::take(&mut req.name),
                 &req.backend,
                 req.scope.take(),
-                KeySource::Import(der),
+                KeySource::Import {
+                    pkcs8: der,
+                    cert: std::mem::take(&mut req.certificate_der),
+                },
             )
             .await?;
         Ok(Response::new(pb::ImportKeyResponse {

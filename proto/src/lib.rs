@@ -33,6 +33,7 @@ mod tests {
             backend: String::new(),
             scope: None,
             pkcs8_der: vec![1, 2, 3],
+            certificate_der: Vec::new(),
         };
         let bytes = request.encode_to_vec();
         let decoded = super::ImportKeyRequest::decode(bytes.as_slice()).unwrap();

@@ -28,6 +28,9 @@ pub enum KeyCommand {
         /// Write to this file instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// The X.509 certificate loaded with the key (a client bundle's cert.pem) instead.
+        #[arg(long)]
+        certificate: bool,
     },
     /// Move an existing private key (PEM) onto a device as non-extractable.
     Load(LoadArgs),
@@ -85,6 +88,10 @@ pub struct LoadArgs {
     /// terminal (for automation; never pass it as an argument).
     #[arg(long)]
     passphrase_stdin: bool,
+    /// X.509 certificate (PEM) to keep with the key [default: the cert.pem beside a key.pem,
+    /// as in UCP/DTR client bundles]
+    #[arg(long, value_name = "PEM")]
+    cert: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -109,7 +116,11 @@ pub async fn run(socket: &Path, command: KeyCommand) -> Result<(), CliError> {
     match command {
         KeyCommand::Generate(args) => generate(socket, args).await,
         KeyCommand::List { json } => list(socket, json).await,
-        KeyCommand::Public { name, output } => public(socket, &name, output).await,
+        KeyCommand::Public {
+            name,
+            output,
+            certificate,
+        } => public(socket, &name, output, certificate).await,
         KeyCommand::Load(args) => load(socket, args).await,
         KeyCommand::Rotate(args) => rotate(socket, args).await,
         KeyCommand::Delete { name, yes } => delete(socket, &name, yes).await,
@@ -266,10 +277,24 @@ pub fn print_table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) {
     }
 }
 
-async fn public(socket: &Path, name: &str, output: Option<PathBuf>) -> Result<(), CliError> {
+async fn public(
+    socket: &Path,
+    name: &str,
+    output: Option<PathBuf>,
+    certificate: bool,
+) -> Result<(), CliError> {
     let mut client = client::connect(socket).await?;
     let key = client::key_info(&mut client, name).await?;
-    let pem = keyfile::public_key_pem(&key.public_key_der);
+    let pem = if certificate {
+        if key.certificate_der.is_empty() {
+            return Err(CliError::NotFound(format!(
+                "key {name:?} has no certificate (load one with trustctl key load --cert)"
+            )));
+        }
+        keyfile::certificate_pem(&key.certificate_der)
+    } else {
+        keyfile::public_key_pem(&key.public_key_der)
+    };
     match output {
         Some(path) => std::fs::write(&path, pem)
             .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))?,
@@ -291,12 +316,27 @@ async fn load(socket: &Path, args: LoadArgs) -> Result<(), CliError> {
     let mut der = keyfile::private_key_pkcs8(&text, passphrase.as_ref().map(|p| p.as_bytes()))?;
     drop(passphrase);
     drop(text);
+    // A client bundle: key.pem with cert.pem beside it.
+    let bundle_cert = (args.file.file_name() == Some(std::ffi::OsStr::new("key.pem")))
+        .then(|| args.file.with_file_name("cert.pem"))
+        .filter(|p| p.exists());
+    let cert_file = args.cert.clone().or(bundle_cert);
+    let certificate_der = match &cert_file {
+        Some(path) => {
+            let text = std::fs::read(path)
+                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+            keyfile::certificate_der(&text)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?
+        }
+        None => Vec::new(),
+    };
     let mut client = client::connect(socket).await?;
     let request = pb::ImportKeyRequest {
         name: args.name.clone(),
         backend: args.backend.unwrap_or_default(),
         scope: None,
         pkcs8_der: std::mem::take(&mut *der),
+        certificate_der,
     };
     let result = client.import_key(request).await;
     let key = result
@@ -312,6 +352,13 @@ async fn load(socket: &Path, args: LoadArgs) -> Result<(), CliError> {
         key.key_id,
         args.file.display()
     );
+    if let Some(path) = cert_file {
+        println!(
+            "Certificate {} is kept with the key (trustctl key public {} --certificate)",
+            path.display(),
+            key.name
+        );
+    }
     Ok(())
 }
 
