@@ -11,9 +11,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
+use crate::notary::delegation::RELEASES;
 use crate::notary::trust::VerifiedRepository;
 
-const RELEASES: &str = "targets/releases";
 const REPO_ADMIN: &str = "Repo Admin";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

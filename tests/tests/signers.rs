@@ -147,7 +147,7 @@ fn a_signer_docker_added_signs_with_its_key_in_trustd() {
     fails(
         &dct.trustctl(&["signer", "remove", "alice", gun]),
         2,
-        "--yes",
+        "pass --force",
     );
     let before = dct.docker_inspect(gun);
     assert_eq!(before[0]["Signers"].as_array().unwrap().len(), 2);

@@ -47,11 +47,20 @@ pub fn rfc3339(ts: Option<&prost_types::Timestamp>) -> String {
 /// Asks before an action that cannot be undone; refuses when there is no terminal to ask on
 /// (scripts must say `--yes`).
 pub fn confirm(action: &str, question: &str) -> Result<(), trustctl::error::CliError> {
+    confirm_or(action, question, "--yes")
+}
+
+/// [`confirm`], naming the flag that skips the question.
+pub fn confirm_or(
+    action: &str,
+    question: &str,
+    flag: &str,
+) -> Result<(), trustctl::error::CliError> {
     use std::io::{IsTerminal, Write};
     use trustctl::error::CliError;
     if !std::io::stdin().is_terminal() {
         return Err(CliError::Usage(format!(
-            "{action} cannot be undone; pass --yes to confirm"
+            "{action} cannot be undone; pass {flag} to confirm"
         )));
     }
     eprint!("{question} [y/N] ");

@@ -214,12 +214,13 @@ pub async fn run_signer(socket: &Path, command: SignerCommand) -> Result<(), Cli
                 };
                 let signer_keys = entry.keyids.clone();
                 if !force && signed_latest_release(&repo, &signer_keys) {
-                    super::confirm(
+                    super::confirm_or(
                         &format!("removing {name}, the only valid signer of the latest release of {}", image.gun),
                         &format!(
                             "{name} signed the latest release of {}; without {name} its released tags have no valid signature. Remove {name}?",
                             image.gun
                         ),
+                        "--force",
                     )?;
                 }
                 let mut draft = Draft::new(&repo);

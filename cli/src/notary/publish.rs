@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256, Sha512};
 use time::OffsetDateTime;
 use trustd_proto as pb;
 
+use super::delegation::RELEASES;
 use super::draft::{self, Draft};
 use super::server::NotaryServer;
 use super::trust::{self, TrustError, TrustStore, VerifiedRepository};
@@ -240,9 +241,6 @@ pub enum SignAs<'a> {
     Auto,
     Signer(&'a str),
 }
-
-/// The role docker reads released tags from once a repository has signers.
-pub const RELEASES: &str = "targets/releases";
 
 /// The roles a change to tags goes into, as `docker trust sign` chooses them: each signer
 /// role (`targets/NAME`) whose key trustd holds, plus `targets/releases` when trustd holds
