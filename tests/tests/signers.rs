@@ -274,7 +274,16 @@ fn delegation_commands_and_bad_input() {
     let ci_pub = dct.trustd.cwd().join("ci.pub");
     let ci = ci_pub.to_str().unwrap();
 
-    // A role limited to tags starting with "ci-".
+    // ci signs "prod" while it may sign every path; then the admin narrows its paths to
+    // "ci-": what it signed outside them is no longer believed, by trustctl as by docker.
+    dct.ok(&["signer", "add", "--key", ci, "ci", gun]);
+    dct.ok(&["sign", &format!("{gun}:prod@{DIGEST_B}"), "--size", "5"]);
+    let report: serde_json::Value = serde_json::from_str(&dct.ok(&["inspect", gun])).unwrap();
+    assert_eq!(
+        tags_and_signers(&report),
+        [("prod".to_owned(), vec!["ci".to_owned()])]
+    );
+    dct.ok(&["delegation", "remove", gun, "targets/ci", "--all-paths"]);
     dct.ok(&[
         "delegation",
         "add",
@@ -289,6 +298,17 @@ fn delegation_commands_and_bad_input() {
     assert!(
         listing.contains("targets/ci") && listing.contains("ci-"),
         "{listing}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&dct.ok(&["inspect", gun])).unwrap();
+    assert_eq!(
+        tags_and_signers(&report),
+        [("prod".to_owned(), vec!["Repo Admin".to_owned()])]
+    );
+    // docker still names ci: notary's lookup by tag name walks every role without checking
+    // delegated paths. trustctl enforces them, as the TUF rules (and this issue) require.
+    assert_eq!(
+        tags_and_signers(&dct.docker_inspect(gun)),
+        [("prod".to_owned(), vec!["ci".to_owned()])]
     );
     let notary_listing = String::from_utf8(
         dct.server
