@@ -354,6 +354,14 @@ fn delegation_commands_and_bad_input() {
         "{roles}"
     );
 
+    // signer add on a repository with no trust data initializes it first, as docker does.
+    let fresh = "registry.example.test/team/fresh-signers";
+    let out = dct.trustctl(&["signer", "add", "--key", ci, "ci", fresh]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("initializing"), "{}", stderr(&out));
+    let fresh_report = dct.docker_inspect(fresh);
+    assert_eq!(fresh_report[0]["Signers"][0]["Name"], "ci");
+
     // Paths and keys come off; the role goes.
     dct.ok(&[
         "delegation",
