@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod config;
+pub mod cosign;
 pub mod error;
 pub mod inspect;
 pub mod keyfile;

@@ -33,8 +33,12 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// Create a repository's trust data with its root and targets keys in trustd.
     Init(commands::trust::InitArgs),
-    /// Sign an image tag (Docker Content Trust) with the repository's key in trustd.
+    /// Sign image tags (Docker Content Trust) or images (cosign) with keys in trustd, one or
+    /// a list (--file) at a time.
     Sign(commands::trust::SignArgs),
+    /// Check images' signatures (Notary, cosign, or both), one or a list at a time; also
+    /// spelled `trustctl sign validate`, as hangar does.
+    Validate(commands::batch::ValidateArgs),
     /// Remove the signature of a tag (or of every tag) of an image.
     Revoke(commands::trust::RevokeArgs),
     /// Delete a repository's local trust data, and with --remote the server's.
@@ -53,7 +57,14 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    // `trustctl sign validate ...` is `trustctl validate ...` (hangar's spelling).
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(at) = argv.iter().position(|a| a == "sign") {
+        if argv.get(at + 1).is_some_and(|a| a == "validate") {
+            argv.remove(at);
+        }
+    }
+    let cli = Cli::parse_from(argv);
     let config = match trustctl::config::Config::load() {
         Ok(config) => config,
         Err(error) => {
@@ -76,6 +87,7 @@ fn main() -> ExitCode {
             Command::Inspect(args) => commands::inspect::run(args).await,
             Command::Init(args) => commands::trust::init(&socket, args).await,
             Command::Sign(args) => commands::trust::sign(&socket, args).await,
+            Command::Validate(args) => commands::batch::validate(&socket, args).await,
             Command::Revoke(args) => commands::trust::revoke(&socket, args).await,
             Command::Delete(args) => commands::trust::delete(args).await,
             Command::Signer(cmd) => commands::signer::run_signer(&socket, cmd).await,

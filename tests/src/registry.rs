@@ -189,6 +189,128 @@ impl Registry {
             size: manifest.len(),
         }
     }
+
+    /// Pushes a multi-platform index to `repository:tag`: one small image per (os, arch),
+    /// each also tagged `tag-os-arch`. Returns the index and the platform manifests.
+    pub fn push_index(
+        &self,
+        repository: &str,
+        tag: &str,
+        platforms: &[(&str, &str)],
+    ) -> (Pushed, Vec<Pushed>) {
+        let images: Vec<Pushed> = platforms
+            .iter()
+            .map(|(os, arch)| {
+                self.push_image(repository, &format!("{tag}-{os}-{arch}"), arch, None)
+            })
+            .collect();
+        let manifests: Vec<serde_json::Value> = images
+            .iter()
+            .zip(platforms)
+            .map(|(image, (os, arch))| {
+                serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": image.digest,
+                    "size": image.size,
+                    "platform": {"os": os, "architecture": arch},
+                })
+            })
+            .collect();
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        })
+        .to_string()
+        .into_bytes();
+        self.put_manifest(
+            repository,
+            tag,
+            &index,
+            "application/vnd.oci.image.index.v1+json",
+        );
+        (
+            Pushed {
+                digest: format!("sha256:{}", hex::encode(Sha256::digest(&index))),
+                size: index.len(),
+            },
+            images,
+        )
+    }
+
+    /// PUTs a manifest (anonymous access) and asserts the registry took it.
+    pub fn put_manifest(&self, repository: &str, tag: &str, body: &[u8], media_type: &str) {
+        self.curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-Type: {media_type}"),
+            "--data-binary",
+            &String::from_utf8_lossy(body),
+            &format!("https://{}/v2/{repository}/manifests/{tag}", self.host),
+        ]);
+    }
+
+    /// Uploads a blob (anonymous access, monolithic POST + PUT).
+    pub fn put_blob(&self, repository: &str, body: &[u8]) -> String {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(body)));
+        let headers = self.curl(&[
+            "-X",
+            "POST",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            &format!("https://{}/v2/{repository}/blobs/uploads/", self.host),
+        ]);
+        let location = String::from_utf8_lossy(&headers)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Location: ")
+                    .or_else(|| l.strip_prefix("location: "))
+                    .map(|v| v.trim().to_owned())
+            })
+            .expect("upload location");
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), body).unwrap();
+        self.curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", file.path().display()),
+            &format!("{location}{separator}digest={digest}"),
+        ]);
+        digest
+    }
+
+    /// GETs a path of the registry API (anonymous access).
+    pub fn get(&self, path: &str) -> Vec<u8> {
+        self.curl(&[
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+            &format!("https://{}{path}", self.host),
+        ])
+    }
+
+    fn curl(&self, args: &[&str]) -> Vec<u8> {
+        let out = Command::new("curl")
+            .args(["--silent", "--show-error", "--fail", "--cacert"])
+            .arg(self.ca.ca_cert())
+            .args(args)
+            .output()
+            .expect("curl runs");
+        assert!(
+            out.status.success(),
+            "curl {args:?}: {}
+{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        out.stdout
+    }
 }
 
 impl Drop for Registry {

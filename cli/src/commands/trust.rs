@@ -1,7 +1,7 @@
 //! `trustctl init` and `trustctl sign`: Docker Content Trust with every key in trustd.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use trustctl::client;
@@ -33,8 +33,13 @@ pub struct InitArgs {
 pub struct SignArgs {
     /// IMAGE:TAG (resolved in the registry), or IMAGE:TAG@sha256:DIGEST. Several images are
     /// signed with one signature per changed role of each repository.
-    #[arg(required = true, value_name = "IMAGE:TAG")]
+    #[arg(required_unless_present = "file", value_name = "IMAGE:TAG")]
     images: Vec<String>,
+    #[command(flatten)]
+    batch: super::batch::BatchArgs,
+    /// Where a batch writes the images it could not sign.
+    #[arg(long, value_name = "FILE", default_value = "sign-failed.txt")]
+    failed: PathBuf,
     /// Manifest digest (sha256:HEX) of the tag; with --size, signs without asking the
     /// registry. One image only.
     #[arg(long, value_name = "sha256:HEX", requires = "size")]
@@ -168,11 +173,34 @@ fn registry_error(image: &str, error: RegistryError) -> CliError {
         RegistryError::Unauthorized { .. } => CliError::Denied(message),
         RegistryError::TagNotFound { .. } => CliError::NotFound(message),
         RegistryError::BadCa { .. } => CliError::Usage(message),
-        RegistryError::Credentials(_) | RegistryError::Refused { .. } => CliError::Failed(message),
+        RegistryError::Credentials(_)
+        | RegistryError::Refused { .. }
+        | RegistryError::BadManifest { .. } => CliError::Failed(message),
     }
 }
 
 pub async fn sign(socket: &Path, args: SignArgs) -> Result<(), CliError> {
+    if args.batch.file.is_some()
+        || args.batch.format != super::batch::Format::Notary
+        || args.batch.registry.is_some()
+        || args.batch.project.is_some()
+    {
+        if args.digest.is_some() || args.size.is_some() {
+            return Err(CliError::Usage(
+                "--digest and --size sign one image in Notary format; a batch resolves every image in the registry".into(),
+            ));
+        }
+        return super::batch::sign(
+            socket,
+            &args.images,
+            &args.batch,
+            &args.notary,
+            args.backend.as_deref().unwrap_or(""),
+            args.signer.as_deref(),
+            &args.failed,
+        )
+        .await;
+    }
     if args.images.len() > 1 && (args.digest.is_some() || args.size.is_some()) {
         return Err(CliError::Usage(
             "--digest and --size sign one image; for several, let the registry resolve each tag"

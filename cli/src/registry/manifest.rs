@@ -1,17 +1,22 @@
-//! What a tag points at: the digest and size of its manifest (an image manifest, or an index
-//! for a multi-platform image), as Docker Content Trust signs it.
+//! Talking to an image registry (Docker Registry HTTP API v2 / OCI distribution) through
+//! `oci-client`: what a tag points at (the digest and size Docker Content Trust signs),
+//! platform manifests of an index, and the manifests and blobs cosign-style signatures are
+//! made of.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig};
-use oci_client::errors::OciDistributionError;
+use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::{
     IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
     OCI_IMAGE_MEDIA_TYPE,
 };
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::credentials::{Credentials, CredentialsError};
@@ -26,11 +31,35 @@ const MANIFEST_TYPES: &[&str] = &[
     IMAGE_MANIFEST_MEDIA_TYPE,
 ];
 
-/// A tag's manifest: the target Docker Content Trust signs.
+/// A manifest: the target Docker Content Trust signs, the subject of a cosign signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestRef {
     pub sha256: [u8; 32],
     pub size: i64,
+}
+
+impl ManifestRef {
+    pub fn digest(&self) -> String {
+        format!("sha256:{}", hex::encode(self.sha256))
+    }
+}
+
+/// A platform manifest listed by an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformManifest {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+    pub digest: String,
+}
+
+/// A fetched manifest with what signing needs to know about it.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub manifest: ManifestRef,
+    pub body: Vec<u8>,
+    /// Non-empty for an index (manifest list).
+    pub platforms: Vec<PlatformManifest>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,33 +79,15 @@ pub enum RegistryError {
     TagNotFound { image: String, reason: String },
     #[error("registry {registry}: {reason}")]
     Refused { registry: String, reason: String },
+    #[error("{image}: {reason}")]
+    BadManifest { image: String, reason: String },
 }
 
 /// How to talk to registries.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 pub struct RegistryOptions<'a> {
     /// An extra CA (PEM) to trust besides the system roots.
     pub ca: Option<&'a Path>,
-}
-
-fn client(options: &RegistryOptions) -> Result<oci_client::Client, RegistryError> {
-    let mut config = ClientConfig {
-        connect_timeout: Some(Duration::from_secs(10)),
-        read_timeout: Some(Duration::from_secs(60)),
-        user_agent: concat!("trustctl/", env!("CARGO_PKG_VERSION")),
-        ..ClientConfig::default()
-    };
-    if let Some(path) = options.ca {
-        let data = std::fs::read(path).map_err(|e| RegistryError::BadCa {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        config.extra_root_certificates.push(Certificate {
-            encoding: CertificateEncoding::Pem,
-            data,
-        });
-    }
-    Ok(oci_client::Client::new(config))
 }
 
 fn reason(error: &OciDistributionError) -> String {
@@ -89,76 +100,266 @@ fn reason(error: &OciDistributionError) -> String {
     text
 }
 
+fn is_not_found(error: &OciDistributionError) -> bool {
+    match error {
+        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
+            matches!(
+                e.code,
+                OciErrorCode::ManifestUnknown
+                    | OciErrorCode::NameUnknown
+                    | OciErrorCode::BlobUnknown
+            )
+        }),
+        OciDistributionError::ServerError { code: 404, .. } => true,
+        _ => false,
+    }
+}
+
+/// The repository part of `image` in the form `oci-client` wants.
+pub fn reference(image: &ImageRef, tag: &str) -> Reference {
+    let registry = image.registry().to_owned();
+    let repository = image.gun[registry.len() + 1..].to_owned();
+    Reference::with_tag(registry, repository, tag.to_owned())
+}
+
+/// A client for the registries of many images, authenticated once per registry with the
+/// user's docker credentials, and shared by parallel jobs.
+#[derive(Clone)]
+pub struct RegistryClient {
+    client: Arc<oci_client::Client>,
+    auth: Arc<Mutex<HashMap<String, RegistryAuth>>>,
+}
+
+impl RegistryClient {
+    pub fn new(options: RegistryOptions<'_>) -> Result<RegistryClient, RegistryError> {
+        let mut config = ClientConfig {
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(60)),
+            user_agent: concat!("trustctl/", env!("CARGO_PKG_VERSION")),
+            // One POST and one PUT per blob (signature payloads are small).
+            use_monolithic_push: true,
+            ..ClientConfig::default()
+        };
+        if let Some(path) = options.ca {
+            let data = std::fs::read(path).map_err(|e| RegistryError::BadCa {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            config.extra_root_certificates.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data,
+            });
+        }
+        Ok(RegistryClient {
+            client: Arc::new(oci_client::Client::new(config)),
+            auth: Arc::default(),
+        })
+    }
+
+    fn auth_for(&self, registry: &str) -> Result<RegistryAuth, RegistryError> {
+        let mut known = self.auth.lock().expect("auth lock");
+        if let Some(auth) = known.get(registry) {
+            return Ok(auth.clone());
+        }
+        let auth = match Credentials::for_registry(registry)? {
+            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.as_str().to_owned()),
+            None => RegistryAuth::Anonymous,
+        };
+        known.insert(registry.to_owned(), auth.clone());
+        Ok(auth)
+    }
+
+    fn classify(&self, image: &str, registry: &str, error: OciDistributionError) -> RegistryError {
+        match error {
+            OciDistributionError::AuthenticationFailure(text) => RegistryError::Unauthorized {
+                registry: registry.to_owned(),
+                reason: text.trim().to_owned(),
+            },
+            OciDistributionError::UnauthorizedError { .. } => RegistryError::Unauthorized {
+                registry: registry.to_owned(),
+                reason: "401 Unauthorized".to_owned(),
+            },
+            OciDistributionError::RequestError(_) => RegistryError::Unreachable {
+                registry: registry.to_owned(),
+                reason: reason(&error),
+            },
+            ref e if is_not_found(e) => RegistryError::TagNotFound {
+                image: image.to_owned(),
+                reason: reason(e),
+            },
+            other => RegistryError::Refused {
+                registry: registry.to_owned(),
+                reason: reason(&other),
+            },
+        }
+    }
+
+    /// Authenticates for `op` on the repository once (a refused login then says so, instead
+    /// of surfacing later as an anonymous 401).
+    async fn authenticate(
+        &self,
+        reference: &Reference,
+        op: RegistryOperation,
+    ) -> Result<RegistryAuth, RegistryError> {
+        let registry = reference.registry();
+        let auth = self.auth_for(registry)?;
+        self.client
+            .auth(reference, &auth, op)
+            .await
+            .map_err(|e| self.classify(&reference.whole(), registry, e))?;
+        Ok(auth)
+    }
+
+    /// The manifest `image:tag_or_digest` names, or None when there is none (404). The
+    /// digest is computed over the bytes received, never taken on the registry's word.
+    pub async fn manifest(&self, reference: &Reference) -> Result<Option<Fetched>, RegistryError> {
+        let auth = self
+            .authenticate(reference, RegistryOperation::Pull)
+            .await?;
+        let (body, _) = match self
+            .client
+            .pull_manifest_raw(reference, &auth, MANIFEST_TYPES)
+            .await
+        {
+            Ok(found) => found,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(self.classify(&reference.whole(), reference.registry(), e)),
+        };
+        let platforms = platforms(&body).map_err(|reason| RegistryError::BadManifest {
+            image: reference.whole(),
+            reason,
+        })?;
+        Ok(Some(Fetched {
+            manifest: ManifestRef {
+                sha256: Sha256::digest(&body).into(),
+                size: body.len() as i64,
+            },
+            body,
+            platforms,
+        }))
+    }
+
+    /// A blob's bytes, checked against its digest.
+    pub async fn blob(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        limit: usize,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let auth = self
+            .authenticate(reference, RegistryOperation::Pull)
+            .await?;
+        let _ = auth;
+        let descriptor = oci_client::manifest::OciDescriptor {
+            digest: digest.to_owned(),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        self.client
+            .pull_blob(reference, &descriptor, &mut out)
+            .await
+            .map_err(|e| self.classify(&reference.whole(), reference.registry(), e))?;
+        if out.len() > limit {
+            return Err(RegistryError::BadManifest {
+                image: reference.whole(),
+                reason: format!("blob {digest} is larger than {limit} bytes"),
+            });
+        }
+        if format!("sha256:{}", hex::encode(Sha256::digest(&out))) != digest {
+            return Err(RegistryError::BadManifest {
+                image: reference.whole(),
+                reason: format!("blob {digest} does not match its digest"),
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn push_blob(&self, reference: &Reference, data: &[u8]) -> Result<(), RegistryError> {
+        self.authenticate(reference, RegistryOperation::Push)
+            .await?;
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(data)));
+        self.client
+            .push_blob(reference, data, &digest)
+            .await
+            .map_err(|e| self.classify(&reference.whole(), reference.registry(), e))?;
+        Ok(())
+    }
+
+    pub async fn push_manifest(
+        &self,
+        reference: &Reference,
+        body: Vec<u8>,
+        media_type: &str,
+    ) -> Result<(), RegistryError> {
+        self.authenticate(reference, RegistryOperation::Push)
+            .await?;
+        let content_type = media_type
+            .parse()
+            .expect("manifest media types are valid header values");
+        self.client
+            .push_manifest_raw(reference, body, content_type)
+            .await
+            .map_err(|e| self.classify(&reference.whole(), reference.registry(), e))?;
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct IndexJson {
+    #[serde(default)]
+    manifests: Option<Vec<IndexEntry>>,
+}
+
+#[derive(Deserialize)]
+struct IndexEntry {
+    digest: String,
+    #[serde(default)]
+    platform: Option<PlatformJson>,
+}
+
+#[derive(Deserialize)]
+struct PlatformJson {
+    os: String,
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+/// The platform manifests of an index; empty for an image manifest.
+fn platforms(body: &[u8]) -> Result<Vec<PlatformManifest>, String> {
+    let index: IndexJson =
+        serde_json::from_slice(body).map_err(|e| format!("the manifest is not JSON: {e}"))?;
+    Ok(index
+        .manifests
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|entry| {
+            let platform = entry.platform?;
+            Some(PlatformManifest {
+                os: platform.os,
+                architecture: platform.architecture,
+                variant: platform.variant,
+                digest: entry.digest,
+            })
+        })
+        .collect())
+}
+
 /// Asks the registry what `image` (which must name a tag) points at, authenticating with
 /// the user's docker credentials (basic, or a bearer token from the registry's token
-/// service). The digest is computed over the bytes received, never taken on the
-/// registry's word.
+/// service).
 pub async fn resolve_tag(
     image: &ImageRef,
     options: &RegistryOptions<'_>,
 ) -> Result<ManifestRef, RegistryError> {
-    let registry = image.registry().to_owned();
     let tag = image.tag.clone().unwrap_or_else(|| "latest".to_owned());
-    let repository = image.gun[registry.len() + 1..].to_owned();
-    let reference = Reference::with_tag(registry.clone(), repository, tag);
-    let auth = match Credentials::for_registry(&registry)? {
-        Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.as_str().to_owned()),
-        None => RegistryAuth::Anonymous,
-    };
-    let client = client(options)?;
-    let classify = |error: OciDistributionError| match error {
-        OciDistributionError::AuthenticationFailure(text) => RegistryError::Unauthorized {
-            registry: registry.clone(),
-            reason: text.trim().to_owned(),
-        },
-        OciDistributionError::UnauthorizedError { .. } => RegistryError::Unauthorized {
-            registry: registry.clone(),
-            reason: "401 Unauthorized".to_owned(),
-        },
-        OciDistributionError::RequestError(_) => RegistryError::Unreachable {
-            registry: registry.clone(),
-            reason: reason(&error),
-        },
-        OciDistributionError::RegistryError { ref envelope, .. }
-            if envelope.errors.iter().any(|e| {
-                matches!(
-                    e.code,
-                    oci_client::errors::OciErrorCode::ManifestUnknown
-                        | oci_client::errors::OciErrorCode::NameUnknown
-                )
-            }) =>
-        {
-            RegistryError::TagNotFound {
-                image: format!("{}:{}", image.gun, reference.tag().unwrap_or_default()),
-                reason: envelope
-                    .errors
-                    .iter()
-                    .map(|e| e.message.clone())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            }
-        }
-        OciDistributionError::ServerError { code: 404, .. } => RegistryError::TagNotFound {
-            image: format!("{}:{}", image.gun, reference.tag().unwrap_or_default()),
-            reason: "404 Not Found".to_owned(),
-        },
-        other => RegistryError::Refused {
-            registry: registry.clone(),
-            reason: reason(&other),
-        },
-    };
-    // Authenticate first and on its own: a refused login then says so, instead of
-    // surfacing later as an anonymous 401.
-    client
-        .auth(&reference, &auth, RegistryOperation::Pull)
-        .await
-        .map_err(classify)?;
-    let (body, _) = client
-        .pull_manifest_raw(&reference, &auth, MANIFEST_TYPES)
-        .await
-        .map_err(classify)?;
-    Ok(ManifestRef {
-        sha256: Sha256::digest(&body).into(),
-        size: body.len() as i64,
-    })
+    let reference = reference(image, &tag);
+    let client = RegistryClient::new(*options)?;
+    match client.manifest(&reference).await? {
+        Some(fetched) => Ok(fetched.manifest),
+        None => Err(RegistryError::TagNotFound {
+            image: format!("{}:{tag}", image.gun),
+            reason: "manifest unknown".to_owned(),
+        }),
+    }
 }

@@ -6,4 +6,7 @@ pub mod credentials;
 pub mod manifest;
 
 pub use credentials::{Credentials, CredentialsError};
-pub use manifest::{resolve_tag, ManifestRef, RegistryError, RegistryOptions};
+pub use manifest::{
+    reference, resolve_tag, Fetched, ManifestRef, PlatformManifest, RegistryClient, RegistryError,
+    RegistryOptions,
+};

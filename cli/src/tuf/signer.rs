@@ -171,6 +171,28 @@ impl TrustdSigner {
         })
     }
 
+    /// An ECDSA P-256 signature (DER) over `message` with the trustd key `name`: the form
+    /// cosign and X.509 use.
+    pub async fn sign_ecdsa_der(
+        &mut self,
+        name: &str,
+        message: Vec<u8>,
+    ) -> Result<Vec<u8>, CliError> {
+        let info = self.key(name).await?;
+        if info.algorithm != pb::KeyAlgorithm::EcdsaP256 as i32 {
+            return Err(CliError::Usage(format!(
+                "key {name:?} is not ECDSA P-256: cosign signatures need one"
+            )));
+        }
+        self.sign_bytes(
+            name,
+            pb::SignatureAlgorithm::EcdsaP256Sha256,
+            pb::SignatureEncoding::Der,
+            message,
+        )
+        .await
+    }
+
     /// A root certificate for `gun` around the trustd key `name`, signed by that key.
     pub async fn root_certificate(&mut self, name: &str, gun: &str) -> Result<PublicKey, CliError> {
         let info = self.key(name).await?;

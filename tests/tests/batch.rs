@@ -1,0 +1,447 @@
+//! Batch and multi-platform signing in Notary and cosign formats against a real
+//! docker-registry and notary-server, cosign signatures checked by an independent verifier
+//! (the p256 crate over the raw registry API), and `trustctl validate`.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use p256::ecdsa::signature::{Signer, Verifier};
+use p256::pkcs8::DecodePublicKey;
+use trustd_e2e::notary::{NotaryServer, TestCa};
+use trustd_e2e::registry::{Access, Registry};
+use trustd_e2e::*;
+
+struct Bench {
+    _hsm: SoftHsm,
+    trustd: Trustd,
+    registry: Registry,
+    server: NotaryServer,
+    trust_dir: tempfile::TempDir,
+}
+
+impl Bench {
+    fn new(label: &str) -> Bench {
+        let hsm = SoftHsm::new(label);
+        let trustd = Trustd::start(&hsm, &Options::for_token(&hsm));
+        let ca = Arc::new(TestCa::new());
+        Bench {
+            registry: Registry::start(ca.clone(), Access::Open),
+            server: NotaryServer::start_with(ca, None),
+            _hsm: hsm,
+            trustd,
+            trust_dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn trustctl(&self, args: &[&str]) -> std::process::Output {
+        self.trustd
+            .trustctl()
+            .args(args)
+            .arg("--server")
+            .arg(&self.server.url)
+            .arg("--tls-ca")
+            .arg(self.server.ca.ca_cert())
+            .arg("--trust-dir")
+            .arg(self.trust_dir.path())
+            .output()
+            .unwrap()
+    }
+
+    /// The signature manifest of `repository@digest`, read with plain HTTP requests.
+    fn signature_manifest(&self, repository: &str, digest: &str) -> serde_json::Value {
+        let tag = format!("{}.sig", digest.replace(':', "-"));
+        serde_json::from_slice(
+            &self
+                .registry
+                .get(&format!("/v2/{repository}/manifests/{tag}")),
+        )
+        .unwrap()
+    }
+
+    /// Verifies every layer of the signature manifest independently of trustctl: the
+    /// payload's digest, its claims, and the DER ECDSA signature with the p256 crate.
+    /// Returns how many layers the key signed.
+    fn independently_verified(
+        &self,
+        repository: &str,
+        digest: &str,
+        key: &p256::ecdsa::VerifyingKey,
+    ) -> usize {
+        let manifest = self.signature_manifest(repository, digest);
+        let mut valid = 0;
+        for layer in manifest["layers"].as_array().unwrap() {
+            assert_eq!(
+                layer["mediaType"],
+                "application/vnd.dev.cosign.simplesigning.v1+json"
+            );
+            let payload = self.registry.get(&format!(
+                "/v2/{repository}/blobs/{}",
+                layer["digest"].as_str().unwrap()
+            ));
+            let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            assert_eq!(
+                claims["critical"]["image"]["docker-manifest-digest"],
+                digest
+            );
+            assert_eq!(
+                claims["critical"]["type"],
+                "cosign container image signature"
+            );
+            assert_eq!(
+                claims["critical"]["identity"]["docker-reference"],
+                format!("{}/{repository}", self.registry.host)
+            );
+            let b64 = layer["annotations"]["dev.cosignproject.cosign/signature"]
+                .as_str()
+                .unwrap();
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            let signature = p256::ecdsa::DerSignature::try_from(der.as_slice()).unwrap();
+            if key.verify(&payload, &signature).is_ok() {
+                valid += 1;
+            }
+        }
+        valid
+    }
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_list_is_signed_in_both_formats_and_validated() {
+    let bench = Bench::new("batch");
+    let host = bench.registry.host.clone();
+    let web = bench.registry.push_image("team/web", "1.0", "web", None);
+    let api = bench.registry.push_image("team/api", "2.0", "api", None);
+    let api2 = bench.registry.push_image("team/api", "2.1", "api2", None);
+    let (index, platforms) = bench.registry.push_index(
+        "team/multi",
+        "3.0",
+        &[("linux", "amd64"), ("linux", "arm64"), ("linux", "s390x")],
+    );
+    bench.trustd.ok(&["key", "generate", "release"]);
+    let spki = bench.trustd.ok(&["key", "public", "release"]);
+    let key = p256::ecdsa::VerifyingKey::from_public_key_pem(&spki).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("images.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "# release 3.0\n{host}/team/web:1.0\n\n{host}/team/api:2.0\n{host}/team/api:2.1\n{host}/team/multi:3.0\nNot An Image\n{host}/team/web:missing\n127.0.0.1:1/team/gone:1\n"
+        ),
+    )
+    .unwrap();
+    let failed = dir.path().join("failed.txt");
+    let out = bench.trustctl(&[
+        "sign",
+        "--file",
+        list.to_str().unwrap(),
+        "--format",
+        "both",
+        "--key",
+        "release",
+        "--jobs",
+        "4",
+        "--failed",
+        failed.to_str().unwrap(),
+    ]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Signed 4, failed 3 of 7"), "{err}");
+    assert!(err.contains("failed Not An Image"), "{err}");
+    assert!(
+        err.contains(&format!("failed {host}/team/web:missing: ")),
+        "{err}"
+    );
+    assert!(err.contains("cannot reach registry 127.0.0.1:1"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&failed).unwrap(),
+        format!("Not An Image\n{host}/team/web:missing\n127.0.0.1:1/team/gone:1\n")
+    );
+
+    // cosign: the image (or index) and each selected platform, verified independently.
+    for (repo, digest) in [
+        ("team/web", &web.digest),
+        ("team/api", &api.digest),
+        ("team/api", &api2.digest),
+        ("team/multi", &index.digest),
+        ("team/multi", &platforms[0].digest),
+        ("team/multi", &platforms[1].digest),
+    ] {
+        assert_eq!(
+            bench.independently_verified(repo, digest, &key),
+            1,
+            "{repo}@{digest}"
+        );
+    }
+    let unsigned = format!(
+        "/v2/team/multi/manifests/{}.sig",
+        platforms[2].digest.replace(':', "-")
+    );
+    let probe = std::process::Command::new("curl")
+        .args(["--silent", "--fail", "--cacert"])
+        .arg(bench.registry.ca.ca_cert())
+        .arg(format!("https://{host}{unsigned}"))
+        .status()
+        .unwrap();
+    assert!(!probe.success(), "s390x was not selected, so not signed");
+
+    // Notary: one publish per repository, every tag listed by the notary client.
+    let notary_dir = tempfile::tempdir().unwrap();
+    let listing = String::from_utf8(
+        bench
+            .server
+            .notary(notary_dir.path(), &["list", &format!("{host}/team/api")])
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        listing.contains("2.0") && listing.contains("2.1") && listing.contains(&api2.digest[7..]),
+        "{listing}"
+    );
+    let multi = String::from_utf8(
+        bench
+            .server
+            .notary(notary_dir.path(), &["list", &format!("{host}/team/multi")])
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        multi.contains(&index.digest[7..]),
+        "the index digest is what Notary signs: {multi}"
+    );
+
+    // Signing again adds nothing; validating finds everything valid (also as hangar spells it).
+    let good = dir.path().join("good.txt");
+    std::fs::write(
+        &good,
+        format!("{host}/team/web:1.0\n{host}/team/api:2.0\n{host}/team/multi:3.0\n"),
+    )
+    .unwrap();
+    let out = bench.trustctl(&[
+        "sign",
+        "--file",
+        good.to_str().unwrap(),
+        "--format",
+        "cosign",
+        "--key",
+        "release",
+        "--failed",
+        failed.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already signed"));
+    assert_eq!(
+        bench.signature_manifest("team/web", &web.digest)["layers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    for spelling in [&["validate"][..], &["sign", "validate"][..]] {
+        let mut args = spelling.to_vec();
+        args.extend([
+            "--file",
+            good.to_str().unwrap(),
+            "--format",
+            "both",
+            "--key",
+            "release",
+        ]);
+        let out = bench.trustctl(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("valid: cosign (3 manifests), notary"),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    // An index with no selected platform, and a tight timeout, fail with their reasons.
+    let out = bench.trustctl(&[
+        "sign",
+        "--format",
+        "cosign",
+        "--key",
+        "release",
+        "--arch",
+        "ppc64le",
+        &format!("{host}/team/multi:3.0"),
+        "--failed",
+        failed.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr_of(&out).contains("the index has no manifest for linux / ppc64le"),
+        "{}",
+        stderr_of(&out)
+    );
+    let slow = trustd_e2e::http::HttpServer::start(
+        Some((
+            &bench.registry.ca.server_cert().0,
+            &bench.registry.ca.server_cert().1,
+        )),
+        |_| {
+            std::thread::sleep(std::time::Duration::from_secs(4));
+            trustd_e2e::http::Response::new(404, "{}")
+        },
+    );
+    let out = bench.trustctl(&[
+        "sign",
+        "--format",
+        "cosign",
+        "--key",
+        "release",
+        "--timeout",
+        "1s",
+        &format!("127.0.0.1:{}/team/slow:1", slow.port),
+        &format!("{host}/team/web:1.0"),
+        "--failed",
+        failed.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("timed out after 1s"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(
+        stderr_of(&out).contains("Signed 1, failed 1 of 2"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn signatures_by_other_keys_are_kept_reported_and_validated_with_their_key() {
+    let bench = Bench::new("cosign-others");
+    let host = bench.registry.host.clone();
+    let image = bench.registry.push_image("team/app", "1", "app", None);
+    // An independent signer (the p256 crate, not trustctl) signs first.
+    let other = p256::ecdsa::SigningKey::random(&mut rand::thread_rng());
+    let payload = format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"{host}/team/app"}},"image":{{"docker-manifest-digest":"{}"}},"type":"cosign container image signature"}},"optional":null}}"#,
+        image.digest
+    );
+    let signature: p256::ecdsa::DerSignature = other.sign(payload.as_bytes());
+    let payload_digest = bench.registry.put_blob("team/app", payload.as_bytes());
+    let config =
+        br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = bench.registry.put_blob("team/app", config);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config.len(), "digest": config_digest},
+        "layers": [{
+            "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+            "size": payload.len(),
+            "digest": payload_digest,
+            "annotations": {"dev.cosignproject.cosign/signature": base64::engine::general_purpose::STANDARD.encode(signature.as_bytes())},
+        }],
+    });
+    let sig_tag = format!("{}.sig", image.digest.replace(':', "-"));
+    bench.registry.put_manifest(
+        "team/app",
+        &sig_tag,
+        manifest.to_string().as_bytes(),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+
+    // trustctl validates the independent signature with its public key...
+    let dir = tempfile::tempdir().unwrap();
+    let other_pem = dir.path().join("other.pem");
+    use p256::pkcs8::EncodePublicKey;
+    std::fs::write(
+        &other_pem,
+        other
+            .verifying_key()
+            .to_public_key_pem(Default::default())
+            .unwrap(),
+    )
+    .unwrap();
+    let reference = format!("{host}/team/app:1");
+    let failed = dir.path().join("failed.txt");
+    let validate = |args: &[&str]| {
+        let mut all = vec![
+            "validate",
+            "--format",
+            "cosign",
+            &reference,
+            "--failed",
+            failed.to_str().unwrap(),
+        ];
+        all.extend(args);
+        bench.trustctl(&all)
+    };
+    let out = validate(&["--public-key", other_pem.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // ...and says a trustd key did not sign it.
+    bench.trustd.ok(&["key", "generate", "release"]);
+    let out = validate(&["--key", "release"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("signed by another key"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // trustctl adds its signature as a second layer; the first stays.
+    let out = bench.trustctl(&[
+        "sign",
+        "--format",
+        "cosign",
+        "--key",
+        "release",
+        &reference,
+        "--failed",
+        failed.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let spki = bench.trustd.ok(&["key", "public", "release"]);
+    let ours = p256::ecdsa::VerifyingKey::from_public_key_pem(&spki).unwrap();
+    assert_eq!(
+        bench.independently_verified("team/app", &image.digest, &ours),
+        1
+    );
+    assert_eq!(
+        bench.independently_verified("team/app", &image.digest, other.verifying_key()),
+        1
+    );
+    assert!(validate(&["--key", "release"]).status.success());
+    assert!(validate(&["--public-key", other_pem.to_str().unwrap()])
+        .status
+        .success());
+
+    // A signature manifest with no signature in it is reported as such.
+    let empty = bench.registry.push_image("team/app", "2", "two", None);
+    let bare = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config.len(), "digest": config_digest},
+        "layers": [],
+    });
+    bench.registry.put_manifest(
+        "team/app",
+        &format!("{}.sig", empty.digest.replace(':', "-")),
+        bare.to_string().as_bytes(),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    let out = bench.trustctl(&[
+        "validate",
+        "--format",
+        "cosign",
+        "--key",
+        "release",
+        &format!("{host}/team/app:2"),
+        "--failed",
+        failed.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr_of(&out).contains("holds no cosign signature"),
+        "{}",
+        stderr_of(&out)
+    );
+}
