@@ -198,10 +198,21 @@ impl Registry {
         tag: &str,
         platforms: &[(&str, &str)],
     ) -> (Pushed, Vec<Pushed>) {
+        self.push_index_as(repository, tag, platforms, None)
+    }
+
+    /// [`Registry::push_index`] as a given user.
+    pub fn push_index_as(
+        &self,
+        repository: &str,
+        tag: &str,
+        platforms: &[(&str, &str)],
+        auth: Option<(&str, &str)>,
+    ) -> (Pushed, Vec<Pushed>) {
         let images: Vec<Pushed> = platforms
             .iter()
             .map(|(os, arch)| {
-                self.push_image(repository, &format!("{tag}-{os}-{arch}"), arch, None)
+                self.push_image(repository, &format!("{tag}-{os}-{arch}"), arch, auth)
             })
             .collect();
         let manifests: Vec<serde_json::Value> = images
@@ -238,7 +249,7 @@ impl Registry {
         )
     }
 
-    /// PUTs a manifest (anonymous access) and asserts the registry took it.
+    /// PUTs a manifest (as the registry's user, if it has one) and asserts the registry took it.
     pub fn put_manifest(&self, repository: &str, tag: &str, body: &[u8], media_type: &str) {
         self.curl(&[
             "-X",
@@ -251,7 +262,7 @@ impl Registry {
         ]);
     }
 
-    /// Uploads a blob (anonymous access, monolithic POST + PUT).
+    /// Uploads a blob (monolithic POST + PUT, as the registry's user if it has one).
     pub fn put_blob(&self, repository: &str, body: &[u8]) -> String {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(body)));
         let headers = self.curl(&[
@@ -286,7 +297,7 @@ impl Registry {
         digest
     }
 
-    /// GETs a path of the registry API (anonymous access).
+    /// GETs a path of the registry API (as the registry's user, if it has one).
     pub fn get(&self, path: &str) -> Vec<u8> {
         self.curl(&[
             "-H",
@@ -296,12 +307,13 @@ impl Registry {
     }
 
     fn curl(&self, args: &[&str]) -> Vec<u8> {
-        let out = Command::new("curl")
-            .args(["--silent", "--show-error", "--fail", "--cacert"])
-            .arg(self.ca.ca_cert())
-            .args(args)
-            .output()
-            .expect("curl runs");
+        let mut cmd = Command::new("curl");
+        cmd.args(["--silent", "--show-error", "--fail", "--cacert"])
+            .arg(self.ca.ca_cert());
+        if let Some((user, password)) = &self.credentials {
+            cmd.arg("--user").arg(format!("{user}:{password}"));
+        }
+        let out = cmd.args(args).output().expect("curl runs");
         assert!(
             out.status.success(),
             "curl {args:?}: {}

@@ -1,6 +1,6 @@
 //! Reading, adding to and verifying an image's `sha256-D.sig` signature manifest.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -86,20 +86,19 @@ pub enum SignOutcome {
     AlreadySigned,
 }
 
-/// Repositories this run has put the shared config blob into.
+/// Repositories this run has put the shared config blob into: once each, even when
+/// parallel jobs sign images of the same repository.
 #[derive(Clone, Default)]
-pub struct UploadedConfigs(Arc<Mutex<HashSet<String>>>);
+pub struct UploadedConfigs(Arc<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>>);
 
 impl UploadedConfigs {
-    fn contains(&self, repository: &str) -> bool {
-        self.0.lock().expect("config set").contains(repository)
-    }
-
-    fn insert(&self, repository: &str) {
+    fn cell(&self, repository: &str) -> Arc<tokio::sync::OnceCell<()>> {
         self.0
             .lock()
             .expect("config set")
-            .insert(repository.to_owned());
+            .entry(repository.to_owned())
+            .or_default()
+            .clone()
     }
 }
 
@@ -169,12 +168,16 @@ pub async fn sign_digest(
     }
     // An existing manifest's config is in the repository already; a new manifest uses the
     // shared config, uploaded once per repository in this run.
-    if existing.is_none() && !configs.contains(&image.gun) {
-        client
-            .push_blob(&repo_ref, CONFIG)
-            .await
-            .map_err(registry_failure)?;
-        configs.insert(&image.gun);
+    if existing.is_none() {
+        configs
+            .cell(&image.gun)
+            .get_or_try_init(|| async {
+                client
+                    .push_blob(&repo_ref, CONFIG)
+                    .await
+                    .map_err(registry_failure)
+            })
+            .await?;
     }
     manifest.layers.push(Descriptor {
         media_type: SIMPLE_SIGNING_MEDIA_TYPE.to_owned(),

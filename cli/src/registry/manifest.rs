@@ -128,6 +128,9 @@ pub fn reference(image: &ImageRef, tag: &str) -> Reference {
 pub struct RegistryClient {
     client: Arc<oci_client::Client>,
     auth: Arc<Mutex<HashMap<String, RegistryAuth>>>,
+    /// One authentication per (registry/repository, push?): each costs a request, so it is
+    /// done once per repository and operation, not per call, even by parallel jobs.
+    authenticated: Arc<Mutex<HashMap<(String, bool), Arc<tokio::sync::OnceCell<()>>>>>,
 }
 
 impl RegistryClient {
@@ -153,6 +156,7 @@ impl RegistryClient {
         Ok(RegistryClient {
             client: Arc::new(oci_client::Client::new(config)),
             auth: Arc::default(),
+            authenticated: Arc::default(),
         })
     }
 
@@ -203,10 +207,25 @@ impl RegistryClient {
     ) -> Result<RegistryAuth, RegistryError> {
         let registry = reference.registry();
         let auth = self.auth_for(registry)?;
-        self.client
-            .auth(reference, &auth, op)
-            .await
-            .map_err(|e| self.classify(&reference.whole(), registry, e))?;
+        let key = (
+            format!("{registry}/{}", reference.repository()),
+            op == RegistryOperation::Push,
+        );
+        let once = self
+            .authenticated
+            .lock()
+            .expect("auth lock")
+            .entry(key)
+            .or_default()
+            .clone();
+        once.get_or_try_init(|| async {
+            self.client
+                .auth(reference, &auth, op)
+                .await
+                .map(|_| ())
+                .map_err(|e| self.classify(&reference.whole(), registry, e))
+        })
+        .await?;
         Ok(auth)
     }
 

@@ -72,6 +72,10 @@ struct Shared {
     link: Mutex<Link>,
     /// Connected tokens still alive (in the link or in an in-flight operation).
     live_tokens: Arc<AtomicUsize>,
+    /// Held while a key is created or destroyed on the token: object changes go one at a time
+    /// (SoftHSM2 returns CKR_TEMPLATE_INCONSISTENT or CKR_GENERAL_ERROR for concurrent
+    /// C_GenerateKeyPair/C_CreateObject, softhsm/SoftHSMv2#573); signing stays parallel.
+    object_creation: Arc<Mutex<()>>,
 }
 
 enum Link {
@@ -98,6 +102,7 @@ impl Pkcs11Backend {
                     at: None,
                     rejected_pin: None,
                 }),
+                object_creation: Arc::default(),
                 live_tokens: Arc::new(AtomicUsize::new(0)),
             }),
             permits,
@@ -609,8 +614,10 @@ impl Backend for Pkcs11Backend {
 
     async fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<NewKey, BackendError> {
         let label = label.to_owned();
+        let creating = self.shared.object_creation.clone();
         self.run(move |token, session| {
             require_mechanisms(token, algorithm, true)?;
+            let _one_at_a_time = creating.lock().unwrap_or_else(|e| e.into_inner());
             let id: [u8; 16] = rand::random();
             let (public, private) = objects::generation_templates(algorithm, &id, &label);
             let (pub_handle, priv_handle) = session.generate_key_pair(
@@ -625,9 +632,11 @@ impl Backend for Pkcs11Backend {
 
     async fn import(&self, label: &str, key: PrivateKey) -> Result<NewKey, BackendError> {
         let label = label.to_owned();
+        let creating = self.shared.object_creation.clone();
         self.run(move |token, session| {
             let algorithm = key.algorithm();
             require_mechanisms(token, algorithm, false)?;
+            let _one_at_a_time = creating.lock().unwrap_or_else(|e| e.into_inner());
             let id: [u8; 16] = rand::random();
             let (public, mut private) = objects::import_templates(&key, &id, &label)?;
             let created = session.create_object(&private);
@@ -687,7 +696,9 @@ impl Backend for Pkcs11Backend {
 
     async fn delete(&self, device: &DeviceHandle) -> Result<(), BackendError> {
         let DeviceHandle::Pkcs11 { cka_id } = device.clone();
+        let changing = self.shared.object_creation.clone();
         self.run(move |token, session| {
+            let _one_at_a_time = changing.lock().unwrap_or_else(|e| e.into_inner());
             let objects = session.find_objects(&[Attribute::Id(cka_id.clone())])?;
             for object in objects {
                 session.destroy_object(object)?;
