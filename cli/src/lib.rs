@@ -10,6 +10,7 @@ pub mod error;
 pub mod inspect;
 pub mod keyfile;
 pub mod notary;
+pub mod once;
 pub mod reference;
 pub mod registry;
 pub mod tuf;

@@ -1,7 +1,6 @@
 //! Reading, adding to and verifying an image's `sha256-D.sig` signature manifest.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -9,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{signature_tag, Payload, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE};
 use crate::error::CliError;
+use crate::once::OncePerKey;
 use crate::reference::ImageRef;
 use crate::registry::{reference, RegistryClient, RegistryError};
 use crate::tuf::signer::TrustdSigner;
@@ -89,18 +89,7 @@ pub enum SignOutcome {
 /// Repositories this run has put the shared config blob into: once each, even when
 /// parallel jobs sign images of the same repository.
 #[derive(Clone, Default)]
-pub struct UploadedConfigs(Arc<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>>);
-
-impl UploadedConfigs {
-    fn cell(&self, repository: &str) -> Arc<tokio::sync::OnceCell<()>> {
-        self.0
-            .lock()
-            .expect("config set")
-            .entry(repository.to_owned())
-            .or_default()
-            .clone()
-    }
-}
+pub struct UploadedConfigs(OncePerKey<String>);
 
 fn registry_failure(error: RegistryError) -> CliError {
     CliError::Failed(error.to_string())
@@ -170,8 +159,8 @@ pub async fn sign_digest(
     // shared config, uploaded once per repository in this run.
     if existing.is_none() {
         configs
-            .cell(&image.gun)
-            .get_or_try_init(|| async {
+            .0
+            .run(&image.gun, || async {
                 client
                     .push_blob(&repo_ref, CONFIG)
                     .await

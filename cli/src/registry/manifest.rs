@@ -20,6 +20,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::credentials::{Credentials, CredentialsError};
+use crate::once::OncePerKey;
 use crate::reference::ImageRef;
 
 /// Every manifest type a tag may point at; the registry answers with the one it has, never
@@ -130,7 +131,7 @@ pub struct RegistryClient {
     auth: Arc<Mutex<HashMap<String, RegistryAuth>>>,
     /// One authentication per (registry/repository, push?): each costs a request, so it is
     /// done once per repository and operation, not per call, even by parallel jobs.
-    authenticated: Arc<Mutex<HashMap<(String, bool), Arc<tokio::sync::OnceCell<()>>>>>,
+    authenticated: OncePerKey<(String, bool)>,
 }
 
 impl RegistryClient {
@@ -156,7 +157,7 @@ impl RegistryClient {
         Ok(RegistryClient {
             client: Arc::new(oci_client::Client::new(config)),
             auth: Arc::default(),
-            authenticated: Arc::default(),
+            authenticated: OncePerKey::default(),
         })
     }
 
@@ -211,21 +212,15 @@ impl RegistryClient {
             format!("{registry}/{}", reference.repository()),
             op == RegistryOperation::Push,
         );
-        let once = self
-            .authenticated
-            .lock()
-            .expect("auth lock")
-            .entry(key)
-            .or_default()
-            .clone();
-        once.get_or_try_init(|| async {
-            self.client
-                .auth(reference, &auth, op)
-                .await
-                .map(|_| ())
-                .map_err(|e| self.classify(&reference.whole(), registry, e))
-        })
-        .await?;
+        self.authenticated
+            .run(&key, || async {
+                self.client
+                    .auth(reference, &auth, op)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.classify(&reference.whole(), registry, e))
+            })
+            .await?;
         Ok(auth)
     }
 
