@@ -415,6 +415,23 @@ fn signatures_by_other_keys_are_kept_reported_and_validated_with_their_key() {
         .status
         .success());
 
+    // An unreadable list stops before anything is signed.
+    let out = bench.trustctl(&[
+        "sign",
+        "--file",
+        "/nonexistent/list.txt",
+        "--format",
+        "cosign",
+        "--key",
+        "release",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("cannot read the image list"),
+        "{}",
+        stderr_of(&out)
+    );
+
     // A signature manifest with no signature in it is reported as such.
     let empty = bench.registry.push_image("team/app", "2", "two", None);
     let bare = serde_json::json!({
