@@ -3,7 +3,9 @@
 
 use std::process::{Command, Output};
 
-use crate::notary::NotaryServer;
+use std::sync::Arc;
+
+use crate::notary::{NotaryServer, TestCa};
 use crate::{Options, SoftHsm, Trustd};
 
 /// Test-only passphrases docker uses for the keys it keeps in its own trust directory.
@@ -20,9 +22,15 @@ pub struct Dct {
 
 impl Dct {
     pub fn new(label: &str) -> Dct {
+        Dct::with_ca(label, Arc::new(TestCa::new()))
+    }
+
+    /// A bench whose notary-server has its TLS certificate from `ca` (shared with a
+    /// registry, say).
+    pub fn with_ca(label: &str, ca: Arc<TestCa>) -> Dct {
         let hsm = SoftHsm::new(label);
         let trustd = Trustd::start(&hsm, &Options::for_token(&hsm));
-        let server = NotaryServer::start();
+        let server = NotaryServer::start_with(ca, None);
         let docker_config = tempfile::tempdir().unwrap();
         let tls = docker_config
             .path()

@@ -423,6 +423,30 @@ sessions = {sessions}
         cmd
     }
 
+    /// `trustctl key load FILE --name NAME`, the passphrase of the encrypted file given on
+    /// stdin (never in argv); asserts success.
+    pub fn load_encrypted_key(&self, file: &Path, name: &str, passphrase: &str) {
+        use std::io::Write;
+        let mut child = self
+            .trustctl()
+            .args(["key", "load"])
+            .arg(file)
+            .args(["--name", name, "--passphrase-stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run trustctl");
+        writeln!(child.stdin.take().unwrap(), "{passphrase}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "key load {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Where trustctl runs (see [`Trustd::trustctl`]).
     pub fn cwd(&self) -> PathBuf {
         self.work.path().join("cwd")

@@ -119,6 +119,31 @@ impl Default for TestCa {
     }
 }
 
+/// Starts a server program with its output in `log`, and waits until it listens on
+/// `port` of 127.0.0.1 (panicking with the log when it does not within 15 s).
+pub fn spawn_server(mut command: Command, log: &Path, port: u16, what: &str) -> Child {
+    let file = std::fs::File::create(log).unwrap();
+    let mut child = command
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{what} does not run ({e}): scripts/install-deps test installs it")
+        });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!(
+                "{what} did not start:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; the server binds it right after).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -169,30 +194,20 @@ impl NotaryServer {
         }
         let config_path = work.path().join("server.json");
         std::fs::write(&config_path, config.to_string()).unwrap();
-        let log = std::fs::File::create(work.path().join("server.log")).unwrap();
-        let child = Command::new("notary-server")
-            .arg("-config")
-            .arg(&config_path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("notary-server runs (apt-get install notary)");
-        let server = NotaryServer {
+        let mut command = Command::new("notary-server");
+        command.arg("-config").arg(&config_path);
+        let child = spawn_server(
+            command,
+            &work.path().join("server.log"),
+            port,
+            "notary-server",
+        );
+        NotaryServer {
             ca,
             url: format!("https://127.0.0.1:{port}"),
             work,
             child,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "notary-server did not start:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
-        server
     }
 
     pub fn log(&self) -> String {

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig};
@@ -13,7 +12,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
 use sha2::{Digest, Sha256};
 
-use crate::notary::{free_port, TestCa};
+use crate::notary::{free_port, spawn_server, TestCa};
 use crate::token::{TokenService, ISSUER};
 
 /// The service name the registry's tokens are issued for.
@@ -78,31 +77,21 @@ impl Registry {
         );
         let config_path = work.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(work.path().join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("docker-registry runs (apt-get install docker-registry)");
-        let registry = Registry {
+        let mut command = Command::new("docker-registry");
+        command.arg("serve").arg(&config_path);
+        let child = spawn_server(
+            command,
+            &work.path().join("registry.log"),
+            port,
+            "docker-registry",
+        );
+        Registry {
             ca,
             host: format!("127.0.0.1:{port}"),
             credentials,
             work,
             child,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not start:\n{}",
-                registry.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
-        registry
     }
 
     pub fn log(&self) -> String {

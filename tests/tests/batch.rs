@@ -7,44 +7,26 @@ use std::sync::Arc;
 use base64::Engine;
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::pkcs8::DecodePublicKey;
-use trustd_e2e::notary::{NotaryServer, TestCa};
+use trustd_e2e::dct::Dct;
+use trustd_e2e::notary::TestCa;
 use trustd_e2e::registry::{Access, Registry};
-use trustd_e2e::*;
 
 struct Bench {
-    _hsm: SoftHsm,
-    trustd: Trustd,
+    dct: Dct,
     registry: Registry,
-    server: NotaryServer,
-    trust_dir: tempfile::TempDir,
 }
 
 impl Bench {
     fn new(label: &str) -> Bench {
-        let hsm = SoftHsm::new(label);
-        let trustd = Trustd::start(&hsm, &Options::for_token(&hsm));
         let ca = Arc::new(TestCa::new());
         Bench {
             registry: Registry::start(ca.clone(), Access::Open),
-            server: NotaryServer::start_with(ca, None),
-            _hsm: hsm,
-            trustd,
-            trust_dir: tempfile::tempdir().unwrap(),
+            dct: Dct::with_ca(label, ca),
         }
     }
 
     fn trustctl(&self, args: &[&str]) -> std::process::Output {
-        self.trustd
-            .trustctl()
-            .args(args)
-            .arg("--server")
-            .arg(&self.server.url)
-            .arg("--tls-ca")
-            .arg(self.server.ca.ca_cert())
-            .arg("--trust-dir")
-            .arg(self.trust_dir.path())
-            .output()
-            .unwrap()
+        self.dct.trustctl(args)
     }
 
     /// The signature manifest of `repository@digest`, read with plain HTTP requests.
@@ -122,8 +104,8 @@ fn a_list_is_signed_in_both_formats_and_validated() {
         "3.0",
         &[("linux", "amd64"), ("linux", "arm64"), ("linux", "s390x")],
     );
-    bench.trustd.ok(&["key", "generate", "release"]);
-    let spki = bench.trustd.ok(&["key", "public", "release"]);
+    bench.dct.trustd.ok(&["key", "generate", "release"]);
+    let spki = bench.dct.trustd.ok(&["key", "public", "release"]);
     let key = p256::ecdsa::VerifyingKey::from_public_key_pem(&spki).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
@@ -194,6 +176,7 @@ fn a_list_is_signed_in_both_formats_and_validated() {
     let notary_dir = tempfile::tempdir().unwrap();
     let listing = String::from_utf8(
         bench
+            .dct
             .server
             .notary(notary_dir.path(), &["list", &format!("{host}/team/api")])
             .stdout,
@@ -205,6 +188,7 @@ fn a_list_is_signed_in_both_formats_and_validated() {
     );
     let multi = String::from_utf8(
         bench
+            .dct
             .server
             .notary(notary_dir.path(), &["list", &format!("{host}/team/multi")])
             .stdout,
@@ -379,7 +363,7 @@ fn signatures_by_other_keys_are_kept_reported_and_validated_with_their_key() {
     let out = validate(&["--public-key", other_pem.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     // ...and says a trustd key did not sign it.
-    bench.trustd.ok(&["key", "generate", "release"]);
+    bench.dct.trustd.ok(&["key", "generate", "release"]);
     let out = validate(&["--key", "release"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -400,7 +384,7 @@ fn signatures_by_other_keys_are_kept_reported_and_validated_with_their_key() {
         failed.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let spki = bench.trustd.ok(&["key", "public", "release"]);
+    let spki = bench.dct.trustd.ok(&["key", "public", "release"]);
     let ours = p256::ecdsa::VerifyingKey::from_public_key_pem(&spki).unwrap();
     assert_eq!(
         bench.independently_verified("team/app", &image.digest, &ours),

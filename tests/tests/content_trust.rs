@@ -318,34 +318,6 @@ fn key_rotation_is_followed_by_notary_docker_and_trustctl() {
     assert_eq!(unchanged["signed"]["version"], 5);
 }
 
-/// Loads a notary client's key file into trustd (the passphrase on stdin, never in argv).
-fn load_notary_key(setup: &Dct, file: &std::path::Path, name: &str, passphrase: &str) {
-    use std::io::Write;
-    let mut child = setup
-        .trustd
-        .trustctl()
-        .args([
-            "key",
-            "load",
-            file.to_str().unwrap(),
-            "--name",
-            name,
-            "--passphrase-stdin",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{passphrase}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn trustctl_signs_into_a_repository_the_notary_client_made() {
     let setup = Dct::new("notary-made");
@@ -366,7 +338,9 @@ fn trustctl_signs_into_a_repository_the_notary_client_made() {
         ("snapshot", "test snapshot passphrase"),
     ] {
         let file = NotaryServer::key_file(notary_dir.path(), gun, role);
-        load_notary_key(&setup, &file, &format!("imported/{role}"), passphrase);
+        setup
+            .trustd
+            .load_encrypted_key(&file, &format!("imported/{role}"), passphrase);
     }
     // trustctl finds them by key ID, whatever they are called in trustd.
     setup.ok(&["sign", &format!("{gun}:v2@{DIGEST_A}"), "--size", "7"]);

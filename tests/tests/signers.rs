@@ -28,29 +28,6 @@ fn tags_and_signers(report: &serde_json::Value) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-fn load_key(dct: &Dct, file: &std::path::Path, name: &str, passphrase: &str) {
-    use std::io::Write;
-    let mut child = dct
-        .trustd
-        .trustctl()
-        .args([
-            "key",
-            "load",
-            file.to_str().unwrap(),
-            "--name",
-            name,
-            "--passphrase-stdin",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{passphrase}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-}
-
 fn fails(out: &Output, code: i32, text: &str) {
     assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
     assert!(
@@ -135,8 +112,7 @@ fn a_signer_docker_added_signs_with_its_key_in_trustd() {
         gun,
         "targets",
     );
-    load_key(
-        &dct,
+    dct.trustd.load_encrypted_key(
         &targets_key,
         "docker-admin",
         trustd_e2e::dct::DOCKER_REPOSITORY_PASSPHRASE,

@@ -12,7 +12,6 @@
 //! Every figure is the median wall time of whole commands; the ratio is the other client's
 //! time over trustctl's (above 1: trustctl is faster).
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -116,18 +115,8 @@ impl Bench {
         timed(&mut self.notary(dir, &["init", gun, "-p"]));
         timed(&mut self.notary(dir, &["key", "rotate", gun, "snapshot", "-r"]));
         let key = NotaryServer::key_file(dir, gun, "targets");
-        let mut load = self
-            .trustd
-            .trustctl()
-            .args(["key", "load", key.to_str().unwrap(), "--name"])
-            .arg(format!("{gun}/targets"))
-            .arg("--passphrase-stdin")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        writeln!(load.stdin.take().unwrap(), "test targets passphrase").unwrap();
-        assert!(load.wait().unwrap().success());
+        self.trustd
+            .load_encrypted_key(&key, &format!("{gun}/targets"), "test targets passphrase");
 
         runtime.block_on(async {
             let api =
