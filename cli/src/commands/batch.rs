@@ -209,6 +209,46 @@ impl Progress {
     }
 }
 
+/// Jobs run at most `jobs` at a time, each within its timeout, each reporting for the
+/// image (by index) it works on.
+struct Jobs<T> {
+    set: JoinSet<(usize, T)>,
+    permits: Arc<Semaphore>,
+}
+
+impl<T: Send + 'static> Jobs<T> {
+    fn new(permits: Arc<Semaphore>) -> Jobs<T> {
+        Jobs {
+            set: JoinSet::new(),
+            permits,
+        }
+    }
+
+    /// Runs `job` for image `i`; past `timeout`, `on_timeout` stands for its result.
+    fn spawn(
+        &mut self,
+        i: usize,
+        timeout: Duration,
+        job: impl std::future::Future<Output = T> + Send + 'static,
+        on_timeout: impl FnOnce(String) -> T + Send + 'static,
+    ) {
+        let permits = self.permits.clone();
+        self.set.spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("semaphore open");
+            let result = tokio::time::timeout(timeout, job)
+                .await
+                .unwrap_or_else(|_| on_timeout(format!("timed out after {}s", timeout.as_secs())));
+            (i, result)
+        });
+    }
+
+    /// The next finished job's image index and result.
+    async fn next(&mut self) -> Option<Result<(usize, T), CliError>> {
+        let done = self.set.join_next().await?;
+        Some(done.map_err(|e| CliError::Failed(format!("a job failed: {e}"))))
+    }
+}
+
 /// The platform manifests of an index that `batch` selects.
 fn selected_platforms(fetched: &Fetched, batch: &BatchArgs) -> Result<Vec<String>, String> {
     if fetched.platforms.is_empty() {
@@ -353,9 +393,8 @@ pub async fn sign(
 
     if let Some((key, spki)) = &key_and_spki {
         let configs = UploadedConfigs::default();
-        let mut jobs = JoinSet::new();
+        let mut jobs = Jobs::new(semaphore.clone());
         for (i, entry) in entries.iter().enumerate() {
-            let permit = semaphore.clone();
             let job = cosign_one(
                 registry.clone(),
                 configs.clone(),
@@ -365,18 +404,10 @@ pub async fn sign(
                 entry.clone(),
                 batch.clone(),
             );
-            let timeout = batch.timeout;
-            jobs.spawn(async move {
-                let _permit = permit.acquire_owned().await.expect("semaphore open");
-                let result = tokio::time::timeout(timeout, job)
-                    .await
-                    .unwrap_or_else(|_| Err(format!("timed out after {}s", timeout.as_secs())));
-                (i, result)
-            });
+            jobs.spawn(i, batch.timeout, job, Err);
         }
-        while let Some(done) = jobs.join_next().await {
-            let (i, result) =
-                done.map_err(|e| CliError::Failed(format!("a signing job failed: {e}")))?;
+        while let Some(done) = jobs.next().await {
+            let (i, result) = done?;
             results.entry(i).or_default().push(result);
         }
     }
@@ -394,9 +425,8 @@ pub async fn sign(
             }
             by_gun.entry(entry.image.gun.clone()).or_default().push(i);
         }
-        let mut jobs = JoinSet::new();
+        let mut jobs = Jobs::new(semaphore.clone());
         for (gun, members) in by_gun {
-            let permit = semaphore.clone();
             let members_entries: Vec<Entry> = members.iter().map(|&i| entries[i].clone()).collect();
             let registry = registry.clone();
             let client = client.clone();
@@ -405,80 +435,66 @@ pub async fn sign(
             let backend = backend.to_owned();
             let signer = signer.map(str::to_owned);
             let timeout = batch.timeout * members.len().max(1) as u32;
-            jobs.spawn(async move {
-                let _permit = permit.acquire_owned().await.expect("semaphore open");
-                let work = async {
-                    // Resolve every tag first; those that fail drop out, the rest are signed.
-                    let mut per_member: Vec<Result<Fetched, String>> = Vec::new();
-                    for entry in &members_entries {
-                        per_member.push(fetch(&registry, entry).await);
-                    }
-                    let tags: Vec<(usize, String, Fetched)> = members
+            let timed_out = members.clone();
+            let work = async move {
+                // Resolve every tag first; those that fail drop out, the rest are signed.
+                let mut per_member: Vec<Result<Fetched, String>> = Vec::new();
+                for entry in &members_entries {
+                    per_member.push(fetch(&registry, entry).await);
+                }
+                let tags: Vec<(usize, String, Fetched)> = members
+                    .iter()
+                    .zip(&members_entries)
+                    .zip(&per_member)
+                    .filter_map(|((&i, e), f)| Some((i, e.tag.clone()?, f.as_ref().ok()?.clone())))
+                    .collect();
+                let mut outcome: Vec<(usize, Result<String, String>)> = members
+                    .iter()
+                    .zip(per_member)
+                    .filter_map(|(&i, f)| f.err().map(|e| (i, Err(e))))
+                    .collect();
+                if tags.is_empty() {
+                    return outcome;
+                }
+                let published = async {
+                    let repo = open_or_init(&server, &store, &client, &gun, &backend)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let targets: Vec<Target> = tags
                         .iter()
-                        .zip(&members_entries)
-                        .zip(&per_member)
-                        .filter_map(|((&i, e), f)| {
-                            Some((i, e.tag.clone()?, f.as_ref().ok()?.clone()))
+                        .map(|(_, tag, f)| Target {
+                            tag,
+                            sha256: f.manifest.sha256,
+                            size: f.manifest.size,
                         })
                         .collect();
-                    let mut outcome: Vec<(usize, Result<String, String>)> = members
-                        .iter()
-                        .zip(per_member)
-                        .filter_map(|(&i, f)| f.err().map(|e| (i, Err(e))))
-                        .collect();
-                    if tags.is_empty() {
-                        return outcome;
-                    }
-                    let published = async {
-                        let repo = open_or_init(&server, &store, &client, &gun, &backend)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        let targets: Vec<Target> = tags
-                            .iter()
-                            .map(|(_, tag, f)| Target {
-                                tag,
-                                sha256: f.manifest.sha256,
-                                size: f.manifest.size,
-                            })
-                            .collect();
-                        let sign_as = signer.as_deref().map_or(SignAs::Auto, SignAs::Signer);
-                        publish::sign_targets(
-                            &server,
-                            &store,
-                            client.clone(),
-                            &repo,
-                            &targets,
-                            sign_as,
-                        )
+                    let sign_as = signer.as_deref().map_or(SignAs::Auto, SignAs::Signer);
+                    publish::sign_targets(&server, &store, client.clone(), &repo, &targets, sign_as)
                         .await
                         .map(|(_, roles)| roles.join(", "))
                         .map_err(|e| e.to_string())
-                    }
-                    .await;
-                    for (i, _, _) in &tags {
-                        outcome.push((
-                            *i,
-                            published
-                                .clone()
-                                .map(|roles| format!("signed (notary: {roles})")),
-                        ));
-                    }
-                    outcome
-                };
-                tokio::time::timeout(timeout, work)
-                    .await
-                    .unwrap_or_else(|_| {
-                        members
-                            .iter()
-                            .map(|&i| (i, Err(format!("timed out after {}s", timeout.as_secs()))))
-                            .collect()
-                    })
+                }
+                .await;
+                for (i, _, _) in &tags {
+                    outcome.push((
+                        *i,
+                        published
+                            .clone()
+                            .map(|roles| format!("signed (notary: {roles})")),
+                    ));
+                }
+                outcome
+            };
+            jobs.spawn(0, timeout, work, move |reason| {
+                timed_out
+                    .iter()
+                    .map(|&i| (i, Err(reason.clone())))
+                    .collect()
             });
         }
-        while let Some(done) = jobs.join_next().await {
-            for (i, result) in
-                done.map_err(|e| CliError::Failed(format!("a signing job failed: {e}")))?
-            {
+        while let Some(done) = jobs.next().await {
+            let (_, outcomes) = done?;
+            for (i, result) in outcomes {
                 results.entry(i).or_default().push(result);
             }
         }
@@ -625,12 +641,12 @@ pub async fn validate(socket: &Path, args: ValidateArgs) -> Result<(), CliError>
     let mut progress = Progress::new(list.len());
     let mut failed = Vec::new();
     let semaphore = Arc::new(Semaphore::new(batch.jobs as usize));
-    let mut jobs = JoinSet::new();
+    let mut jobs = Jobs::new(semaphore);
     for (i, text) in list.iter().enumerate() {
         let entry = match parse_entry(text, batch) {
             Ok(entry) => entry,
             Err(reason) => {
-                jobs.spawn(async move { (i, Err(reason)) });
+                jobs.spawn(i, batch.timeout, async move { Err(reason) }, Err);
                 continue;
             }
         };
@@ -647,20 +663,11 @@ pub async fn validate(socket: &Path, args: ValidateArgs) -> Result<(), CliError>
             server,
             args.notary.trust_store(),
         );
-        let permit = semaphore.clone();
-        let timeout = batch.timeout;
-        jobs.spawn(async move {
-            let _permit = permit.acquire_owned().await.expect("semaphore open");
-            let result = tokio::time::timeout(timeout, job)
-                .await
-                .unwrap_or_else(|_| Err(format!("timed out after {}s", timeout.as_secs())));
-            (i, result)
-        });
+        jobs.spawn(i, batch.timeout, job, Err);
     }
     let mut results = BTreeMap::new();
-    while let Some(done) = jobs.join_next().await {
-        let (i, result) =
-            done.map_err(|e| CliError::Failed(format!("a validation job failed: {e}")))?;
+    while let Some(done) = jobs.next().await {
+        let (i, result) = done?;
         results.insert(i, result);
     }
     for (i, result) in results {
