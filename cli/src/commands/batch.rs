@@ -52,7 +52,7 @@ pub struct BatchArgs {
     /// Platforms of a multi-platform index to sign or check (cosign), by architecture.
     #[arg(long, value_delimiter = ',', default_value = "amd64,arm64")]
     pub arch: Vec<String>,
-    /// ... and by operating system.
+    /// Platforms of a multi-platform index to sign or check (cosign), by operating system.
     #[arg(long, value_delimiter = ',', default_value = "linux")]
     pub os: Vec<String>,
     /// Replace the registry of every image.
