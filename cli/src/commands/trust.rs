@@ -11,7 +11,7 @@ use trustctl::notary::publish::{self, InitOptions, SignAs, Target};
 use trustctl::notary::server::NotaryServer;
 use trustctl::notary::trust::{self, TrustError, TrustStore, VerifiedRepository};
 use trustctl::reference::ImageRef;
-use trustctl::registry::{resolve_tag, ManifestRef, RegistryError, RegistryOptions};
+use trustctl::registry::{ManifestRef, RegistryClient, RegistryError, RegistryOptions};
 
 use super::inspect::{trust_error, NotaryArgs};
 
@@ -212,11 +212,14 @@ pub async fn sign(socket: &Path, args: SignArgs) -> Result<(), CliError> {
         .iter()
         .map(|text| sign_request(text, &args))
         .collect::<Result<Vec<_>, _>>()?;
-    let registry = RegistryOptions {
+    // One client for every tag: one connection and one login per repository.
+    let registry = RegistryClient::new(RegistryOptions {
         ca: args.notary.tls_ca(),
-    };
+    })
+    .map_err(|e| CliError::Usage(e.to_string()))?;
     for request in requests.iter_mut().filter(|r| r.manifest.is_none()) {
-        let manifest = resolve_tag(&request.image, &registry)
+        let manifest = registry
+            .resolve_tag(&request.image)
             .await
             .map_err(|e| registry_error(&request.text, e))?;
         request.manifest = Some(manifest);

@@ -7,6 +7,7 @@
 use zeroize::Zeroizing;
 
 /// A user name and password (or access token) for one registry.
+#[derive(Clone)]
 pub struct Credentials {
     pub username: String,
     pub password: Zeroizing<String>,
@@ -49,10 +50,28 @@ fn docker_config_file() -> Option<std::path::PathBuf> {
         .map(|dir| dir.join("config.json"))
 }
 
+/// Credentials already looked up by this process, by registry: a credential helper is a
+/// program to run, so a batch over many repositories asks it once per registry.
+type Looked = std::sync::Mutex<std::collections::HashMap<String, Option<Credentials>>>;
+static LOOKED_UP: std::sync::OnceLock<Looked> = std::sync::OnceLock::new();
+
 impl Credentials {
     /// The user's credentials for `registry` (a host, `host:port`, or `docker.io`), or None
     /// when docker has none: anonymous access is then tried, as docker does.
     pub fn for_registry(registry: &str) -> Result<Option<Credentials>, CredentialsError> {
+        let cache = LOOKED_UP.get_or_init(Looked::default);
+        if let Some(found) = cache.lock().expect("credentials cache").get(registry) {
+            return Ok(found.clone());
+        }
+        let found = Credentials::look_up(registry)?;
+        cache
+            .lock()
+            .expect("credentials cache")
+            .insert(registry.to_owned(), found.clone());
+        Ok(found)
+    }
+
+    fn look_up(registry: &str) -> Result<Option<Credentials>, CredentialsError> {
         use docker_credential::{CredentialRetrievalError as E, DockerCredential};
         match docker_credential::get_credential(config_key(registry)) {
             Ok(DockerCredential::UsernamePassword(username, password)) => Ok(Some(Credentials {

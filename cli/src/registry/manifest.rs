@@ -3,9 +3,8 @@
 //! platform manifests of an index, and the manifests and blobs cosign-style signatures are
 //! made of.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig};
@@ -128,7 +127,6 @@ pub fn reference(image: &ImageRef, tag: &str) -> Reference {
 #[derive(Clone)]
 pub struct RegistryClient {
     client: Arc<oci_client::Client>,
-    auth: Arc<Mutex<HashMap<String, RegistryAuth>>>,
     /// One authentication per (registry/repository, push?): each costs a request, so it is
     /// done once per repository and operation, not per call, even by parallel jobs.
     authenticated: OncePerKey<(String, bool)>,
@@ -156,22 +154,15 @@ impl RegistryClient {
         }
         Ok(RegistryClient {
             client: Arc::new(oci_client::Client::new(config)),
-            auth: Arc::default(),
             authenticated: OncePerKey::default(),
         })
     }
 
     fn auth_for(&self, registry: &str) -> Result<RegistryAuth, RegistryError> {
-        let mut known = self.auth.lock().expect("auth lock");
-        if let Some(auth) = known.get(registry) {
-            return Ok(auth.clone());
-        }
-        let auth = match Credentials::for_registry(registry)? {
+        Ok(match Credentials::for_registry(registry)? {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.as_str().to_owned()),
             None => RegistryAuth::Anonymous,
-        };
-        known.insert(registry.to_owned(), auth.clone());
-        Ok(auth)
+        })
     }
 
     fn classify(&self, image: &str, registry: &str, error: OciDistributionError) -> RegistryError {
@@ -251,6 +242,18 @@ impl RegistryClient {
             body,
             platforms,
         }))
+    }
+
+    /// What `image` (which must name a tag) points at, as Docker Content Trust signs it.
+    pub async fn resolve_tag(&self, image: &ImageRef) -> Result<ManifestRef, RegistryError> {
+        let tag = image.tag.clone().unwrap_or_else(|| "latest".to_owned());
+        match self.manifest(&reference(image, &tag)).await? {
+            Some(fetched) => Ok(fetched.manifest),
+            None => Err(RegistryError::TagNotFound {
+                image: format!("{}:{tag}", image.gun),
+                reason: "manifest unknown".to_owned(),
+            }),
+        }
     }
 
     /// A blob's bytes, checked against its digest.
@@ -357,23 +360,4 @@ fn platforms(body: &[u8]) -> Result<Vec<PlatformManifest>, String> {
             })
         })
         .collect())
-}
-
-/// Asks the registry what `image` (which must name a tag) points at, authenticating with
-/// the user's docker credentials (basic, or a bearer token from the registry's token
-/// service).
-pub async fn resolve_tag(
-    image: &ImageRef,
-    options: &RegistryOptions<'_>,
-) -> Result<ManifestRef, RegistryError> {
-    let tag = image.tag.clone().unwrap_or_else(|| "latest".to_owned());
-    let reference = reference(image, &tag);
-    let client = RegistryClient::new(*options)?;
-    match client.manifest(&reference).await? {
-        Some(fetched) => Ok(fetched.manifest),
-        None => Err(RegistryError::TagNotFound {
-            image: format!("{}:{tag}", image.gun),
-            reason: "manifest unknown".to_owned(),
-        }),
-    }
 }

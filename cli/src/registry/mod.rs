@@ -7,6 +7,6 @@ pub mod manifest;
 
 pub use credentials::{Credentials, CredentialsError};
 pub use manifest::{
-    reference, resolve_tag, Fetched, ManifestRef, PlatformManifest, RegistryClient, RegistryError,
+    reference, Fetched, ManifestRef, PlatformManifest, RegistryClient, RegistryError,
     RegistryOptions,
 };
