@@ -127,14 +127,55 @@ pub enum AuditSinkKind {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum BackendConfig {
     Pkcs11(Pkcs11Config),
+    Tpm(TpmConfig),
 }
 
 impl BackendConfig {
     pub fn name(&self) -> &str {
         match self {
             BackendConfig::Pkcs11(c) => &c.name,
+            BackendConfig::Tpm(c) => &c.name,
         }
     }
+}
+
+/// A TPM 2.0, driven natively through tpm2-tss's ESAPI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TpmConfig {
+    pub name: String,
+    /// tpm2-tss TCTI: `device:/dev/tpmrm0` (the kernel's resource manager) in production,
+    /// `swtpm:host=127.0.0.1,port=2321` for a software TPM.
+    #[serde(default = "default_tcti")]
+    pub tcti: String,
+    /// The owner hierarchy's auth value, when one is set (`tpm2_changeauth -c owner`).
+    pub owner_auth: Option<SecretSource>,
+    /// The auth value keys generated on this backend are created with, and signed with.
+    /// Without it keys need no auth value: the socket policy is then their only guard.
+    pub key_auth: Option<SecretSource>,
+    /// Requests waiting for the TPM; beyond this, callers wait up to `queue_wait_ms` for room
+    /// and then get ResourceExhausted. A real TPM signs 15-40 times a second.
+    #[serde(default = "default_queue_depth")]
+    pub queue_depth: usize,
+    #[serde(default = "default_queue_wait_ms")]
+    pub queue_wait_ms: u64,
+    /// Signing keys kept loaded in the TPM between requests (object slots are scarce: a TPM
+    /// without a resource manager has 3).
+    #[serde(default = "default_loaded_keys")]
+    pub loaded_keys: usize,
+}
+
+fn default_tcti() -> String {
+    "device:/dev/tpmrm0".to_owned()
+}
+fn default_queue_depth() -> usize {
+    32
+}
+fn default_queue_wait_ms() -> u64 {
+    2000
+}
+fn default_loaded_keys() -> usize {
+    1
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -247,6 +288,25 @@ impl Config {
                             c.name
                         ));
                     }
+                }
+                BackendConfig::Tpm(c) => {
+                    if c.queue_depth == 0 || c.queue_depth > 4096 {
+                        return Err(format!(
+                            "backend {:?}: queue_depth must be between 1 and 4096",
+                            c.name
+                        ));
+                    }
+                    if c.loaded_keys > 8 {
+                        return Err(format!(
+                            "backend {:?}: loaded_keys must be at most 8",
+                            c.name
+                        ));
+                    }
+                    c.tcti
+                        .parse::<tss_esapi::tcti_ldr::TctiNameConf>()
+                        .map_err(|e| {
+                            format!("backend {:?}: tcti {:?} is not valid: {e}", c.name, c.tcti)
+                        })?;
                 }
             }
         }

@@ -5,8 +5,7 @@
 //! write-to-temp, fsync, rename, fsync-directory, so a crash leaves either the old or the new
 //! file, never a torn one.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -58,6 +57,23 @@ pub enum DeviceHandle {
         #[serde(with = "hex_bytes")]
         cka_id: Vec<u8>,
     },
+    /// A key wrapped by a TPM's storage key: TPM2B_PRIVATE contents (useless off that TPM)
+    /// and the marshalled TPMT_PUBLIC, loaded on demand.
+    Tpm {
+        #[serde(with = "base64_bytes")]
+        private: Vec<u8>,
+        #[serde(with = "base64_bytes")]
+        public: Vec<u8>,
+    },
+}
+
+impl DeviceHandle {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            DeviceHandle::Pkcs11 { .. } => "PKCS#11",
+            DeviceHandle::Tpm { .. } => "TPM",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +110,32 @@ pub struct KeyRecord {
     /// The key's X.509 certificate (DER), when one was loaded with it.
     #[serde(default, with = "base64_bytes", skip_serializing_if = "Vec::is_empty")]
     pub certificate: Vec<u8>,
+    /// What the device attested about the key when it generated it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<Attestation>,
+}
+
+/// Evidence from a device that it generated a key, kept as the device signed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Attestation {
+    Tpm(TpmEvidence),
+}
+
+/// A TPM2_Certify of a key by the TPM backend's attestation key (see the proto's
+/// TpmAttestation for each field).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TpmEvidence {
+    #[serde(with = "base64_bytes")]
+    pub key_public_area: Vec<u8>,
+    #[serde(with = "base64_bytes")]
+    pub certify_info: Vec<u8>,
+    #[serde(with = "base64_bytes")]
+    pub signature: Vec<u8>,
+    #[serde(with = "base64_bytes")]
+    pub ak_public_area: Vec<u8>,
+    #[serde(default, with = "base64_bytes", skip_serializing_if = "Vec::is_empty")]
+    pub ek_certificate: Vec<u8>,
 }
 
 #[derive(Deserialize)]
@@ -226,25 +268,9 @@ impl Inventory {
             keys: keys.iter().map(|k| k.as_ref()).collect(),
         })
         .expect("inventory serializes");
-        let dir = self.path.parent().expect("inventory has a directory");
-        let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
-        let result = (|| {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.write_all(&body)?;
-            file.write_all(b"\n")?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            std::fs::File::open(dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(write_err)
+        let mut body = body;
+        body.push(b'\n');
+        crate::atomic_file::replace(&self.path, &body, 0o600).map_err(write_err)
     }
 }
 
@@ -293,6 +319,7 @@ mod tests {
             origin: KeyOrigin::Generated,
             created: "2026-11-22T00:00:00Z".into(),
             certificate: Vec::new(),
+            attestation: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! trustd: keeps signing keys on hardware and signs for authorized local callers.
 
 mod algorithm;
+mod atomic_file;
 mod audit;
 mod backend;
 mod certificate;

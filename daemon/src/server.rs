@@ -14,6 +14,7 @@ use trustd_proto::signer_server::SignerServer;
 
 use crate::audit::AuditLog;
 use crate::backend::pkcs11::Pkcs11Backend;
+use crate::backend::tpm::TpmBackend;
 use crate::backend::{Backend, BackendState};
 use crate::config::{BackendConfig, Config};
 use crate::inventory::Inventory;
@@ -38,6 +39,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         .iter()
         .map(|b| match b {
             BackendConfig::Pkcs11(c) => Arc::new(Pkcs11Backend::new(c.clone())) as Arc<dyn Backend>,
+            BackendConfig::Tpm(c) => Arc::new(TpmBackend::new(c.clone(), config.state_dir.clone())),
         })
         .collect();
     let state = Arc::new(DaemonState {

@@ -18,7 +18,7 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::backend::{Backend, BackendError, BackendKind, BackendState, SignInput};
 use crate::certificate;
 use crate::config::Limits;
-use crate::inventory::{Inventory, KeyOrigin, KeyRecord, KeyScope};
+use crate::inventory::{Attestation, Inventory, KeyOrigin, KeyRecord, KeyScope};
 use crate::peer::PeerCredentials;
 use crate::policy::{Operation, Policy};
 use crate::private_key::PrivateKey;
@@ -62,7 +62,7 @@ impl DaemonState {
         self.backends
             .iter()
             .find(|b| b.name() == wanted)
-            .or_else(|| self.backends.iter().find(|b| kind_name(b.kind()) == wanted))
+            .or_else(|| self.backends.iter().find(|b| b.kind().as_str() == wanted))
             .ok_or_else(|| {
                 Status::not_found(format!(
                     "no backend named {wanted:?}; configured: {}",
@@ -314,6 +314,7 @@ impl SignerService {
             origin,
             created: crate::time::now_rfc3339(),
             certificate,
+            attestation: new.attestation,
         };
         let state = self.state.clone();
         let to_insert = record.clone();
@@ -473,19 +474,29 @@ pub fn backend_status(error: &BackendError) -> Status {
             Status::failed_precondition(message)
         }
         BackendError::KeyMissing(_) => Status::not_found(message),
+        BackendError::Busy(_) => Status::resource_exhausted(message),
         BackendError::Device(_) => Status::internal(message),
-    }
-}
-
-fn kind_name(kind: BackendKind) -> &'static str {
-    match kind {
-        BackendKind::Pkcs11 => "pkcs11",
     }
 }
 
 fn kind_proto(kind: BackendKind) -> pb::BackendKind {
     match kind {
         BackendKind::Pkcs11 => pb::BackendKind::Pkcs11,
+        BackendKind::Tpm => pb::BackendKind::Tpm,
+    }
+}
+
+fn attestation_proto(attestation: &Attestation) -> pb::Attestation {
+    match attestation {
+        Attestation::Tpm(tpm) => pb::Attestation {
+            evidence: Some(pb::attestation::Evidence::Tpm(pb::TpmAttestation {
+                key_public_area: tpm.key_public_area.clone(),
+                certify_info: tpm.certify_info.clone(),
+                signature: tpm.signature.clone(),
+                ak_public_area: tpm.ak_public_area.clone(),
+                ek_certificate_der: tpm.ek_certificate.clone(),
+            })),
+        },
     }
 }
 
@@ -516,6 +527,7 @@ fn key_info(state: &DaemonState, record: &KeyRecord) -> pb::KeyInfo {
         created,
         generated_on_device: record.origin == KeyOrigin::Generated,
         certificate_der: record.certificate.clone(),
+        attestation: record.attestation.as_ref().map(attestation_proto),
     }
 }
 
@@ -651,6 +663,62 @@ impl pb::signer_server::Signer for SignerService {
         // A signature is only handed out once its audit record is queued.
         self.audit(audit, &result).await?;
         result.map(Response::new)
+    }
+
+    async fn attest_key(
+        &self,
+        request: Request<pb::AttestKeyRequest>,
+    ) -> Result<Response<pb::AttestKeyResponse>, Status> {
+        let _in_flight = InFlight::new(&self.state.in_flight);
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let key = self.resolve(request.key.as_ref())?;
+        self.authorize(&caller, Operation::List, &key.name)?;
+        if !(8..=32).contains(&request.nonce.len()) {
+            return Err(Status::invalid_argument(format!(
+                "the nonce must have 8 to 32 bytes, not {}",
+                request.nonce.len()
+            )));
+        }
+        if key.origin != KeyOrigin::Generated {
+            return Err(Status::failed_precondition(format!(
+                "key {:?} was imported: no device can attest that it was generated inside it",
+                key.name
+            )));
+        }
+        let attestation = self
+            .key_backend(&key)?
+            .attest(&key.device, request.nonce)
+            .await
+            .map_err(|e| backend_status(&e))?;
+        Ok(Response::new(pb::AttestKeyResponse {
+            key: Some(key_info(&self.state, &key)),
+            attestation: Some(attestation_proto(&attestation)),
+        }))
+    }
+
+    async fn activate_credential(
+        &self,
+        request: Request<pb::ActivateCredentialRequest>,
+    ) -> Result<Response<pb::ActivateCredentialResponse>, Status> {
+        let _in_flight = InFlight::new(&self.state.in_flight);
+        let caller = caller(&request)?;
+        if !self.state.policy().grants_any(&caller, Operation::List) {
+            return Err(Status::permission_denied(format!(
+                "uid {} may not challenge trustd's attestation keys: no policy rule grants `list`",
+                caller.uid
+            )));
+        }
+        let request = request.into_inner();
+        let backend = self
+            .state
+            .backend(&request.backend)
+            .ok_or_else(|| Status::not_found(format!("no backend named {:?}", request.backend)))?;
+        let credential = backend
+            .activate_credential(request.credential_blob, request.encrypted_secret)
+            .await
+            .map_err(|e| backend_status(&e))?;
+        Ok(Response::new(pb::ActivateCredentialResponse { credential }))
     }
 
     async fn status(

@@ -15,6 +15,7 @@ pub mod http;
 pub mod notary;
 pub mod registry;
 pub mod token;
+pub mod tpm;
 
 pub use trustctl::client::Client;
 
@@ -161,6 +162,8 @@ pub struct Options {
     pub audit_path: Option<PathBuf>,
     /// Extra environment for the trustd process.
     pub env: Vec<(String, String)>,
+    /// `[[backend]]` tables (TOML) replacing the SoftHSM backend.
+    pub backends: Option<String>,
 }
 
 /// Root may do everything; nobody else anything.
@@ -186,6 +189,25 @@ impl Options {
             policy: ROOT_ONLY.into(),
             audit_path: None,
             env: Vec::new(),
+            backends: None,
+        }
+    }
+
+    /// trustd with the given backends (TOML `[[backend]]` tables) and no SoftHSM token.
+    pub fn with_backends(backends: String) -> Options {
+        Options {
+            module: String::new(),
+            token_label: String::new(),
+            token_serial: None,
+            pin_as_credential: false,
+            pin: None,
+            socket_mode: "0600".into(),
+            sessions: 4,
+            max_payload_bytes: 1024 * 1024,
+            policy: ROOT_ONLY.into(),
+            audit_path: None,
+            env: Vec::new(),
+            backends: Some(backends),
         }
     }
 }
@@ -198,7 +220,7 @@ pub struct Trustd {
     pub audit: PathBuf,
     pub state_dir: PathBuf,
     pub log: PathBuf,
-    softhsm_conf: PathBuf,
+    softhsm_conf: Option<PathBuf>,
     credentials_dir: Option<PathBuf>,
     env: Vec<(String, String)>,
     child: Option<Child>,
@@ -213,8 +235,20 @@ impl Trustd {
         trustd
     }
 
+    /// Starts trustd with `options.backends` only (no SoftHSM token).
+    pub fn launch(options: &Options) -> Trustd {
+        let mut trustd = Trustd::configure_with(None, options);
+        trustd.spawn();
+        trustd.wait_ready();
+        trustd
+    }
+
     /// Writes the config without starting trustd.
     pub fn configure(hsm: &SoftHsm, options: &Options) -> Trustd {
+        Trustd::configure_with(Some(&hsm.conf), options)
+    }
+
+    fn configure_with(softhsm_conf: Option<&Path>, options: &Options) -> Trustd {
         let work = tempfile::tempdir().expect("temp dir");
         // Other uids (the `nobody` test) must be able to reach the socket inside.
         std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -246,7 +280,7 @@ impl Trustd {
             audit: audit.clone(),
             state_dir: state_dir.clone(),
             log: work.path().join("trustd.log"),
-            softhsm_conf: hsm.conf.clone(),
+            softhsm_conf: softhsm_conf.map(Path::to_owned),
             credentials_dir,
             env: options.env.clone(),
             work,
@@ -266,6 +300,12 @@ impl Trustd {
         } else {
             format!("{{ file = \"{}\" }}", pin_file.display())
         };
+        let backends = options.backends.clone().unwrap_or_else(|| {
+            format!(
+                "[[backend]]\ntype = \"pkcs11\"\nname = \"hsm\"\nmodule = \"{}\"\n{token}\npin = {pin}\nsessions = {}\n",
+                options.module, options.sessions
+            )
+        });
         let text = format!(
             r#"state_dir = "{state}"
 
@@ -280,13 +320,7 @@ max_payload_bytes = {max_payload}
 sink = "file"
 path = "{audit}"
 
-[[backend]]
-type = "pkcs11"
-name = "hsm"
-module = "{module}"
-{token}
-pin = {pin}
-sessions = {sessions}
+{backends}
 
 {policy}
 "#,
@@ -295,8 +329,6 @@ sessions = {sessions}
             mode = options.socket_mode,
             max_payload = options.max_payload_bytes,
             audit = self.audit.display(),
-            module = options.module,
-            sessions = options.sessions,
             policy = options.policy,
         );
         std::fs::write(&self.config, text).unwrap();
@@ -319,7 +351,11 @@ sessions = {sessions}
         let child = Command::new(bin("trustd"))
             .arg("--config")
             .arg(&self.config)
-            .env("SOFTHSM2_CONF", &self.softhsm_conf)
+            .envs(
+                self.softhsm_conf
+                    .iter()
+                    .map(|conf| ("SOFTHSM2_CONF", conf.as_os_str())),
+            )
             .env("TRUSTD_LOG", "info,cryptoki::mechanism=off")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(

@@ -4,12 +4,13 @@
 //! operations and a small error vocabulary that maps one-to-one onto gRPC status codes.
 
 pub mod pkcs11;
+pub mod tpm;
 pub mod workers;
 
 use async_trait::async_trait;
 
 use crate::algorithm::KeyAlgorithm;
-use crate::inventory::DeviceHandle;
+use crate::inventory::{Attestation, DeviceHandle};
 use crate::private_key::PrivateKey;
 
 /// What went wrong on a device, classified by what the caller can do about it.
@@ -30,6 +31,9 @@ pub enum BackendError {
     /// The inventory names a key that is not on the device.
     #[error("{0}")]
     KeyMissing(String),
+    /// The device's queue is full and did not drain within the wait allowed. Retry later.
+    #[error("{0}")]
+    Busy(String),
     /// Anything else the device reported.
     #[error("{0}")]
     Device(String),
@@ -58,6 +62,8 @@ pub struct NewKey {
     pub algorithm: KeyAlgorithm,
     /// DER SubjectPublicKeyInfo, as read back from the device.
     pub public_key: Vec<u8>,
+    /// The device's own evidence that it generated the key, when it can give one.
+    pub attestation: Option<Attestation>,
 }
 
 /// What the device is asked to sign.
@@ -72,6 +78,17 @@ pub enum SignInput {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
     Pkcs11,
+    Tpm,
+}
+
+impl BackendKind {
+    /// The name callers may use instead of a backend's configured name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Pkcs11 => "pkcs11",
+            BackendKind::Tpm => "tpm",
+        }
+    }
 }
 
 #[async_trait]
@@ -93,4 +110,28 @@ pub trait Backend: Send + Sync {
     ) -> Result<Vec<u8>, BackendError>;
     /// Removes the key from the device. Removing a key that is already gone succeeds.
     async fn delete(&self, device: &DeviceHandle) -> Result<(), BackendError>;
+    /// Fresh evidence from the device that it generated the key, bound to the caller's nonce.
+    async fn attest(
+        &self,
+        _device: &DeviceHandle,
+        _nonce: Vec<u8>,
+    ) -> Result<Attestation, BackendError> {
+        Err(BackendError::Unsupported(format!(
+            "backend {:?} ({}) cannot attest its keys",
+            self.name(),
+            self.kind().as_str()
+        )))
+    }
+    /// Answers a verifier's MakeCredential challenge with the device's attestation key.
+    async fn activate_credential(
+        &self,
+        _credential_blob: Vec<u8>,
+        _encrypted_secret: Vec<u8>,
+    ) -> Result<Vec<u8>, BackendError> {
+        Err(BackendError::Unsupported(format!(
+            "backend {:?} ({}) has no attestation key to activate a credential with",
+            self.name(),
+            self.kind().as_str()
+        )))
+    }
 }

@@ -565,6 +565,7 @@ fn finish_new_key(
             },
             algorithm,
             public_key,
+            attestation: None,
         }),
         Err(e) => {
             destroy_quietly(session, &[private, public]);
@@ -660,7 +661,7 @@ impl Backend for Pkcs11Backend {
         algorithm: KeyAlgorithm,
         input: SignInput,
     ) -> Result<Vec<u8>, BackendError> {
-        let DeviceHandle::Pkcs11 { cka_id } = device.clone();
+        let cka_id = cka_id(device)?;
         self.run(move |token, session| {
             let key = token.private_key(session, &cka_id)?;
             let signature = match (algorithm, &input) {
@@ -695,7 +696,7 @@ impl Backend for Pkcs11Backend {
     }
 
     async fn delete(&self, device: &DeviceHandle) -> Result<(), BackendError> {
-        let DeviceHandle::Pkcs11 { cka_id } = device.clone();
+        let cka_id = cka_id(device)?;
         let changing = self.shared.object_creation.clone();
         self.run(move |token, session| {
             let _one_at_a_time = changing.lock().unwrap_or_else(|e| e.into_inner());
@@ -707,5 +708,17 @@ impl Backend for Pkcs11Backend {
             Ok(())
         })
         .await
+    }
+}
+
+/// The CKA_ID a key record points at; a record of another backend kind is a configuration
+/// mistake (the key's backend was renamed onto a different device).
+fn cka_id(device: &DeviceHandle) -> Result<Vec<u8>, BackendError> {
+    match device {
+        DeviceHandle::Pkcs11 { cka_id } => Ok(cka_id.clone()),
+        other => Err(BackendError::Misconfigured(format!(
+            "the key is a {} key, not a PKCS#11 object: its backend in trustd's config changed kind",
+            other.kind_name()
+        ))),
     }
 }

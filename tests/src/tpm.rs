@@ -1,0 +1,187 @@
+//! A software TPM (swtpm) per test, manufactured like a real one: swtpm_setup gives it an RSA
+//! and an ECC endorsement key and EK certificates issued by a local CA (swtpm-localca), whose
+//! root the tests configure as the trust anchor.
+//!
+//! Manufacturing takes about a second, so it happens once per test binary; each test copies
+//! the manufactured state into its own directory and runs its own swtpm on free loopback
+//! ports. The guard kills exactly the swtpm it started.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A manufactured TPM state and the CA that issued its EK certificates.
+struct Manufactured {
+    dir: PathBuf,
+}
+
+fn manufactured() -> &'static Manufactured {
+    static STATE: OnceLock<Manufactured> = OnceLock::new();
+    STATE.get_or_init(|| {
+        // Lives as long as the test process; removed by the OS's tmp cleaning, never reused.
+        let dir = tempfile::Builder::new()
+            .prefix("trustd-swtpm-template")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let (state, ca) = (dir.join("state"), dir.join("ca"));
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::create_dir_all(&ca).unwrap();
+        let localca = dir.join("swtpm-localca.conf");
+        std::fs::write(
+            &localca,
+            format!(
+                "statedir = {ca}\nsigningkey = {ca}/signkey.pem\nissuercert = {ca}/issuercert.pem\ncertserial = {ca}/certserial\n",
+                ca = ca.display()
+            ),
+        )
+        .unwrap();
+        let setup = dir.join("swtpm_setup.conf");
+        std::fs::write(
+            &setup,
+            format!(
+                "create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = {}\ncreate_certs_tool_options = /etc/swtpm-localca.options\nactive_pcr_banks = sha256\n",
+                localca.display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new("swtpm_setup")
+            .args(["--tpm2", "--create-ek-cert", "--tpmstate"])
+            .arg(&state)
+            .arg("--config")
+            .arg(&setup)
+            .output()
+            .expect("swtpm_setup runs (scripts/install-deps test installs swtpm-tools)");
+        assert!(
+            out.status.success(),
+            "swtpm_setup failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Manufactured { dir }
+    })
+}
+
+/// A running swtpm with its own copy of the manufactured state.
+pub struct Swtpm {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Swtpm {
+    pub fn start() -> Swtpm {
+        let template = manufactured();
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        for entry in std::fs::read_dir(template.dir.join("state")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), state.join(entry.file_name())).unwrap();
+        }
+        let mut swtpm = Swtpm {
+            dir,
+            port: free_port_pair(),
+            child: None,
+        };
+        swtpm.resume();
+        swtpm
+    }
+
+    /// TCTI configuration for tpm2-tss (control channel on port + 1).
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// The root certificate (PEM) of the CA that issued the EK certificates.
+    pub fn ek_root_ca(&self) -> PathBuf {
+        manufactured()
+            .dir
+            .join("ca")
+            .join("swtpm-localca-rootca-cert.pem")
+    }
+
+    /// The intermediate CA certificate (PEM) that signed the EK certificates.
+    pub fn ek_issuer_ca(&self) -> PathBuf {
+        manufactured().dir.join("ca").join("issuercert.pem")
+    }
+
+    /// Kills swtpm (as if the TPM vanished); its state stays on disk.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts swtpm again on the same ports and state.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "swtpm already running");
+        let state = self.dir.path().join("state");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("swtpm.log"))
+            .unwrap();
+        let child = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--tpmstate"])
+            .arg(format!("dir={}", state.display()))
+            .arg("--server")
+            .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", self.port))
+            .arg("--ctrl")
+            .arg(format!(
+                "type=tcp,port={},bindaddr=127.0.0.1",
+                self.port + 1
+            ))
+            .args(["--flags", "not-need-init,startup-clear"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("swtpm runs (scripts/install-deps test installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "swtpm did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Runs a tpm2-tools command against this TPM.
+    pub fn tpm2(&self, tool: &str, args: &[&str]) -> Output {
+        Command::new(tool)
+            .args(args)
+            .env("TPM2TOOLS_TCTI", self.tcti())
+            .output()
+            .unwrap_or_else(|e| panic!("{tool} runs (apt-get install tpm2-tools): {e}"))
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port P with P+1 also free (swtpm's command and control channels).
+fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no two consecutive free loopback ports");
+}
+
+/// Writes `value` to a file only its owner can read (an auth value or PIN for trustd).
+pub fn secret_file(dir: &Path, name: &str, value: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, value).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
