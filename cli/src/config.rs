@@ -13,6 +13,9 @@
 //! disable_tofu = true
 //! certs = { "registry.example.com/team/app" = ["<root certificate key ID>"] }
 //! ca = { "registry.example.com/" = "/etc/trustctl/root-ca.pem" }
+//!
+//! [attestation]
+//! tpm_ca = "/etc/trustctl/tpm-vendor-cas.pem"
 //! ```
 //!
 //! A file that exists but does not parse is an error, never ignored: silently dropping a
@@ -33,6 +36,16 @@ pub struct Config {
     pub notary: NotaryConfig,
     #[serde(default)]
     pub trust_pinning: TrustPinning,
+    #[serde(default)]
+    pub attestation: AttestationConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationConfig {
+    /// PEM certificates (the TPM vendors' roots and intermediates) that TPM endorsement key
+    /// certificates must chain to.
+    pub tpm_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod config;
+pub mod attestation;
 pub mod cosign;
 pub mod error;
 pub mod inspect;
@@ -15,3 +16,4 @@ pub mod reference;
 pub mod registry;
 pub mod tuf;
 pub mod verify;
+pub mod x509_chain;

@@ -16,8 +16,24 @@ use super::{algorithm_name, rfc3339};
 pub enum KeyCommand {
     /// Generate a key on a device held by trustd.
     Generate(GenerateArgs),
-    /// List the keys you may use.
+    /// List the keys you may use, with whether their device attestation verifies.
     List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// PEM certificates TPM endorsement key certificates must chain to [default: the
+        /// config's [attestation] tpm_ca].
+        #[arg(long)]
+        tpm_ca: Option<PathBuf>,
+    },
+    /// Prove a key was generated inside its device and cannot leave it: fresh evidence from
+    /// the device, verified here.
+    Attest {
+        name: String,
+        /// PEM certificates (TPM vendor roots and intermediates) the TPM's endorsement key
+        /// certificate must chain to [default: the config's [attestation] tpm_ca].
+        #[arg(long)]
+        tpm_ca: Option<PathBuf>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -115,7 +131,10 @@ pub struct RotateArgs {
 pub async fn run(socket: &Path, command: KeyCommand) -> Result<(), CliError> {
     match command {
         KeyCommand::Generate(args) => generate(socket, args).await,
-        KeyCommand::List { json } => list(socket, json).await,
+        KeyCommand::List { json, tpm_ca } => list(socket, json, tpm_ca).await,
+        KeyCommand::Attest { name, tpm_ca, json } => {
+            super::attest::attest(socket, &name, tpm_ca, json).await
+        }
         KeyCommand::Public {
             name,
             output,
@@ -187,7 +206,8 @@ async fn generate(socket: &Path, args: GenerateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn list(socket: &Path, json: bool) -> Result<(), CliError> {
+async fn list(socket: &Path, json: bool, tpm_ca: Option<PathBuf>) -> Result<(), CliError> {
+    let trust = super::attest::tpm_trust(tpm_ca)?;
     let mut client = client::connect(socket).await?;
     let keys = client
         .list_keys(pb::ListKeysRequest {})
@@ -195,10 +215,17 @@ async fn list(socket: &Path, json: bool) -> Result<(), CliError> {
         .map_err(|s| CliError::from_status("cannot list keys", s))?
         .into_inner()
         .keys;
+    let mut attestations = Vec::with_capacity(keys.len());
+    let mut verifier = trustctl::attestation::Verifier::new(&mut client, trust.as_ref());
+    for key in &keys {
+        attestations
+            .push(super::attest::list_column(&mut verifier, key, trust.is_some()).await);
+    }
     if json {
         let rows: Vec<_> = keys
             .iter()
-            .map(|k| {
+            .zip(&attestations)
+            .map(|(k, (_, attestation))| {
                 serde_json::json!({
                     "name": k.name,
                     "key_id": k.key_id,
@@ -208,6 +235,7 @@ async fn list(socket: &Path, json: bool) -> Result<(), CliError> {
                     "role": k.scope.as_ref().map(|s| s.role.as_str()).unwrap_or(""),
                     "generated_on_device": k.generated_on_device,
                     "created": rfc3339(k.created.as_ref()),
+                    "attestation": attestation,
                 })
             })
             .collect();
@@ -221,9 +249,10 @@ async fn list(socket: &Path, json: bool) -> Result<(), CliError> {
         println!("No keys (or none you may use).");
         return Ok(());
     }
-    let rows: Vec<[String; 6]> = keys
+    let rows: Vec<[String; 7]> = keys
         .iter()
-        .map(|k| {
+        .zip(attestations)
+        .map(|(k, (attestation, _))| {
             [
                 k.name.clone(),
                 k.key_id.clone(),
@@ -235,6 +264,7 @@ async fn list(socket: &Path, json: bool) -> Result<(), CliError> {
                     "imported"
                 }
                 .to_owned(),
+                attestation,
                 rfc3339(k.created.as_ref()),
             ]
         })
@@ -246,6 +276,7 @@ async fn list(socket: &Path, json: bool) -> Result<(), CliError> {
             "ALGORITHM",
             "BACKEND",
             "ORIGIN",
+            "ATTESTATION",
             "CREATED",
         ],
         &rows,

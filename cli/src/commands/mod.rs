@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod attest;
 pub mod batch;
 pub mod blob;
 pub mod inspect;
