@@ -3,9 +3,9 @@
 //! trustctl never holds a private key for longer than it takes to hand it to trustd
 //! (`key load`); everything else works with public keys and signatures only.
 
+pub mod attestation;
 pub mod client;
 pub mod config;
-pub mod attestation;
 pub mod cosign;
 pub mod error;
 pub mod inspect;

@@ -14,7 +14,11 @@ const OID_RSA_SHA256: der::oid::ObjectIdentifier =
 
 /// Checks that `issuer` signed `cert` (ECDSA P-256 or RSA PKCS#1 v1.5, SHA-256), named it
 /// as issuer, and was valid at `now`.
-pub fn issued_by(cert: &Certificate, issuer: &Certificate, now: OffsetDateTime) -> Result<(), String> {
+pub fn issued_by(
+    cert: &Certificate,
+    issuer: &Certificate,
+    now: OffsetDateTime,
+) -> Result<(), String> {
     if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
         return Err("its issuer is not the CA's subject".into());
     }
@@ -54,7 +58,11 @@ pub fn issued_by(cert: &Certificate, issuer: &Certificate, now: OffsetDateTime) 
 }
 
 /// Whether a certificate bundle (leaf first, then intermediates) chains to `ca`.
-pub fn chains_to(bundle: &[Certificate], ca: &Certificate, now: OffsetDateTime) -> Result<(), String> {
+pub fn chains_to(
+    bundle: &[Certificate],
+    ca: &Certificate,
+    now: OffsetDateTime,
+) -> Result<(), String> {
     let mut current = bundle.first().ok_or("an empty certificate")?;
     let mut rest: Vec<&Certificate> = bundle[1..].iter().collect();
     loop {
@@ -68,4 +76,3 @@ pub fn chains_to(bundle: &[Certificate], ca: &Certificate, now: OffsetDateTime) 
         }
     }
 }
-

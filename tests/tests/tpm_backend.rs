@@ -1,12 +1,12 @@
 //! trustd's TPM backend against a real software TPM (swtpm, manufactured with EK certificates
 //! by swtpm_setup), driven through trustctl and the gRPC API.
 
+use der::Decode;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::pkcs8::DecodePublicKey;
 use sha2::{Digest, Sha256};
-use trustd_e2e::tpm::{secret_file, Swtpm};
-use der::Decode;
 use trustctl::attestation::{check_tpm_evidence, AttestationError};
+use trustd_e2e::tpm::{secret_file, Swtpm};
 use trustd_e2e::*;
 use trustd_proto::{KeyAlgorithm, SignatureAlgorithm, SignatureEncoding};
 
@@ -114,9 +114,19 @@ fn attestation_is_verified_end_to_end_and_listed() {
 
     // A CA that did not issue the EK certificate is refused.
     let other = trustd_e2e::notary::TestCa::new();
-    let out = trustd.run(&["key", "attest", "release", "--tpm-ca", other.ca_cert().to_str().unwrap()]);
+    let out = trustd.run(&[
+        "key",
+        "attest",
+        "release",
+        "--tpm-ca",
+        other.ca_cert().to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("does not chain to a trusted CA"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not chain to a trusted CA"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +200,8 @@ async fn tampered_or_replayed_evidence_is_rejected() {
     .unwrap();
     let mut wrong_name = vec![0x00, 0x0b];
     wrong_name.extend([0x5a; 32]);
-    let challenge = trustctl::attestation::make_credential::make_credential(&ek, &wrong_name).unwrap();
+    let challenge =
+        trustctl::attestation::make_credential::make_credential(&ek, &wrong_name).unwrap();
     let refused = client
         .activate_credential(trustd_proto::ActivateCredentialRequest {
             backend: "tpm".into(),
@@ -200,7 +211,10 @@ async fn tampered_or_replayed_evidence_is_rejected() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Internal, "{refused:?}");
-    assert!(refused.message().contains("rejected the credential"), "{refused:?}");
+    assert!(
+        refused.message().contains("rejected the credential"),
+        "{refused:?}"
+    );
 
     // Evidence kept in the inventory and altered there shows up as failed in `key list`.
     drop(client);
@@ -229,4 +243,303 @@ async fn tampered_or_replayed_evidence_is_rejected() {
     .unwrap();
     assert_eq!(listed[0]["attestation"]["status"], "failed", "{listed}");
     assert_eq!(listed[1]["attestation"]["status"], "verified", "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_tpm_gives_unavailable_and_trustd_recovers_without_a_restart() {
+    let mut tpm = Swtpm::start();
+    let mut trustd = trustd_on(&tpm, "");
+    let mut client = trustd.client().await;
+    let key = client
+        .generate_key(generate_request("k", KeyAlgorithm::EcdsaP256))
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap();
+    client.sign(ecdsa_sign(b"before")).await.unwrap();
+
+    tpm.kill();
+    for _ in 0..2 {
+        let err = client.sign(ecdsa_sign(b"gone")).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+        assert!(err.message().contains("TPM"), "{err:?}");
+    }
+    let out = trustd.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(trustd.is_running());
+
+    tpm.resume();
+    let mut signed = None;
+    for _ in 0..50 {
+        match client.sign(ecdsa_sign(b"back")).await {
+            Ok(reply) => {
+                signed = Some(reply.into_inner());
+                break;
+            }
+            Err(status) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let signed = signed.unwrap_or_else(|| panic!("trustd did not recover:\n{}", trustd.log_text()));
+    verify(&key.public_key_der, b"back", &signed.signature);
+    assert!(trustd.log_text().contains("TPM connection lost"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_concurrent_callers_all_finish_signed_or_told_the_tpm_is_busy() {
+    let tpm = Swtpm::start();
+    // A one-deep queue and no waiting: a burst of 16 must overflow it.
+    let trustd = trustd_on(&tpm, "queue_depth = 1\nqueue_wait_ms = 0");
+    let mut client = trustd.client().await;
+    let key = client
+        .generate_key(generate_request("k", KeyAlgorithm::EcdsaP256))
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap();
+    let mut busy_seen = 0;
+    let mut signed = 0;
+    for round in 0..20 {
+        let mut tasks = Vec::new();
+        for caller in 0..16 {
+            let mut client = trustd.client().await;
+            tasks.push(tokio::spawn(async move {
+                let message = format!("round {round} caller {caller}").into_bytes();
+                let reply = client.sign(ecdsa_sign(&message)).await;
+                (message, reply)
+            }));
+        }
+        for task in tasks {
+            let (message, reply) = tokio::time::timeout(std::time::Duration::from_secs(30), task)
+                .await
+                .expect("a caller hung")
+                .unwrap();
+            match reply {
+                Ok(reply) => {
+                    verify(&key.public_key_der, &message, &reply.into_inner().signature);
+                    signed += 1;
+                }
+                Err(status) => {
+                    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+                    assert!(status.message().contains("queue_depth"), "{status:?}");
+                    busy_seen += 1;
+                }
+            }
+        }
+        if busy_seen > 0 && round >= 2 {
+            break;
+        }
+    }
+    assert!(signed > 0);
+    assert!(
+        busy_seen > 0,
+        "16 concurrent callers never overflowed a one-deep queue"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_default_queue_sixteen_concurrent_callers_all_sign() {
+    let tpm = Swtpm::start();
+    let trustd = trustd_on(&tpm, "");
+    let mut client = trustd.client().await;
+    let key = client
+        .generate_key(generate_request("k", KeyAlgorithm::EcdsaP256))
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap();
+    let mut tasks = Vec::new();
+    for caller in 0..16 {
+        let mut client = trustd.client().await;
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for i in 0..20 {
+                let message = format!("caller {caller} message {i}").into_bytes();
+                let reply = client
+                    .sign(ecdsa_sign(&message))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                out.push((message, reply.signature));
+            }
+            out
+        }));
+    }
+    for task in tasks {
+        for (message, signature) in task.await.unwrap() {
+            verify(&key.public_key_der, &message, &signature);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_auth_value_is_refused_once_and_not_retried() {
+    let tpm = Swtpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = secret_file(dir.path(), "key.auth", "correct horse\n");
+    let mut trustd = trustd_on(
+        &tpm,
+        &format!("key_auth = {{ file = \"{}\" }}", auth.display()),
+    );
+    let mut client = trustd.client().await;
+    let key = client
+        .generate_key(generate_request("k", KeyAlgorithm::EcdsaP256))
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap();
+    client.sign(ecdsa_sign(b"right")).await.unwrap();
+
+    // The value changes under trustd (a botched credential rotation).
+    secret_file(dir.path(), "key.auth", "battery staple\n");
+    trustd.restart();
+    let mut client = trustd.client().await;
+    let err = client.sign(ecdsa_sign(b"wrong")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert!(
+        err.message().contains("refused the key's auth value"),
+        "{err:?}"
+    );
+    assert!(err.message().contains("lock the TPM out"), "{err:?}");
+    let counter = || {
+        let out = tpm.tpm2("tpm2_getcap", &["properties-variable"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find(|l| l.contains("TPM2_PT_LOCKOUT_COUNTER"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no lockout counter in:\n{text}"))
+    };
+    let after_first = counter();
+    assert!(after_first.contains("0x1"), "{after_first}");
+    // Asked again, trustd refuses without spending another try of the TPM's.
+    let again = client.sign(ecdsa_sign(b"wrong")).await.unwrap_err();
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        again.message().contains("will not send it again"),
+        "{again:?}"
+    );
+    assert_eq!(counter(), after_first);
+
+    // The right value back in place works without a restart.
+    secret_file(dir.path(), "key.auth", "correct horse\n");
+    let reply = client
+        .sign(ecdsa_sign(b"fixed"))
+        .await
+        .unwrap()
+        .into_inner();
+    verify(&key.public_key_der, b"fixed", &reply.signature);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_hierarchy_with_an_auth_value_needs_owner_auth() {
+    let tpm = Swtpm::start();
+    let out = tpm.tpm2("tpm2_changeauth", &["-c", "owner", "owner-secret"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let trustd = trustd_on(&tpm, "");
+    let mut client = trustd.client().await;
+    let err = client
+        .generate_key(generate_request("k", KeyAlgorithm::EcdsaP256))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("set owner_auth"), "{err:?}");
+    drop(trustd);
+
+    let dir = tempfile::tempdir().unwrap();
+    let owner = secret_file(dir.path(), "owner.auth", "owner-secret");
+    let trustd = trustd_on(
+        &tpm,
+        &format!("owner_auth = {{ file = \"{}\" }}", owner.display()),
+    );
+    let mut client = trustd.client().await;
+    let key = client
+        .generate_key(generate_request("k", KeyAlgorithm::EcdsaP256))
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap();
+    let reply = client
+        .sign(ecdsa_sign(b"owned"))
+        .await
+        .unwrap()
+        .into_inner();
+    verify(&key.public_key_der, b"owned", &reply.signature);
+}
+
+#[test]
+fn rsa_3072_keys_make_pss_signatures_that_openssl_verifies() {
+    let tpm = Swtpm::start();
+    let trustd = trustd_on(&tpm, "");
+    let dir = tempfile::tempdir().unwrap();
+    trustd.ok(&[
+        "key",
+        "generate",
+        "rsa",
+        "--backend",
+        "tpm",
+        "--algorithm",
+        "rsa-3072",
+    ]);
+    let public = dir.path().join("rsa.pem");
+    trustd.ok(&["key", "public", "rsa", "--output", public.to_str().unwrap()]);
+    let data = dir.path().join("data");
+    std::fs::write(&data, b"signed by a TPM RSA key").unwrap();
+    let signature = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        trustd
+            .ok(&["sign-blob", "--key", "rsa", data.to_str().unwrap()])
+            .trim(),
+    )
+    .unwrap();
+    let sig_file = dir.path().join("sig");
+    std::fs::write(&sig_file, signature).unwrap();
+    // RSASSA-PSS with SHA-256 and a 32-byte salt, as TUF's "rsapss" verifiers expect.
+    let out = std::process::Command::new("openssl")
+        .args([
+            "dgst",
+            "-sha256",
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:32",
+            "-verify",
+        ])
+        .arg(&public)
+        .arg("-signature")
+        .arg(&sig_file)
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Verified OK"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Ed25519 is not a TPM algorithm: a precise refusal, not an obscure TPM error.
+    let out = trustd.run(&[
+        "key",
+        "generate",
+        "ed",
+        "--backend",
+        "tpm",
+        "--algorithm",
+        "ed25519",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("generates ecdsa-p256 and rsa-3072, not ed25519"),
+        "{}",
+        stderr(&out)
+    );
 }

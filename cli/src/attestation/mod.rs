@@ -46,7 +46,9 @@ pub enum AttestationError {
     MissingAttribute(&'static str),
     #[error("the certification does not carry this request's nonce: it is not fresh")]
     StaleNonce,
-    #[error("the TPM has no RSA 2048 endorsement key certificate, so nothing ties it to a TPM vendor")]
+    #[error(
+        "the TPM has no RSA 2048 endorsement key certificate, so nothing ties it to a TPM vendor"
+    )]
     NoEkCertificate,
     #[error("the endorsement key certificate does not chain to a trusted CA ({0})")]
     UntrustedEk(String),
@@ -180,9 +182,8 @@ pub fn check_tpm_evidence(
         None
     } else {
         Some(
-            Certificate::from_der(&evidence.ek_certificate_der).map_err(|e| {
-                AttestationError::Malformed(format!("the EK certificate: {e}"))
-            })?,
+            Certificate::from_der(&evidence.ek_certificate_der)
+                .map_err(|e| AttestationError::Malformed(format!("the EK certificate: {e}")))?,
         )
     };
     Ok(CheckedEvidence {

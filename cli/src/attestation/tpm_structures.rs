@@ -49,7 +49,10 @@ pub struct PublicArea {
 pub enum PublicKey {
     /// Uncompressed SEC1 point on P-256.
     EccP256(Vec<u8>),
-    Rsa { modulus: Vec<u8>, exponent: u32 },
+    Rsa {
+        modulus: Vec<u8>,
+        exponent: u32,
+    },
 }
 
 impl PublicArea {
@@ -206,7 +209,10 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], ParseError> {
-        let end = self.at.checked_add(n).filter(|end| *end <= self.bytes.len());
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|end| *end <= self.bytes.len());
         let Some(end) = end else {
             return Err(self.error(format!("truncated at byte {}", self.at)));
         };
@@ -216,15 +222,21 @@ impl<'a> Reader<'a> {
     }
 
     fn u16(&mut self) -> Result<u16, ParseError> {
-        Ok(u16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_be_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
 
     fn u32(&mut self) -> Result<u32, ParseError> {
-        Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 
     fn u64(&mut self) -> Result<u64, ParseError> {
-        Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     /// A TPM2B: a 16-bit size, then that many bytes.
@@ -237,10 +249,7 @@ impl<'a> Reader<'a> {
         if self.at == self.bytes.len() {
             Ok(())
         } else {
-            Err(self.error(format!(
-                "{} bytes left over",
-                self.bytes.len() - self.at
-            )))
+            Err(self.error(format!("{} bytes left over", self.bytes.len() - self.at)))
         }
     }
 }
@@ -291,7 +300,10 @@ mod tests {
         }
         let mut padded = bytes.clone();
         padded.push(0);
-        assert!(PublicArea::parse(&padded).unwrap_err().to_string().contains("left over"));
+        assert!(PublicArea::parse(&padded)
+            .unwrap_err()
+            .to_string()
+            .contains("left over"));
     }
 
     #[test]

@@ -7,9 +7,7 @@ use rand::RngCore;
 use trustd_proto as pb;
 
 use super::make_credential::make_credential;
-use super::{
-    check_ek_certificate, check_tpm_evidence, AttestationError, TpmReport, TpmTrust,
-};
+use super::{check_ek_certificate, check_tpm_evidence, AttestationError, TpmReport, TpmTrust};
 use crate::client::Client;
 
 /// Why a key's attestation could not be shown verified.
@@ -55,9 +53,8 @@ impl<'a> Verifier<'a> {
             .await
             .map_err(VerifyError::Trustd)?
             .into_inner();
-        let evidence = tpm_evidence(reply.attestation.as_ref()).ok_or_else(|| {
-            AttestationError::Malformed("trustd returned no TPM evidence".into())
-        })?;
+        let evidence = tpm_evidence(reply.attestation.as_ref())
+            .ok_or_else(|| AttestationError::Malformed("trustd returned no TPM evidence".into()))?;
         self.verify(key, evidence, &nonce).await
     }
 
@@ -80,7 +77,9 @@ impl<'a> Verifier<'a> {
         let (ek_public, ek_facts) = check_ek_certificate(&checked, self.trust)?;
         let slot = (key.backend.clone(), checked.ak_name.clone());
         if !self.challenged.contains_key(&slot) {
-            let outcome = self.challenge(&key.backend, &ek_public, &checked.ak_name).await?;
+            let outcome = self
+                .challenge(&key.backend, &ek_public, &checked.ak_name)
+                .await?;
             self.challenged.insert(slot.clone(), outcome);
         }
         if let Err(reason) = &self.challenged[&slot] {

@@ -44,9 +44,9 @@ pub async fn attest(
         VerifyError::Trustd(status) => {
             CliError::from_status(&format!("cannot attest key {name:?}"), status)
         }
-        VerifyError::Rejected(reason) => CliError::Failed(format!(
-            "key {name:?}: attestation NOT verified: {reason}"
-        )),
+        VerifyError::Rejected(reason) => {
+            CliError::Failed(format!("key {name:?}: attestation NOT verified: {reason}"))
+        }
     })?;
     if json {
         println!(
@@ -99,7 +99,10 @@ fn print_report(report: &TpmReport) {
                 report.endorsement_certificate.serial, report.endorsement_certificate.issuer
             ),
         ),
-        ("trusted because", format!("it chains to {}", report.endorsement_certificate.anchor)),
+        (
+            "trusted because",
+            format!("it chains to {}", report.endorsement_certificate.anchor),
+        ),
         ("TPM firmware", report.firmware_version.clone()),
     ];
     for (label, value) in rows {

@@ -218,8 +218,7 @@ async fn list(socket: &Path, json: bool, tpm_ca: Option<PathBuf>) -> Result<(), 
     let mut attestations = Vec::with_capacity(keys.len());
     let mut verifier = trustctl::attestation::Verifier::new(&mut client, trust.as_ref());
     for key in &keys {
-        attestations
-            .push(super::attest::list_column(&mut verifier, key, trust.is_some()).await);
+        attestations.push(super::attest::list_column(&mut verifier, key, trust.is_some()).await);
     }
     if json {
         let rows: Vec<_> = keys
