@@ -43,6 +43,65 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A PKCS#11 token a test can point trustd at: SoftHSM2, or tpm2-pkcs11 over swtpm.
+pub trait Pkcs11Token {
+    fn module(&self) -> &str;
+    fn label(&self) -> &str;
+    /// The key algorithms (trustctl's names) the module can generate and sign with.
+    fn algorithms(&self) -> &'static [&'static str];
+    /// Environment the module reads its configuration from.
+    fn module_env(&self) -> Vec<(String, String)>;
+
+    /// Runs OpenSC's pkcs11-tool on this token, logged in as the user: an independent
+    /// PKCS#11 client to check what trustd left on the token.
+    fn pkcs11_tool(&self, args: &[&str]) -> Output {
+        Command::new("pkcs11-tool")
+            .envs(self.module_env())
+            .args(["--module", self.module(), "--token-label", self.label()])
+            .args(["--login", "--pin", USER_PIN])
+            .args(args)
+            .output()
+            .expect("pkcs11-tool runs (apt-get install opensc)")
+    }
+
+    /// What any PKCS#11 application logged in to this token can learn about the private key
+    /// `label` (see the trustd-e2e-pkcs11-probe binary).
+    fn probe_private_key(&self, label: &str) -> serde_json::Value {
+        let out = Command::new(bin("trustd-e2e-pkcs11-probe"))
+            .arg(label)
+            .envs(self.module_env())
+            .env("PROBE_MODULE", self.module())
+            .env("PROBE_TOKEN", self.label())
+            .env("PROBE_PIN", USER_PIN)
+            .output()
+            .expect("run the probe");
+        assert!(
+            out.status.success(),
+            "probe failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("probe prints JSON")
+    }
+}
+
+impl Pkcs11Token for SoftHsm {
+    fn module(&self) -> &str {
+        MODULE
+    }
+
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn algorithms(&self) -> &'static [&'static str] {
+        &["ecdsa-p256", "ed25519", "rsa-3072"]
+    }
+
+    fn module_env(&self) -> Vec<(String, String)> {
+        vec![("SOFTHSM2_CONF".into(), self.conf.display().to_string())]
+    }
+}
+
 /// A SoftHSM2 token initialized in a private temp dir.
 pub struct SoftHsm {
     pub dir: tempfile::TempDir,
@@ -108,38 +167,6 @@ impl SoftHsm {
             self.label
         );
     }
-
-    /// Runs OpenSC's pkcs11-tool on this token, logged in as the user: an independent
-    /// PKCS#11 client to check what trustd left on the token.
-    pub fn pkcs11_tool(&self, args: &[&str]) -> Output {
-        Command::new("pkcs11-tool")
-            .env("SOFTHSM2_CONF", &self.conf)
-            .args(["--module", MODULE, "--token-label", &self.label])
-            .args(["--login", "--pin", USER_PIN])
-            .args(args)
-            .output()
-            .expect("pkcs11-tool runs (apt-get install opensc)")
-    }
-}
-
-impl SoftHsm {
-    /// What any PKCS#11 application logged in to this token can learn about the private key
-    /// `label` (see the trustd-e2e-pkcs11-probe binary).
-    pub fn probe_private_key(&self, label: &str) -> serde_json::Value {
-        let out = Command::new(bin("trustd-e2e-pkcs11-probe"))
-            .arg(label)
-            .env("SOFTHSM2_CONF", &self.conf)
-            .env("PROBE_TOKEN", &self.label)
-            .env("PROBE_PIN", USER_PIN)
-            .output()
-            .expect("run the probe");
-        assert!(
-            out.status.success(),
-            "probe failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("probe prints JSON")
-    }
 }
 
 /// How a test wants trustd configured.
@@ -176,10 +203,10 @@ operations = ["sign", "generate", "import", "delete", "list"]
 "#;
 
 impl Options {
-    pub fn for_token(hsm: &SoftHsm) -> Options {
+    pub fn for_token(token: &dyn Pkcs11Token) -> Options {
         Options {
-            module: MODULE.into(),
-            token_label: hsm.label.clone(),
+            module: token.module().into(),
+            token_label: token.label().into(),
             token_serial: None,
             pin_as_credential: false,
             pin: Some(USER_PIN.into()),
@@ -220,7 +247,8 @@ pub struct Trustd {
     pub audit: PathBuf,
     pub state_dir: PathBuf,
     pub log: PathBuf,
-    softhsm_conf: Option<PathBuf>,
+    /// The PKCS#11 module's environment (SOFTHSM2_CONF, TPM2_PKCS11_STORE, ...).
+    module_env: Vec<(String, String)>,
     credentials_dir: Option<PathBuf>,
     env: Vec<(String, String)>,
     child: Option<Child>,
@@ -228,7 +256,7 @@ pub struct Trustd {
 
 impl Trustd {
     /// Writes the config and starts trustd; returns once it accepts connections.
-    pub fn start(hsm: &SoftHsm, options: &Options) -> Trustd {
+    pub fn start(hsm: &dyn Pkcs11Token, options: &Options) -> Trustd {
         let mut trustd = Trustd::configure(hsm, options);
         trustd.spawn();
         trustd.wait_ready();
@@ -237,18 +265,18 @@ impl Trustd {
 
     /// Starts trustd with `options.backends` only (no SoftHSM token).
     pub fn launch(options: &Options) -> Trustd {
-        let mut trustd = Trustd::configure_with(None, options);
+        let mut trustd = Trustd::configure_with(Vec::new(), options);
         trustd.spawn();
         trustd.wait_ready();
         trustd
     }
 
     /// Writes the config without starting trustd.
-    pub fn configure(hsm: &SoftHsm, options: &Options) -> Trustd {
-        Trustd::configure_with(Some(&hsm.conf), options)
+    pub fn configure(token: &dyn Pkcs11Token, options: &Options) -> Trustd {
+        Trustd::configure_with(token.module_env(), options)
     }
 
-    fn configure_with(softhsm_conf: Option<&Path>, options: &Options) -> Trustd {
+    fn configure_with(module_env: Vec<(String, String)>, options: &Options) -> Trustd {
         let work = tempfile::tempdir().expect("temp dir");
         // Other uids (the `nobody` test) must be able to reach the socket inside.
         std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -280,7 +308,7 @@ impl Trustd {
             audit: audit.clone(),
             state_dir: state_dir.clone(),
             log: work.path().join("trustd.log"),
-            softhsm_conf: softhsm_conf.map(Path::to_owned),
+            module_env,
             credentials_dir,
             env: options.env.clone(),
             work,
@@ -352,9 +380,9 @@ path = "{audit}"
             .arg("--config")
             .arg(&self.config)
             .envs(
-                self.softhsm_conf
+                self.module_env
                     .iter()
-                    .map(|conf| ("SOFTHSM2_CONF", conf.as_os_str())),
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
             )
             .env("TRUSTD_LOG", "info,cryptoki::mechanism=off")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

@@ -12,6 +12,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::Pkcs11Token;
+
 /// A manufactured TPM state and the CA that issued its EK certificates.
 struct Manufactured {
     dir: PathBuf,
@@ -184,4 +186,134 @@ pub fn secret_file(dir: &Path, name: &str, value: &str) -> PathBuf {
     std::fs::write(&path, value).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     path
+}
+
+/// tpm2-pkcs11's module, as Debian installs it.
+pub const TPM2_PKCS11_MODULE: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";
+
+/// A tpm2-pkcs11 token over swtpm, initialized with tpm2_ptool.
+///
+/// tpm2-pkcs11 and tpm2_ptool leave objects loaded between calls and rely on a resource
+/// manager to evict them (a bare TPM has three object slots), as /dev/tpmrm0 does on a real
+/// machine. Here that is tpm2-abrmd on a private D-Bus session bus, in front of swtpm.
+pub struct Tpm2Pkcs11 {
+    pub swtpm: Swtpm,
+    label: String,
+    store: PathBuf,
+    tcti: String,
+    bus_address: String,
+    abrmd: Child,
+    dbus: Child,
+}
+
+impl Tpm2Pkcs11 {
+    pub fn new(label: &str) -> Tpm2Pkcs11 {
+        use std::io::BufRead;
+        let swtpm = Swtpm::start();
+        let mut dbus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon runs (apt-get install dbus)");
+        let mut address = String::new();
+        std::io::BufReader::new(dbus.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        let bus_address = address.trim().to_owned();
+        let bus_name = format!("com.intel.tss2.Tabrmd.trustd{}", swtpm.port);
+        let abrmd = Command::new("tpm2-abrmd")
+            .args(["--session", "--allow-root", "--flush-all"])
+            .arg(format!("--dbus-name={bus_name}"))
+            .arg(format!("--tcti={}", swtpm.tcti()))
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus_address)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tpm2-abrmd runs (apt-get install tpm2-abrmd libtss2-tcti-tabrmd0)");
+        let store = swtpm.dir.path().join("pkcs11-store");
+        std::fs::create_dir(&store).unwrap();
+        let token = Tpm2Pkcs11 {
+            label: label.to_owned(),
+            tcti: format!("tabrmd:bus_name={bus_name},bus_type=session"),
+            store,
+            bus_address,
+            abrmd,
+            dbus,
+            swtpm,
+        };
+        // abrmd registers its bus name shortly after starting: retry the first command.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = token.ptool(&["init"]);
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tpm2_ptool init failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = token.ptool(&[
+            "addtoken",
+            "--pid=1",
+            &format!("--sopin={}", crate::SO_PIN),
+            &format!("--userpin={}", crate::USER_PIN),
+            &format!("--label={label}"),
+        ]);
+        assert!(
+            out.status.success(),
+            "tpm2_ptool addtoken failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        token
+    }
+
+    fn ptool(&self, args: &[&str]) -> Output {
+        Command::new("tpm2_ptool")
+            .args(args)
+            .arg(format!("--path={}", self.store.display()))
+            .envs(self.module_env())
+            .env("TPM2TOOLS_TCTI", &self.tcti)
+            .output()
+            .expect("tpm2_ptool runs (apt-get install libtpm2-pkcs11-tools)")
+    }
+}
+
+impl Pkcs11Token for Tpm2Pkcs11 {
+    fn module(&self) -> &str {
+        TPM2_PKCS11_MODULE
+    }
+
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn algorithms(&self) -> &'static [&'static str] {
+        // A TPM has no Ed25519.
+        &["ecdsa-p256", "rsa-3072"]
+    }
+
+    fn module_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("TPM2_PKCS11_STORE".into(), self.store.display().to_string()),
+            ("TPM2_PKCS11_TCTI".into(), self.tcti.clone()),
+            ("DBUS_SESSION_BUS_ADDRESS".into(), self.bus_address.clone()),
+            // tpm2-pkcs11 logs every unsupported attribute query at "warn" otherwise.
+            ("TPM2_PKCS11_LOG_LEVEL".into(), "0".into()),
+        ]
+    }
+}
+
+impl Drop for Tpm2Pkcs11 {
+    fn drop(&mut self) {
+        for child in [&mut self.abrmd, &mut self.dbus] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

@@ -296,7 +296,10 @@ impl Shared {
         };
         let description = format!(
             "{} token {:?} (serial {}, {})",
-            info.model().trim(),
+            info.model()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
             info.label().trim(),
             info.serial_number().trim(),
             info.manufacturer_id().trim()
@@ -642,7 +645,7 @@ impl Backend for Pkcs11Backend {
             let (public, mut private) = objects::import_templates(&key, &id, &label)?;
             let created = session.create_object(&private);
             objects::zeroize_template(&mut private);
-            let priv_handle = created?;
+            let priv_handle = created.map_err(|e| import_refused(token, algorithm, e))?;
             let pub_handle = match session.create_object(&public) {
                 Ok(handle) => handle,
                 Err(e) => {
@@ -708,6 +711,30 @@ impl Backend for Pkcs11Backend {
             Ok(())
         })
         .await
+    }
+}
+
+/// A token that will not take a private key as a non-extractable, sensitive token object
+/// says so with a template error; name what was asked and what to do instead.
+fn import_refused(
+    token: &Token,
+    algorithm: KeyAlgorithm,
+    error: cryptoki::error::Error,
+) -> OpError {
+    match rv::rv(&error) {
+        Some(
+            RvError::AttributeValueInvalid
+            | RvError::AttributeTypeInvalid
+            | RvError::TemplateInconsistent
+            | RvError::TemplateIncomplete
+            | RvError::FunctionNotSupported,
+        ) => OpError::Backend(BackendError::Unsupported(format!(
+            "{} does not import {} private keys ({}): it refused a private key object with CKA_TOKEN, CKA_PRIVATE and CKA_SENSITIVE true and CKA_EXTRACTABLE false. Generate the key on the device instead (`trustctl key generate`), or load it into a backend whose token imports keys",
+            token.description,
+            algorithm.as_str(),
+            rv::describe(&error)
+        ))),
+        _ => OpError::Pkcs11(error),
     }
 }
 

@@ -1,5 +1,5 @@
-//! `trustd-e2e-pkcs11-probe LABEL`: logs in to the SoftHSM token named by $SOFTHSM2_CONF and
-//! $PROBE_TOKEN with $PROBE_PIN, then tries to read the private key LABEL's secret value the
+//! `trustd-e2e-pkcs11-probe LABEL`: loads $PROBE_MODULE (SoftHSM2 by default), logs in to the
+//! token $PROBE_TOKEN with $PROBE_PIN, then tries to read the private key LABEL's secret value the
 //! way any PKCS#11 application could (C_GetAttributeValue on CKA_VALUE / CKA_PRIVATE_EXPONENT).
 //! Prints one JSON object describing what the token answered. Runs as its own process so its
 //! C_Initialize sees only this token.
@@ -14,7 +14,8 @@ fn main() {
         .expect("usage: trustd-e2e-pkcs11-probe LABEL");
     let token = std::env::var("PROBE_TOKEN").expect("PROBE_TOKEN");
     let pin = std::env::var("PROBE_PIN").expect("PROBE_PIN");
-    let ctx = Pkcs11::new(trustd_e2e::MODULE).unwrap();
+    let module = std::env::var("PROBE_MODULE").unwrap_or_else(|_| trustd_e2e::MODULE.into());
+    let ctx = Pkcs11::new(module).unwrap();
     ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .unwrap();
     let slot = ctx

@@ -81,6 +81,12 @@ struct Settings {
     rejected_key_auth: HashMap<[u8; 32], [u8; 32]>,
 }
 
+/// A TPM2_Certify result: the TPMS_ATTEST as signed, and the AK's raw r||s signature.
+struct Certification {
+    info: Vec<u8>,
+    signature: Vec<u8>,
+}
+
 struct Connection {
     context: Esys,
     primary: KeyHandle,
@@ -260,12 +266,12 @@ impl Device {
             let (ak_handle, ak_public) = conn.load_ak(settings, None)?;
             let certified = conn.certify_with(settings, key, ak_handle, nonce);
             flush(&mut conn.context, ak_handle.into());
-            let (certify_info, signature, key_public) = certified?;
+            let certification = certified?;
             let ek_certificate = conn.ek_certificate();
             Ok(TpmEvidence {
-                key_public_area: key_public,
-                certify_info,
-                signature,
+                key_public_area: key.public.clone(),
+                certify_info: certification.info,
+                signature: certification.signature,
                 ak_public_area: ak_public,
                 ek_certificate,
             })
@@ -604,14 +610,14 @@ impl Connection {
         Ok((handle, blobs.public))
     }
 
-    /// Certifies `key` with the loaded AK: (TPMS_ATTEST, raw r||s, key's TPMT_PUBLIC).
+    /// Certifies `key` with the loaded AK.
     fn certify_with(
         &mut self,
         settings: &mut Settings,
         key: &KeyBlobs,
         ak_handle: KeyHandle,
         nonce: Data,
-    ) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>), TpmError> {
+    ) -> Result<Certification, TpmError> {
         let handle = self.load(settings, key)?;
         let certified = self.context.execute_with_sessions(
             (
@@ -640,7 +646,10 @@ impl Connection {
             templates::left_pad(ecc.signature_s().value(), 32).map_err(BackendError::Device)?,
         );
         let info = attest.marshall().during("marshalling TPMS_ATTEST")?;
-        Ok((info, raw, key.public.clone()))
+        Ok(Certification {
+            info,
+            signature: raw,
+        })
     }
 
     fn activate_with(
