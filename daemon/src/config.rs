@@ -351,6 +351,33 @@ mod tests {
     }
 
     #[test]
+    fn tpm_backend_parses_with_defaults_and_checks_its_tcti() {
+        let tpm = EXAMPLE
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[backend]]"))
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.trim_start_matches("# "))
+            .filter(|l| l.starts_with("[[") || l.contains(" = "))
+            .filter(|l| !l.contains("_auth"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let text = format!("{EXAMPLE}\n{tpm}\n");
+        let config =
+            Config::parse(Path::new("x"), &text).expect("the example's TPM backend parses");
+        let BackendConfig::Tpm(c) = &config.backends[1] else {
+            panic!("not a TPM backend: {:?}", config.backends[1]);
+        };
+        assert_eq!(c.tcti, "device:/dev/tpmrm0");
+        assert_eq!(
+            (c.queue_depth, c.queue_wait_ms, c.loaded_keys),
+            (32, 2000, 1)
+        );
+        let bad = text.replace("device:/dev/tpmrm0", "bogus-tcti");
+        let err = Config::parse(Path::new("x"), &bad).unwrap_err();
+        assert!(err.to_string().contains("tcti"), "{err}");
+    }
+
+    #[test]
     fn rule_without_subjects_is_rejected() {
         let text = format!("{EXAMPLE}\n[[policy.rule]]\nkeys = [\"*\"]\noperations = [\"sign\"]\n");
         let err = Config::parse(Path::new("x"), &text).unwrap_err();

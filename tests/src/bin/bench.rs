@@ -10,12 +10,11 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use sha2::{Digest, Sha256};
+use trustd_e2e::bench::{median_run, print_row, run_socket, Call, Run, PAYLOAD_BYTES};
 use trustd_e2e::*;
-use trustd_proto::{KeyAlgorithm, SignatureAlgorithm, SignatureEncoding};
+use trustd_proto::KeyAlgorithm;
 
 const KEY: &str = "bench";
-/// About the size of a small TUF targets role: what trustctl signs most.
-const PAYLOAD_BYTES: usize = 512;
 
 struct Args {
     seconds: f64,
@@ -44,29 +43,6 @@ fn parse_args() -> Args {
         }
     }
     parsed
-}
-
-/// One measured run: signatures and their latencies.
-struct Run {
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Run {
-    fn per_second(&self) -> f64 {
-        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn percentile(&self, p: f64) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-    }
-}
-
-fn median_run(mut runs: Vec<Run>) -> Run {
-    runs.sort_by(|a, b| a.per_second().total_cmp(&b.per_second()));
-    runs.swap_remove(runs.len() / 2)
 }
 
 struct Direct {
@@ -135,72 +111,6 @@ fn run_direct(direct: &mut Direct, threads: usize, seconds: f64) -> Run {
     }
 }
 
-/// What one client does per iteration over the socket.
-#[derive(Clone, Copy)]
-enum Call {
-    /// Sign a payload with the bench key.
-    Sign,
-    /// A device-free call (ListKeys): the transport alone.
-    ListKeys,
-}
-
-/// Each client has its own connection and repeats `call` until the deadline.
-async fn run_socket(clients: &[Client], seconds: f64, call: Call) -> Run {
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs_f64(seconds);
-    let tasks: Vec<_> = clients
-        .iter()
-        .cloned()
-        .map(|mut client| {
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    match call {
-                        Call::Sign => {
-                            let reply = client
-                                .sign(sign_request(
-                                    KEY,
-                                    SignatureAlgorithm::EcdsaP256Sha256,
-                                    SignatureEncoding::Raw,
-                                    vec![0x5a; PAYLOAD_BYTES],
-                                ))
-                                .await
-                                .unwrap();
-                            assert_eq!(reply.get_ref().signature.len(), 64);
-                        }
-                        Call::ListKeys => {
-                            client
-                                .list_keys(trustd_proto::ListKeysRequest {})
-                                .await
-                                .unwrap();
-                        }
-                    }
-                    latencies.push(t.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await.unwrap());
-    }
-    Run {
-        elapsed: start.elapsed(),
-        latencies,
-    }
-}
-
-fn print_row(mode: &str, run: &Run) {
-    println!(
-        "{mode:<34} {:>9.0}/s   p50 {:>7.1} us   p99 {:>7.1} us",
-        run.per_second(),
-        run.percentile(0.50).as_secs_f64() * 1e6,
-        run.percentile(0.99).as_secs_f64() * 1e6,
-    );
-}
-
 fn main() {
     let args = parse_args();
     let hsm = SoftHsm::new("bench");
@@ -234,14 +144,14 @@ fn main() {
     );
     // Warm up both paths (sessions, handle caches, connections).
     run_direct(&mut direct, 8, 0.3);
-    runtime.block_on(run_socket(&eight, 0.3, Call::Sign));
+    runtime.block_on(run_socket(&eight, 0.3, Call::Sign(KEY)));
 
     let (mut d1, mut s1, mut d8, mut s8) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.rounds {
         d1.push(run_direct(&mut direct, 1, args.seconds));
-        s1.push(runtime.block_on(run_socket(&one, args.seconds, Call::Sign)));
+        s1.push(runtime.block_on(run_socket(&one, args.seconds, Call::Sign(KEY))));
         d8.push(run_direct(&mut direct, 8, args.seconds));
-        s8.push(runtime.block_on(run_socket(&eight, args.seconds, Call::Sign)));
+        s8.push(runtime.block_on(run_socket(&eight, args.seconds, Call::Sign(KEY))));
     }
     let (d1, s1, d8, s8) = (
         median_run(d1),

@@ -1,0 +1,100 @@
+//! What the benchmarks share: a measured run of signatures, its median over rounds, and how
+//! a row is printed.
+
+use std::time::{Duration, Instant};
+
+use trustd_proto::{SignatureAlgorithm, SignatureEncoding};
+
+use crate::{sign_request, Client};
+
+/// About the size of a small TUF targets role: what trustctl signs most.
+pub const PAYLOAD_BYTES: usize = 512;
+
+/// One measured run: signatures and their latencies.
+pub struct Run {
+    pub elapsed: Duration,
+    pub latencies: Vec<Duration>,
+}
+
+impl Run {
+    pub fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+    }
+}
+
+pub fn median_run(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.per_second().total_cmp(&b.per_second()));
+    runs.swap_remove(runs.len() / 2)
+}
+
+pub fn print_row(mode: &str, run: &Run) {
+    println!(
+        "{mode:<34} {:>9.0}/s   p50 {:>7.1} us   p99 {:>7.1} us",
+        run.per_second(),
+        run.percentile(0.50).as_secs_f64() * 1e6,
+        run.percentile(0.99).as_secs_f64() * 1e6,
+    );
+}
+
+/// What one client does per iteration over the socket.
+#[derive(Clone, Copy)]
+pub enum Call {
+    /// Sign a payload with the named key (ECDSA P-256).
+    Sign(&'static str),
+    /// A device-free call (ListKeys): the transport alone.
+    ListKeys,
+}
+
+/// Each client has its own connection and repeats `call` until the deadline.
+pub async fn run_socket(clients: &[Client], seconds: f64, call: Call) -> Run {
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = clients
+        .iter()
+        .cloned()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    match call {
+                        Call::Sign(key) => {
+                            let reply = client
+                                .sign(sign_request(
+                                    key,
+                                    SignatureAlgorithm::EcdsaP256Sha256,
+                                    SignatureEncoding::Raw,
+                                    vec![0x5a; PAYLOAD_BYTES],
+                                ))
+                                .await
+                                .unwrap();
+                            assert_eq!(reply.get_ref().signature.len(), 64);
+                        }
+                        Call::ListKeys => {
+                            client
+                                .list_keys(trustd_proto::ListKeysRequest {})
+                                .await
+                                .unwrap();
+                        }
+                    }
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    Run {
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
