@@ -406,6 +406,7 @@ impl Connection {
                 settings.config.tcti
             ))
         })?;
+        flush_stale_objects(&mut context);
         let owner = read_auth(settings.config.owner_auth.as_ref(), "owner_auth")?;
         if let Some((auth, fingerprint)) = owner {
             if settings.rejected_owner_auth == Some(fingerprint) {
@@ -747,6 +748,35 @@ impl Drop for Connection {
         // Objects would otherwise stay in a TPM without a resource manager until it restarts.
         self.flush_loaded();
         flush(&mut self.context, self.primary.into());
+    }
+}
+
+/// Flushes transient objects an earlier connection left behind. A TPM without a resource
+/// manager (swtpm over TCP, /dev/tpm0) keeps them after the connection closes, so a trustd
+/// that was killed would otherwise fill its three object slots. Behind a resource manager
+/// (/dev/tpmrm0) a connection only sees its own objects, and a new one has none.
+fn flush_stale_objects(context: &mut Esys) {
+    use tss_esapi::constants::tss::TPM2_TRANSIENT_FIRST;
+    use tss_esapi::constants::CapabilityType;
+    use tss_esapi::structures::CapabilityData;
+    let handles = match context.get_capability(CapabilityType::Handles, TPM2_TRANSIENT_FIRST, 64) {
+        Ok((CapabilityData::Handles(handles), _)) => handles,
+        _ => return,
+    };
+    let mut flushed = 0;
+    for handle in handles.iter() {
+        let object = context.execute_without_session(|ctx| ctx.tr_from_tpm_public(*handle));
+        if let Ok(object) = object {
+            if context.flush_context(object).is_ok() {
+                flushed += 1;
+            }
+        }
+    }
+    if flushed > 0 {
+        tracing::info!(
+            flushed,
+            "flushed transient objects an earlier connection left in the TPM (no resource manager)"
+        );
     }
 }
 
