@@ -14,6 +14,7 @@ pub mod dct;
 pub mod hostile;
 pub mod http;
 pub mod notary;
+pub mod piv;
 pub mod registry;
 pub mod token;
 pub mod tpm;
