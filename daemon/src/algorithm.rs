@@ -9,6 +9,7 @@ use trustd_proto as pb;
 #[serde(rename_all = "kebab-case")]
 pub enum KeyAlgorithm {
     EcdsaP256,
+    EcdsaP384,
     Ed25519,
     Rsa2048,
     Rsa3072,
@@ -19,6 +20,7 @@ impl KeyAlgorithm {
     pub fn from_proto(value: i32) -> Option<Self> {
         match pb::KeyAlgorithm::try_from(value).ok()? {
             pb::KeyAlgorithm::EcdsaP256 => Some(Self::EcdsaP256),
+            pb::KeyAlgorithm::EcdsaP384 => Some(Self::EcdsaP384),
             pb::KeyAlgorithm::Ed25519 => Some(Self::Ed25519),
             pb::KeyAlgorithm::Rsa2048 => Some(Self::Rsa2048),
             pb::KeyAlgorithm::Rsa3072 => Some(Self::Rsa3072),
@@ -30,6 +32,7 @@ impl KeyAlgorithm {
     pub fn to_proto(self) -> pb::KeyAlgorithm {
         match self {
             Self::EcdsaP256 => pb::KeyAlgorithm::EcdsaP256,
+            Self::EcdsaP384 => pb::KeyAlgorithm::EcdsaP384,
             Self::Ed25519 => pb::KeyAlgorithm::Ed25519,
             Self::Rsa2048 => pb::KeyAlgorithm::Rsa2048,
             Self::Rsa3072 => pb::KeyAlgorithm::Rsa3072,
@@ -40,6 +43,7 @@ impl KeyAlgorithm {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::EcdsaP256 => "ecdsa-p256",
+            Self::EcdsaP384 => "ecdsa-p384",
             Self::Ed25519 => "ed25519",
             Self::Rsa2048 => "rsa-2048",
             Self::Rsa3072 => "rsa-3072",
@@ -69,15 +73,17 @@ impl KeyAlgorithm {
     pub fn signature_algorithm(self) -> SignatureAlgorithm {
         match self {
             Self::EcdsaP256 => SignatureAlgorithm::EcdsaP256Sha256,
+            Self::EcdsaP384 => SignatureAlgorithm::EcdsaP384Sha384,
             Self::Ed25519 => SignatureAlgorithm::Ed25519,
             Self::Rsa2048 | Self::Rsa3072 | Self::Rsa4096 => SignatureAlgorithm::RsaPssSha256,
         }
     }
 
-    /// The Notary/TUF `keytype` of the public key.
+    /// The Notary/TUF `keytype` of the public key (notary itself signs with P-256 only; a
+    /// P-384 key still gets an ID computed the same way).
     pub fn notary_key_type(self) -> &'static str {
         match self {
-            Self::EcdsaP256 => "ecdsa",
+            Self::EcdsaP256 | Self::EcdsaP384 => "ecdsa",
             Self::Ed25519 => "ed25519",
             Self::Rsa2048 | Self::Rsa3072 | Self::Rsa4096 => "rsa",
         }
@@ -87,6 +93,7 @@ impl KeyAlgorithm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureAlgorithm {
     EcdsaP256Sha256,
+    EcdsaP384Sha384,
     Ed25519,
     RsaPssSha256,
 }
@@ -95,6 +102,7 @@ impl SignatureAlgorithm {
     pub fn from_proto(value: i32) -> Option<Self> {
         match pb::SignatureAlgorithm::try_from(value).ok()? {
             pb::SignatureAlgorithm::EcdsaP256Sha256 => Some(Self::EcdsaP256Sha256),
+            pb::SignatureAlgorithm::EcdsaP384Sha384 => Some(Self::EcdsaP384Sha384),
             pb::SignatureAlgorithm::Ed25519 => Some(Self::Ed25519),
             pb::SignatureAlgorithm::RsaPssSha256 => Some(Self::RsaPssSha256),
             pb::SignatureAlgorithm::Unspecified => None,
@@ -104,6 +112,7 @@ impl SignatureAlgorithm {
     pub fn to_proto(self) -> pb::SignatureAlgorithm {
         match self {
             Self::EcdsaP256Sha256 => pb::SignatureAlgorithm::EcdsaP256Sha256,
+            Self::EcdsaP384Sha384 => pb::SignatureAlgorithm::EcdsaP384Sha384,
             Self::Ed25519 => pb::SignatureAlgorithm::Ed25519,
             Self::RsaPssSha256 => pb::SignatureAlgorithm::RsaPssSha256,
         }
@@ -112,6 +121,7 @@ impl SignatureAlgorithm {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::EcdsaP256Sha256 => "ecdsa-p256-sha256",
+            Self::EcdsaP384Sha384 => "ecdsa-p384-sha384",
             Self::Ed25519 => "ed25519",
             Self::RsaPssSha256 => "rsa-pss-sha256",
         }
@@ -120,6 +130,11 @@ impl SignatureAlgorithm {
     /// Whether the device can sign a digest computed elsewhere (false for pure Ed25519).
     pub fn accepts_prehashed(self) -> bool {
         !matches!(self, Self::Ed25519)
+    }
+
+    /// ECDSA, whose signatures come as r||s and may be re-encoded as DER.
+    pub fn is_ecdsa(self) -> bool {
+        matches!(self, Self::EcdsaP256Sha256 | Self::EcdsaP384Sha384)
     }
 }
 
@@ -195,11 +210,36 @@ pub fn rsa_spki(modulus: &[u8], exponent: &[u8]) -> Result<(Vec<u8>, usize), Str
     ))
 }
 
-/// ASN.1 DER Ecdsa-Sig-Value from a fixed-width P-256 r||s signature.
+/// ASN.1 DER Ecdsa-Sig-Value from a fixed-width r||s signature (P-256: 64 bytes, P-384: 96).
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, String> {
-    let signature = p256::ecdsa::Signature::from_slice(raw)
-        .map_err(|_| format!("device returned a {}-byte ECDSA signature", raw.len()))?;
+    let malformed = || format!("device returned a {}-byte ECDSA signature", raw.len());
+    if raw.len() == 96 {
+        let signature = p384::ecdsa::Signature::from_slice(raw).map_err(|_| malformed())?;
+        return Ok(signature.to_der().as_bytes().to_vec());
+    }
+    let signature = p256::ecdsa::Signature::from_slice(raw).map_err(|_| malformed())?;
     Ok(signature.to_der().as_bytes().to_vec())
+}
+
+/// Fixed-width r||s from a DER Ecdsa-Sig-Value, as smart cards return them.
+pub fn ecdsa_der_to_raw(algorithm: KeyAlgorithm, der: &[u8]) -> Result<Vec<u8>, String> {
+    let malformed =
+        |e: ecdsa_error::Error| format!("the device returned a malformed ECDSA signature: {e}");
+    match algorithm {
+        KeyAlgorithm::EcdsaP256 => Ok(p256::ecdsa::Signature::from_der(der)
+            .map_err(malformed)?
+            .to_bytes()
+            .to_vec()),
+        KeyAlgorithm::EcdsaP384 => Ok(p384::ecdsa::Signature::from_der(der)
+            .map_err(malformed)?
+            .to_bytes()
+            .to_vec()),
+        other => Err(format!("{} keys make no ECDSA signatures", other.as_str())),
+    }
+}
+
+mod ecdsa_error {
+    pub use p256::ecdsa::Error;
 }
 
 #[cfg(test)]

@@ -44,6 +44,9 @@ pub struct AuditRecord {
     pub algorithm: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_sha256: Option<String>,
+    /// For callers that sent a SHA-384 digest (P-384 keys) instead of the payload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_sha384: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_bytes: Option<usize>,
     /// "allowed" (and done), "denied" by policy, or "failed".
@@ -61,6 +64,7 @@ impl AuditRecord {
             caller_gid: caller.gid,
             caller_pid: caller.pid,
             key_name: None,
+            payload_sha384: None,
             key_id: None,
             algorithm: None,
             payload_sha256: None,

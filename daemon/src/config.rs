@@ -128,6 +128,7 @@ pub enum AuditSinkKind {
 pub enum BackendConfig {
     Pkcs11(Pkcs11Config),
     Tpm(TpmConfig),
+    Piv(PivConfig),
 }
 
 impl BackendConfig {
@@ -135,6 +136,7 @@ impl BackendConfig {
         match self {
             BackendConfig::Pkcs11(c) => &c.name,
             BackendConfig::Tpm(c) => &c.name,
+            BackendConfig::Piv(c) => &c.name,
         }
     }
 }
@@ -163,6 +165,38 @@ pub struct TpmConfig {
     /// without a resource manager has 3).
     #[serde(default = "default_loaded_keys")]
     pub loaded_keys: usize,
+}
+
+/// A YubiKey (or another PIV card that speaks Yubico's extensions), through pcscd.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PivConfig {
+    pub name: String,
+    /// The card's serial number; required when several YubiKeys are plugged in.
+    pub serial: Option<u32>,
+    /// Where the PIN comes from; without it, an authorized caller hands it over with
+    /// `trustctl token piv unlock` and trustd keeps it in memory only.
+    pub pin: Option<SecretSource>,
+    /// The management key (48 hex digits, 3DES); without it, trustd uses the PIN-protected
+    /// key `trustctl token piv init` stores on the card.
+    pub management_key: Option<SecretSource>,
+    /// Slots trustd may generate keys in, in the order it fills them.
+    #[serde(default = "default_piv_slots")]
+    pub slots: Vec<String>,
+    #[serde(default = "default_piv_queue_depth")]
+    pub queue_depth: usize,
+    #[serde(default = "default_queue_wait_ms")]
+    pub queue_wait_ms: u64,
+}
+
+pub fn default_piv_slots() -> Vec<String> {
+    let mut slots: Vec<String> = ["9c", "9a"].iter().map(|s| s.to_string()).collect();
+    slots.extend((0x82..=0x95).map(|s: u8| format!("{s:02x}")));
+    slots
+}
+
+fn default_piv_queue_depth() -> usize {
+    16
 }
 
 fn default_tcti() -> String {
@@ -307,6 +341,27 @@ impl Config {
                         .map_err(|e| {
                             format!("backend {:?}: tcti {:?} is not valid: {e}", c.name, c.tcti)
                         })?;
+                }
+                BackendConfig::Piv(_) => {}
+            }
+        }
+        for backend in &self.backends {
+            if let BackendConfig::Piv(c) = backend {
+                if c.queue_depth == 0 || c.queue_depth > 4096 {
+                    return Err(format!(
+                        "backend {:?}: queue_depth must be between 1 and 4096",
+                        c.name
+                    ));
+                }
+                for slot in &c.slots {
+                    let ok = matches!(slot.as_str(), "9a" | "9c" | "9d" | "9e")
+                        || u8::from_str_radix(slot, 16).is_ok_and(|s| (0x82..=0x95).contains(&s));
+                    if !ok || slot.len() != 2 {
+                        return Err(format!(
+                            "backend {:?}: {slot:?} is not a PIV key slot (9a, 9c, 9d, 9e, 82-95)",
+                            c.name
+                        ));
+                    }
                 }
             }
         }

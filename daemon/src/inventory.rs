@@ -65,6 +65,32 @@ pub enum DeviceHandle {
         #[serde(with = "base64_bytes")]
         public: Vec<u8>,
     },
+    /// A key in a slot of a PIV card, and the policies it was generated with.
+    Piv {
+        serial: u32,
+        /// "9c", "82", ...
+        slot: String,
+        pin_policy: PinPolicy,
+        touch_policy: TouchPolicy,
+    },
+}
+
+/// When a PIV key needs the PIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinPolicy {
+    Never,
+    Once,
+    Always,
+}
+
+/// When a PIV key needs a touch of the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TouchPolicy {
+    Never,
+    Always,
+    Cached,
 }
 
 impl DeviceHandle {
@@ -72,6 +98,7 @@ impl DeviceHandle {
         match self {
             DeviceHandle::Pkcs11 { .. } => "PKCS#11",
             DeviceHandle::Tpm { .. } => "TPM",
+            DeviceHandle::Piv { .. } => "PIV",
         }
     }
 }
@@ -120,6 +147,16 @@ pub struct KeyRecord {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Attestation {
     Tpm(TpmEvidence),
+    Piv(PivEvidence),
+}
+
+/// A PIV attestation: the slot's attestation certificate and the card's f9 certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PivEvidence {
+    #[serde(with = "base64_bytes")]
+    pub attestation_certificate: Vec<u8>,
+    #[serde(with = "base64_bytes")]
+    pub intermediate_certificate: Vec<u8>,
 }
 
 /// A TPM2_Certify of a key by the TPM backend's attestation key (see the proto's

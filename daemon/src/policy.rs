@@ -12,6 +12,8 @@ use crate::config::{PolicyConfig, RuleConfig};
 use crate::peer::PeerCredentials;
 
 /// What a caller asks to do. `List` also covers reading public keys and daemon status.
+/// `Unlock` (hand a card its PIN) and `Provision` (replace a card's PIN, PUK and management
+/// key) act on a backend: a rule's key patterns match the backend's name for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Operation {
@@ -20,6 +22,8 @@ pub enum Operation {
     Import,
     Delete,
     List,
+    Unlock,
+    Provision,
 }
 
 impl Operation {
@@ -30,6 +34,8 @@ impl Operation {
             Operation::Import => "import",
             Operation::Delete => "delete",
             Operation::List => "list",
+            Operation::Unlock => "unlock",
+            Operation::Provision => "provision",
         }
     }
 }

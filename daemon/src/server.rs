@@ -13,6 +13,7 @@ use tonic::transport::Server;
 use trustd_proto::signer_server::SignerServer;
 
 use crate::audit::AuditLog;
+use crate::backend::piv::PivBackend;
 use crate::backend::pkcs11::Pkcs11Backend;
 use crate::backend::tpm::TpmBackend;
 use crate::backend::{Backend, BackendState};
@@ -40,6 +41,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         .map(|b| match b {
             BackendConfig::Pkcs11(c) => Arc::new(Pkcs11Backend::new(c.clone())) as Arc<dyn Backend>,
             BackendConfig::Tpm(c) => Arc::new(TpmBackend::new(c.clone(), config.state_dir.clone())),
+            BackendConfig::Piv(c) => Arc::new(PivBackend::new(c.clone())),
         })
         .collect();
     let state = Arc::new(DaemonState {

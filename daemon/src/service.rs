@@ -15,10 +15,14 @@ use zeroize::Zeroizing;
 
 use crate::algorithm::{self, KeyAlgorithm, SignatureAlgorithm};
 use crate::audit::{AuditLog, AuditRecord};
-use crate::backend::{Backend, BackendError, BackendKind, BackendState, SignInput};
+use crate::backend::{
+    Backend, BackendError, BackendKind, BackendState, PivGenerate, PivProvisioning, SignInput,
+};
 use crate::certificate;
 use crate::config::Limits;
-use crate::inventory::{Attestation, Inventory, KeyOrigin, KeyRecord, KeyScope};
+use crate::inventory::{
+    Attestation, DeviceHandle, Inventory, KeyOrigin, KeyRecord, KeyScope, PinPolicy, TouchPolicy,
+};
 use crate::peer::PeerCredentials;
 use crate::policy::{Operation, Policy};
 use crate::private_key::PrivateKey;
@@ -161,6 +165,10 @@ impl SignerService {
             Some(pb::sign_request::Payload::Sha256Digest(d)) => {
                 (<[u8; 32]>::try_from(d.as_slice()).ok(), None)
             }
+            Some(pb::sign_request::Payload::Sha384Digest(d)) => {
+                audit.payload_sha384 = (d.len() == 48).then(|| hex::encode(d));
+                (None, None)
+            }
             None => (None, None),
         };
         audit.payload_sha256 = input_digest.map(hex::encode);
@@ -204,9 +212,7 @@ impl SignerService {
             Ok(pb::SignatureEncoding::Unspecified | pb::SignatureEncoding::Raw) => {
                 pb::SignatureEncoding::Raw
             }
-            Ok(pb::SignatureEncoding::Der) if wanted == SignatureAlgorithm::EcdsaP256Sha256 => {
-                pb::SignatureEncoding::Der
-            }
+            Ok(pb::SignatureEncoding::Der) if wanted.is_ecdsa() => pb::SignatureEncoding::Der,
             Ok(pb::SignatureEncoding::Der) => {
                 return Err(Status::invalid_argument(format!(
                     "DER encoding applies to ECDSA signatures only, not {}",
@@ -215,46 +221,7 @@ impl SignerService {
             }
             Err(_) => return Err(Status::invalid_argument("unknown signature encoding")),
         };
-        let input = match request.payload {
-            None => {
-                return Err(Status::invalid_argument(
-                    "nothing to sign: send a message or a SHA-256 digest",
-                ))
-            }
-            Some(pb::sign_request::Payload::Message(message)) => {
-                let limit = self.state.limits.max_payload_bytes;
-                if message.len() > limit {
-                    let hint = if wanted.accepts_prehashed() {
-                        "send its SHA-256 digest instead (trustctl does this for large files)"
-                    } else {
-                        "Ed25519 signs whole messages, so this payload cannot be signed here"
-                    };
-                    return Err(Status::invalid_argument(format!(
-                        "payload of {} bytes exceeds trustd's limit of {limit} bytes: {hint}",
-                        message.len()
-                    )));
-                }
-                if wanted.accepts_prehashed() {
-                    SignInput::Sha256(input_digest.expect("computed above"))
-                } else {
-                    SignInput::Message(message)
-                }
-            }
-            Some(pb::sign_request::Payload::Sha256Digest(digest)) => {
-                if !wanted.accepts_prehashed() {
-                    return Err(Status::invalid_argument(
-                        "Ed25519 cannot sign a pre-computed digest: send the message",
-                    ));
-                }
-                let digest: [u8; 32] = digest.as_slice().try_into().map_err(|_| {
-                    Status::invalid_argument(format!(
-                        "a SHA-256 digest has 32 bytes, not {}",
-                        digest.len()
-                    ))
-                })?;
-                SignInput::Sha256(digest)
-            }
-        };
+        let input = self.sign_input(wanted, request.payload, input_digest)?;
         self.state
             .audit
             .check_healthy()
@@ -275,6 +242,81 @@ impl SignerService {
             algorithm: wanted.to_proto() as i32,
             encoding: encoding as i32,
         })
+    }
+
+    /// What the device signs: the digest its algorithm wants, or the whole message.
+    fn sign_input(
+        &self,
+        wanted: SignatureAlgorithm,
+        payload: Option<pb::sign_request::Payload>,
+        message_sha256: Option<[u8; 32]>,
+    ) -> Result<SignInput, Status> {
+        use pb::sign_request::Payload;
+        let digest_length = |digest: &[u8], want: usize, name: &str| {
+            if digest.len() == want {
+                Ok(())
+            } else {
+                Err(Status::invalid_argument(format!(
+                    "a {name} digest has {want} bytes, not {}",
+                    digest.len()
+                )))
+            }
+        };
+        let wrong_digest = |sent: &str| {
+            Status::invalid_argument(match wanted {
+                SignatureAlgorithm::Ed25519 => {
+                    "Ed25519 cannot sign a pre-computed digest: send the message".to_owned()
+                }
+                SignatureAlgorithm::EcdsaP384Sha384 => {
+                    format!("ECDSA P-384 keys sign SHA-384 digests, not {sent}: send sha384_digest or the message")
+                }
+                _ => format!("{} signs SHA-256 digests, not {sent}", wanted.as_str()),
+            })
+        };
+        match payload {
+            None => Err(Status::invalid_argument(
+                "nothing to sign: send a message or a digest",
+            )),
+            Some(Payload::Message(message)) => {
+                let limit = self.state.limits.max_payload_bytes;
+                if message.len() > limit {
+                    let hint = if wanted.accepts_prehashed() {
+                        "send its digest instead (trustctl does this for large files)"
+                    } else {
+                        "Ed25519 signs whole messages, so this payload cannot be signed here"
+                    };
+                    return Err(Status::invalid_argument(format!(
+                        "payload of {} bytes exceeds trustd's limit of {limit} bytes: {hint}",
+                        message.len()
+                    )));
+                }
+                Ok(match wanted {
+                    SignatureAlgorithm::Ed25519 => SignInput::Message(message),
+                    SignatureAlgorithm::EcdsaP384Sha384 => {
+                        SignInput::Sha384(sha2::Sha384::digest(&message).into())
+                    }
+                    _ => SignInput::Sha256(message_sha256.expect("computed for every message")),
+                })
+            }
+            Some(Payload::Sha256Digest(digest)) => {
+                if !wanted.accepts_prehashed() || wanted == SignatureAlgorithm::EcdsaP384Sha384 {
+                    return Err(wrong_digest("SHA-256"));
+                }
+                digest_length(&digest, 32, "SHA-256")?;
+                Ok(SignInput::Sha256(
+                    digest.try_into().expect("length checked"),
+                ))
+            }
+            Some(Payload::Sha384Digest(digest)) => {
+                if wanted != SignatureAlgorithm::EcdsaP384Sha384 {
+                    return Err(wrong_digest("SHA-384"));
+                }
+                digest_length(&digest, 48, "SHA-384")?;
+                Ok(SignInput::Sha384(
+                    digest.try_into().expect("length checked"),
+                ))
+            }
+        }
     }
 
     fn key_backend(&self, key: &KeyRecord) -> Result<&Arc<dyn Backend>, Status> {
@@ -354,7 +396,7 @@ impl SignerService {
         source: KeySource,
     ) -> Result<KeyRecord, Status> {
         let (event, operation, origin) = match &source {
-            KeySource::Generate(_) => ("generate", Operation::Generate, KeyOrigin::Generated),
+            KeySource::Generate { .. } => ("generate", Operation::Generate, KeyOrigin::Generated),
             KeySource::Import { .. } => ("import", Operation::Import, KeyOrigin::Imported),
         };
         let mut audit = AuditRecord::new(event, caller);
@@ -364,13 +406,15 @@ impl SignerService {
             let backend = self.state.select_backend(backend)?;
             let mut certificate = Vec::new();
             let created = match source {
-                KeySource::Generate(algorithm) => {
+                KeySource::Generate { algorithm, piv } => {
                     let algorithm = KeyAlgorithm::from_proto(algorithm).ok_or_else(|| {
                         Status::invalid_argument(
-                            "choose a key algorithm (ecdsa-p256, ed25519, rsa-3072)",
+                            "choose a key algorithm (ecdsa-p256, ecdsa-p384, ed25519, rsa-3072)",
                         )
                     })?;
-                    backend.generate(&name, algorithm).await
+                    let piv = piv_generate(piv)?;
+                    self.check_slot_free(backend.name(), &piv)?;
+                    backend.generate(&name, algorithm, &piv).await
                 }
                 KeySource::Import { pkcs8, cert } => {
                     let key = PrivateKey::from_pkcs8_der(&pkcs8)
@@ -398,6 +442,25 @@ impl SignerService {
         result
     }
 
+    /// A slot holding a key trustd knows is never overwritten, even with --force: the key's
+    /// record would point at a key that no longer exists. Delete the key first.
+    fn check_slot_free(&self, backend: &str, piv: &PivGenerate) -> Result<(), Status> {
+        let Some(wanted) = &piv.slot else {
+            return Ok(());
+        };
+        let holder = self.state.inventory.list().into_iter().find(|k| {
+            k.backend == backend
+                && matches!(&k.device, DeviceHandle::Piv { slot, .. } if slot == wanted)
+        });
+        match holder {
+            Some(key) => Err(Status::already_exists(format!(
+                "slot {wanted} holds trustd's key {:?}: delete that key first (`trustctl key delete {}`)",
+                key.name, key.name
+            ))),
+            None => Ok(()),
+        }
+    }
+
     fn check_new_name(
         &self,
         caller: &PeerCredentials,
@@ -417,8 +480,11 @@ impl SignerService {
 
 /// Where a new key comes from.
 enum KeySource {
-    /// Generated on the device, with this (proto) algorithm.
-    Generate(i32),
+    /// Generated on the device, with this (proto) algorithm and PIV options.
+    Generate {
+        algorithm: i32,
+        piv: Option<pb::PivOptions>,
+    },
     /// Imported from PKCS#8 DER (zeroized on drop), with an optional certificate (DER).
     Import {
         pkcs8: Zeroizing<Vec<u8>>,
@@ -475,6 +541,8 @@ pub fn backend_status(error: &BackendError) -> Status {
         }
         BackendError::KeyMissing(_) => Status::not_found(message),
         BackendError::Busy(_) => Status::resource_exhausted(message),
+        BackendError::Conflict(_) => Status::already_exists(message),
+        BackendError::TouchTimeout(_) => Status::deadline_exceeded(message),
         BackendError::Device(_) => Status::internal(message),
     }
 }
@@ -483,7 +551,62 @@ fn kind_proto(kind: BackendKind) -> pb::BackendKind {
     match kind {
         BackendKind::Pkcs11 => pb::BackendKind::Pkcs11,
         BackendKind::Tpm => pb::BackendKind::Tpm,
+        BackendKind::Piv => pb::BackendKind::YubikeyPiv,
     }
+}
+
+/// The PIV part of a generate request, checked.
+fn piv_generate(options: Option<pb::PivOptions>) -> Result<PivGenerate, Status> {
+    let Some(options) = options else {
+        return Ok(PivGenerate::default());
+    };
+    let pin_policy = match pb::PinPolicy::try_from(options.pin_policy) {
+        Ok(pb::PinPolicy::Unspecified) => None,
+        Ok(pb::PinPolicy::Never) => Some(PinPolicy::Never),
+        Ok(pb::PinPolicy::Once) => Some(PinPolicy::Once),
+        Ok(pb::PinPolicy::Always) => Some(PinPolicy::Always),
+        Err(_) => return Err(Status::invalid_argument("unknown PIN policy")),
+    };
+    let touch_policy = match pb::TouchPolicy::try_from(options.touch_policy) {
+        Ok(pb::TouchPolicy::Unspecified) => None,
+        Ok(pb::TouchPolicy::Never) => Some(TouchPolicy::Never),
+        Ok(pb::TouchPolicy::Always) => Some(TouchPolicy::Always),
+        Ok(pb::TouchPolicy::Cached) => Some(TouchPolicy::Cached),
+        Err(_) => return Err(Status::invalid_argument("unknown touch policy")),
+    };
+    let slot = (!options.slot.is_empty()).then(|| options.slot.to_ascii_lowercase());
+    Ok(PivGenerate {
+        slot,
+        pin_policy,
+        touch_policy,
+        force: options.force,
+    })
+}
+
+fn piv_slot_proto(device: &DeviceHandle) -> Option<pb::PivSlot> {
+    let DeviceHandle::Piv {
+        serial,
+        slot,
+        pin_policy,
+        touch_policy,
+    } = device
+    else {
+        return None;
+    };
+    Some(pb::PivSlot {
+        serial: *serial,
+        slot: slot.clone(),
+        pin_policy: match pin_policy {
+            PinPolicy::Never => pb::PinPolicy::Never,
+            PinPolicy::Once => pb::PinPolicy::Once,
+            PinPolicy::Always => pb::PinPolicy::Always,
+        } as i32,
+        touch_policy: match touch_policy {
+            TouchPolicy::Never => pb::TouchPolicy::Never,
+            TouchPolicy::Always => pb::TouchPolicy::Always,
+            TouchPolicy::Cached => pb::TouchPolicy::Cached,
+        } as i32,
+    })
 }
 
 fn attestation_proto(attestation: &Attestation) -> pb::Attestation {
@@ -495,6 +618,12 @@ fn attestation_proto(attestation: &Attestation) -> pb::Attestation {
                 signature: tpm.signature.clone(),
                 ak_public_area: tpm.ak_public_area.clone(),
                 ek_certificate_der: tpm.ek_certificate.clone(),
+            })),
+        },
+        Attestation::Piv(piv) => pb::Attestation {
+            evidence: Some(pb::attestation::Evidence::Piv(pb::PivAttestation {
+                attestation_certificate_der: piv.attestation_certificate.clone(),
+                intermediate_certificate_der: piv.intermediate_certificate.clone(),
             })),
         },
     }
@@ -528,6 +657,7 @@ fn key_info(state: &DaemonState, record: &KeyRecord) -> pb::KeyInfo {
         generated_on_device: record.origin == KeyOrigin::Generated,
         certificate_der: record.certificate.clone(),
         attestation: record.attestation.as_ref().map(attestation_proto),
+        piv: piv_slot_proto(&record.device),
     }
 }
 
@@ -573,7 +703,10 @@ impl pb::signer_server::Signer for SignerService {
                 req.name,
                 &req.backend,
                 req.scope,
-                KeySource::Generate(req.algorithm),
+                KeySource::Generate {
+                    algorithm: req.algorithm,
+                    piv: req.piv,
+                },
             )
             .await?;
         Ok(Response::new(pb::GenerateKeyResponse {
@@ -719,6 +852,62 @@ impl pb::signer_server::Signer for SignerService {
             .await
             .map_err(|e| backend_status(&e))?;
         Ok(Response::new(pb::ActivateCredentialResponse { credential }))
+    }
+
+    async fn unlock_backend(
+        &self,
+        request: Request<pb::UnlockBackendRequest>,
+    ) -> Result<Response<pb::UnlockBackendResponse>, Status> {
+        let caller = caller(&request)?;
+        let mut request = request.into_inner();
+        let pin = Zeroizing::new(std::mem::take(&mut request.pin));
+        let mut audit = AuditRecord::new("unlock", &caller);
+        audit.key_name = Some(request.backend.clone());
+        let result = async {
+            self.authorize(&caller, Operation::Unlock, &request.backend)?;
+            let backend = self.state.backend(&request.backend).ok_or_else(|| {
+                Status::not_found(format!("no backend named {:?}", request.backend))
+            })?;
+            backend.unlock(pin).await.map_err(|e| backend_status(&e))
+        }
+        .await;
+        self.audit(audit, &result).await?;
+        result.map(|()| Response::new(pb::UnlockBackendResponse {}))
+    }
+
+    async fn provision_piv(
+        &self,
+        request: Request<pb::ProvisionPivRequest>,
+    ) -> Result<Response<pb::ProvisionPivResponse>, Status> {
+        let caller = caller(&request)?;
+        let mut request = request.into_inner();
+        let secret = |s: &mut String| Zeroizing::new(std::mem::take(s));
+        let optional = |s: &mut String| (!s.is_empty()).then(|| Zeroizing::new(std::mem::take(s)));
+        let provisioning = PivProvisioning {
+            new_pin: secret(&mut request.new_pin),
+            new_puk: secret(&mut request.new_puk),
+            current_pin: optional(&mut request.current_pin),
+            current_puk: optional(&mut request.current_puk),
+            current_management_key: optional(&mut request.current_management_key),
+            force: request.force,
+        };
+        let mut audit = AuditRecord::new("provision", &caller);
+        audit.key_name = Some(request.backend.clone());
+        let result = async {
+            self.authorize(&caller, Operation::Provision, &request.backend)?;
+            let backend = self.state.backend(&request.backend).ok_or_else(|| {
+                Status::not_found(format!("no backend named {:?}", request.backend))
+            })?;
+            backend
+                .provision_piv(provisioning)
+                .await
+                .map_err(|e| backend_status(&e))
+        }
+        .await;
+        self.audit(audit, &result).await?;
+        let serial = result?;
+        tracing::info!(backend = %request.backend, serial, "PIV card provisioned");
+        Ok(Response::new(pb::ProvisionPivResponse { serial }))
     }
 
     async fn status(

@@ -3,6 +3,8 @@
 //! A backend owns its device I/O and keeps it off the async runtime; callers only see async
 //! operations and a small error vocabulary that maps one-to-one onto gRPC status codes.
 
+pub mod device_queue;
+pub mod piv;
 pub mod pkcs11;
 pub mod tpm;
 pub mod workers;
@@ -10,7 +12,7 @@ pub mod workers;
 use async_trait::async_trait;
 
 use crate::algorithm::KeyAlgorithm;
-use crate::inventory::{Attestation, DeviceHandle};
+use crate::inventory::{Attestation, DeviceHandle, PinPolicy, TouchPolicy};
 use crate::private_key::PrivateKey;
 
 /// What went wrong on a device, classified by what the caller can do about it.
@@ -28,6 +30,12 @@ pub enum BackendError {
     /// The device does not offer what was asked (mechanism, algorithm).
     #[error("{0}")]
     Unsupported(String),
+    /// What was asked would destroy something (an occupied slot) or is already done.
+    #[error("{0}")]
+    Conflict(String),
+    /// The device waited for a touch that did not come.
+    #[error("{0}")]
+    TouchTimeout(String),
     /// The inventory names a key that is not on the device.
     #[error("{0}")]
     KeyMissing(String),
@@ -69,8 +77,10 @@ pub struct NewKey {
 /// What the device is asked to sign.
 #[derive(Debug, Clone)]
 pub enum SignInput {
-    /// A SHA-256 digest (ECDSA and RSA-PSS sign digests).
+    /// A SHA-256 digest (ECDSA P-256 and RSA-PSS sign digests).
     Sha256([u8; 32]),
+    /// A SHA-384 digest (ECDSA P-384).
+    Sha384([u8; 48]),
     /// The whole message (pure Ed25519 signs messages).
     Message(Vec<u8>),
 }
@@ -79,6 +89,7 @@ pub enum SignInput {
 pub enum BackendKind {
     Pkcs11,
     Tpm,
+    Piv,
 }
 
 impl BackendKind {
@@ -87,8 +98,28 @@ impl BackendKind {
         match self {
             BackendKind::Pkcs11 => "pkcs11",
             BackendKind::Tpm => "tpm",
+            BackendKind::Piv => "piv",
         }
     }
+}
+
+/// Where and how a PIV key is generated (ignored by other backends).
+#[derive(Debug, Clone, Default)]
+pub struct PivGenerate {
+    pub slot: Option<String>,
+    pub pin_policy: Option<PinPolicy>,
+    pub touch_policy: Option<TouchPolicy>,
+    pub force: bool,
+}
+
+/// What the security officer sets on a fresh PIV card.
+pub struct PivProvisioning {
+    pub new_pin: zeroize::Zeroizing<String>,
+    pub new_puk: zeroize::Zeroizing<String>,
+    pub current_pin: Option<zeroize::Zeroizing<String>>,
+    pub current_puk: Option<zeroize::Zeroizing<String>>,
+    pub current_management_key: Option<zeroize::Zeroizing<String>>,
+    pub force: bool,
 }
 
 #[async_trait]
@@ -97,7 +128,12 @@ pub trait Backend: Send + Sync {
     fn kind(&self) -> BackendKind;
     async fn status(&self) -> BackendStatus;
     /// Generates a non-extractable key pair on the device, labelled `label`.
-    async fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<NewKey, BackendError>;
+    async fn generate(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+        piv: &PivGenerate,
+    ) -> Result<NewKey, BackendError>;
     /// Writes a private key to the device as non-extractable; the caller's copy is zeroized
     /// when `key` is dropped.
     async fn import(&self, label: &str, key: PrivateKey) -> Result<NewKey, BackendError>;
@@ -118,6 +154,22 @@ pub trait Backend: Send + Sync {
     ) -> Result<Attestation, BackendError> {
         Err(BackendError::Unsupported(format!(
             "backend {:?} ({}) cannot attest its keys",
+            self.name(),
+            self.kind().as_str()
+        )))
+    }
+    /// Keeps a PIN handed over by an authorized caller (in memory only), after checking it.
+    async fn unlock(&self, _pin: zeroize::Zeroizing<String>) -> Result<(), BackendError> {
+        Err(BackendError::Unsupported(format!(
+            "backend {:?} ({}) takes no PIN from callers",
+            self.name(),
+            self.kind().as_str()
+        )))
+    }
+    /// Replaces a PIV card's factory PIN, PUK and management key; returns the card's serial.
+    async fn provision_piv(&self, _request: PivProvisioning) -> Result<u32, BackendError> {
+        Err(BackendError::Unsupported(format!(
+            "backend {:?} ({}) is not a PIV card",
             self.name(),
             self.kind().as_str()
         )))

@@ -616,7 +616,18 @@ impl Backend for Pkcs11Backend {
             })
     }
 
-    async fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<NewKey, BackendError> {
+    async fn generate(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+        _piv: &super::PivGenerate,
+    ) -> Result<NewKey, BackendError> {
+        if !ALGORITHMS.contains(&algorithm) {
+            return Err(BackendError::Unsupported(format!(
+                "the PKCS#11 backend generates ecdsa-p256, ed25519 and rsa-3072 keys, not {}",
+                algorithm.as_str()
+            )));
+        }
         let label = label.to_owned();
         let creating = self.shared.object_creation.clone();
         self.run(move |token, session| {
