@@ -72,10 +72,25 @@ pub fn signature_algorithm(key_algorithm: i32) -> Option<trustd_proto::Signature
     use trustd_proto::{KeyAlgorithm, SignatureAlgorithm};
     match KeyAlgorithm::try_from(key_algorithm).ok()? {
         KeyAlgorithm::EcdsaP256 => Some(SignatureAlgorithm::EcdsaP256Sha256),
+        KeyAlgorithm::EcdsaP384 => Some(SignatureAlgorithm::EcdsaP384Sha384),
         KeyAlgorithm::Ed25519 => Some(SignatureAlgorithm::Ed25519),
         KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
             Some(SignatureAlgorithm::RsaPssSha256)
         }
         KeyAlgorithm::Unspecified => None,
+    }
+}
+
+/// Tells the person at the terminal to touch the card when the key's touch policy makes the
+/// card wait for it (a YubiKey waits 15 s, then refuses).
+pub fn announce_touch(key: &trustd_proto::KeyInfo) {
+    use trustd_proto::TouchPolicy;
+    let Some(piv) = &key.piv else { return };
+    match TouchPolicy::try_from(piv.touch_policy) {
+        Ok(TouchPolicy::Always) | Ok(TouchPolicy::Cached) => eprintln!(
+            "Touch the YubiKey (serial {}, slot {}) to sign with key {:?}...",
+            piv.serial, piv.slot, key.name
+        ),
+        _ => {}
     }
 }

@@ -16,6 +16,7 @@
 //!
 //! [attestation]
 //! tpm_ca = "/etc/trustctl/tpm-vendor-cas.pem"
+//! piv_ca = "/etc/trustctl/yubico-roots.pem"
 //! ```
 //!
 //! A file that exists but does not parse is an error, never ignored: silently dropping a
@@ -46,6 +47,9 @@ pub struct AttestationConfig {
     /// PEM certificates (the TPM vendors' roots and intermediates) that TPM endorsement key
     /// certificates must chain to.
     pub tpm_ca: Option<PathBuf>,
+    /// PEM roots for YubiKey PIV attestations instead of the built-in Yubico PIV root (cards
+    /// with firmware 5.7.4 or later chain to Yubico's newer roots).
+    pub piv_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -49,6 +49,9 @@ enum Command {
     /// List, add and remove delegated roles (as notary delegation does).
     #[command(subcommand)]
     Delegation(commands::signer::DelegationCommand),
+    /// Set up hardware tokens held by trustd (YubiKey PIV: init, unlock).
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
             Command::Delete(args) => commands::trust::delete(args).await,
             Command::Signer(cmd) => commands::signer::run_signer(&socket, cmd).await,
             Command::Delegation(cmd) => commands::signer::run_delegation(&socket, cmd).await,
+            Command::Token(cmd) => commands::token::run(&socket, cmd).await,
         }
     });
     match result {

@@ -2,9 +2,10 @@
 //! trustd: the check a relying party makes.
 
 use pkcs8::der::Decode;
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha384};
 
 const OID_EC: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_P384: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const OID_ED25519: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.101.112");
 const OID_RSA: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
@@ -18,27 +19,60 @@ pub enum VerifyError {
     BadSignature(String),
 }
 
-/// The message to check, whole or as its SHA-256 digest (enough for ECDSA and RSA-PSS).
+/// The message to check, whole or as digests (enough for ECDSA and RSA-PSS).
 pub enum Signed<'a> {
     Message(&'a [u8]),
     Sha256([u8; 32]),
+    /// Both digests of a file, when the key that signed it is not known yet.
+    Digests {
+        sha256: [u8; 32],
+        sha384: [u8; 48],
+    },
 }
 
 impl Signed<'_> {
-    fn digest(&self) -> [u8; 32] {
+    fn sha256(&self) -> Result<[u8; 32], VerifyError> {
         match self {
-            Signed::Message(m) => Sha256::digest(m).into(),
-            Signed::Sha256(d) => *d,
+            Signed::Message(m) => Ok(Sha256::digest(m).into()),
+            Signed::Sha256(d) | Signed::Digests { sha256: d, .. } => Ok(*d),
+        }
+    }
+
+    fn sha384(&self) -> Result<[u8; 48], VerifyError> {
+        match self {
+            Signed::Message(m) => Ok(Sha384::digest(m).into()),
+            Signed::Digests { sha384, .. } => Ok(*sha384),
+            Signed::Sha256(_) => Err(VerifyError::BadKey(
+                "a P-384 signature covers the SHA-384 digest, not the SHA-256 one".into(),
+            )),
         }
     }
 }
 
-/// Verifies ECDSA P-256 (DER or raw r||s), Ed25519 and RSA-PSS-SHA256 signatures.
+/// Verifies ECDSA P-256/SHA-256 and P-384/SHA-384 (DER or raw r||s), Ed25519 and
+/// RSA-PSS-SHA256 signatures.
 pub fn verify(spki_der: &[u8], signed: Signed<'_>, signature: &[u8]) -> Result<(), VerifyError> {
     let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
         .map_err(|e| VerifyError::BadKey(e.to_string()))?;
     let oid = info.algorithm.oid;
-    if oid == OID_EC {
+    let curve = info
+        .algorithm
+        .parameters
+        .and_then(|p| p.decode_as::<spki::ObjectIdentifier>().ok());
+    if oid == OID_EC && curve == Some(OID_P384) {
+        use p384::ecdsa::signature::hazmat::PrehashVerifier;
+        use p384::pkcs8::DecodePublicKey;
+        let key = p384::ecdsa::VerifyingKey::from_public_key_der(spki_der)
+            .map_err(|e| VerifyError::BadKey(format!("not a P-384 key: {e}")))?;
+        let sig = if signature.len() == 96 {
+            p384::ecdsa::Signature::from_slice(signature)
+        } else {
+            p384::ecdsa::Signature::from_der(signature)
+        }
+        .map_err(|e| VerifyError::BadSignature(e.to_string()))?;
+        key.verify_prehash(&signed.sha384()?, &sig)
+            .map_err(|_| VerifyError::Mismatch)
+    } else if oid == OID_EC {
         use p256::ecdsa::signature::hazmat::PrehashVerifier;
         use p256::pkcs8::DecodePublicKey;
         let key = p256::ecdsa::VerifyingKey::from_public_key_der(spki_der)
@@ -49,7 +83,7 @@ pub fn verify(spki_der: &[u8], signed: Signed<'_>, signature: &[u8]) -> Result<(
             p256::ecdsa::Signature::from_der(signature)
         }
         .map_err(|e| VerifyError::BadSignature(e.to_string()))?;
-        key.verify_prehash(&signed.digest(), &sig)
+        key.verify_prehash(&signed.sha256()?, &sig)
             .map_err(|_| VerifyError::Mismatch)
     } else if oid == OID_ED25519 {
         use ed25519_dalek::pkcs8::DecodePublicKey;
@@ -70,7 +104,7 @@ pub fn verify(spki_der: &[u8], signed: Signed<'_>, signature: &[u8]) -> Result<(
             .map_err(|e| VerifyError::BadKey(e.to_string()))?;
         key.verify(
             rsa::Pss::new_with_salt::<Sha256>(32),
-            &signed.digest(),
+            &signed.sha256()?,
             signature,
         )
         .map_err(|_| VerifyError::Mismatch)

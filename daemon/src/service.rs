@@ -121,8 +121,12 @@ impl SignerService {
             key = key_name,
             "denied by policy"
         );
+        let object = match op {
+            Operation::Unlock | Operation::Provision => "backend",
+            _ => "key",
+        };
         Err(Status::permission_denied(format!(
-            "uid {} may not {} key {key_name:?}: no policy rule grants it (ask the trustd administrator for a [[policy.rule]])",
+            "uid {} may not {} {object} {key_name:?}: no policy rule grants it (ask the trustd administrator for a [[policy.rule]])",
             caller.uid,
             op.as_str()
         )))

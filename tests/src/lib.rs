@@ -201,7 +201,7 @@ pub const ROOT_ONLY: &str = r#"
 description = "test administrator"
 users = ["root"]
 keys = ["*"]
-operations = ["sign", "generate", "import", "delete", "list"]
+operations = ["sign", "generate", "import", "delete", "list", "unlock", "provision"]
 "#;
 
 impl Options {
@@ -583,5 +583,6 @@ pub fn generate_request(
         backend: String::new(),
         algorithm: algorithm as i32,
         scope: None,
+        piv: None,
     }
 }

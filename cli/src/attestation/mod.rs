@@ -10,12 +10,16 @@
 //! 3. the AK lives in the TPM that owns the endorsement key (EK): the verifier seals a random
 //!    credential to the EK and the AK's name, and only that TPM can return it;
 //! 4. the EK certificate chains to a CA the user trusts (the TPM vendor's, or a test CA).
+//!
+//! For a YubiKey see `piv`: a certificate chain from the slot's attestation to Yubico's root.
 
 pub mod make_credential;
+pub mod piv;
 pub mod tpm_structures;
 mod verifier;
 
-pub use verifier::{Verifier, VerifyError};
+pub use piv::{PivReport, PivTrust};
+pub use verifier::{Report, Verifier, VerifyError};
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +62,12 @@ pub enum AttestationError {
     TrustAnchorFile { path: PathBuf, reason: String },
     #[error("the attestation key failed the credential challenge: {0}")]
     Activation(String),
+    #[error("the PIV attestation does not chain to a trusted root: {0} (a test card or a YubiKey with firmware 5.7.4 or later needs --piv-ca)")]
+    UntrustedPiv(String),
+    #[error("the attestation certificate lacks Yubico's firmware, serial or policy extensions")]
+    NotYubicoAttestation,
+    #[error("the card's attestation disagrees with trustd's record: {0}")]
+    PolicyMismatch(String),
 }
 
 /// The certificates (PEM, roots and intermediates) a TPM's EK certificate may chain to.

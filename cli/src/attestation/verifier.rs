@@ -7,8 +7,17 @@ use rand::RngCore;
 use trustd_proto as pb;
 
 use super::make_credential::make_credential;
+use super::piv::{self, PivReport, PivTrust};
 use super::{check_ek_certificate, check_tpm_evidence, AttestationError, TpmReport, TpmTrust};
 use crate::client::Client;
+
+/// What a verified attestation proved, per kind of device.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "device", rename_all = "lowercase")]
+pub enum Report {
+    Tpm(TpmReport),
+    Piv(PivReport),
+}
 
 /// Why a key's attestation could not be shown verified.
 #[derive(Debug, thiserror::Error)]
@@ -25,21 +34,28 @@ pub enum VerifyError {
 pub struct Verifier<'a> {
     client: &'a mut Client,
     trust: Option<&'a TpmTrust>,
+    piv_trust: &'a PivTrust,
     /// (backend, AK name) -> the outcome of its credential challenge.
     challenged: HashMap<(String, Vec<u8>), Result<(), String>>,
 }
 
 impl<'a> Verifier<'a> {
-    pub fn new(client: &'a mut Client, trust: Option<&'a TpmTrust>) -> Self {
+    pub fn new(
+        client: &'a mut Client,
+        trust: Option<&'a TpmTrust>,
+        piv_trust: &'a PivTrust,
+    ) -> Self {
         Verifier {
             client,
             trust,
+            piv_trust,
             challenged: HashMap::new(),
         }
     }
 
-    /// Asks the device for fresh evidence bound to a random nonce, and verifies it.
-    pub async fn attest(&mut self, key: &pb::KeyInfo) -> Result<TpmReport, VerifyError> {
+    /// Asks the device for fresh evidence (bound to a random nonce where the device takes
+    /// one), and verifies it.
+    pub async fn attest(&mut self, key: &pb::KeyInfo) -> Result<Report, VerifyError> {
         let mut nonce = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let reply = self
@@ -53,18 +69,32 @@ impl<'a> Verifier<'a> {
             .await
             .map_err(VerifyError::Trustd)?
             .into_inner();
-        let evidence = tpm_evidence(reply.attestation.as_ref())
-            .ok_or_else(|| AttestationError::Malformed("trustd returned no TPM evidence".into()))?;
-        self.verify(key, evidence, &nonce).await
+        self.verify_any(key, reply.attestation.as_ref(), &nonce)
+            .await
+            .unwrap_or_else(|| {
+                Err(AttestationError::Malformed("trustd returned no evidence".into()).into())
+            })
     }
 
     /// Verifies the evidence trustd kept from the key's generation; None when there is none.
-    pub async fn check_stored(
+    pub async fn check_stored(&mut self, key: &pb::KeyInfo) -> Option<Result<Report, VerifyError>> {
+        self.verify_any(key, key.attestation.as_ref(), &[]).await
+    }
+
+    async fn verify_any(
         &mut self,
         key: &pb::KeyInfo,
-    ) -> Option<Result<TpmReport, VerifyError>> {
-        let evidence = tpm_evidence(key.attestation.as_ref())?.clone();
-        Some(self.verify(key, &evidence, &[]).await)
+        attestation: Option<&pb::Attestation>,
+        nonce: &[u8],
+    ) -> Option<Result<Report, VerifyError>> {
+        Some(match attestation?.evidence.as_ref()? {
+            pb::attestation::Evidence::Tpm(tpm) => {
+                self.verify(key, tpm, nonce).await.map(Report::Tpm)
+            }
+            pb::attestation::Evidence::Piv(evidence) => piv::verify(key, evidence, self.piv_trust)
+                .map(Report::Piv)
+                .map_err(VerifyError::from),
+        })
     }
 
     async fn verify(
@@ -114,11 +144,5 @@ impl<'a> Verifier<'a> {
             }
             Err(status) => return Err(VerifyError::Trustd(status)),
         })
-    }
-}
-
-fn tpm_evidence(attestation: Option<&pb::Attestation>) -> Option<&pb::TpmAttestation> {
-    match attestation?.evidence.as_ref()? {
-        pb::attestation::Evidence::Tpm(tpm) => Some(tpm),
     }
 }

@@ -2,31 +2,57 @@
 
 use std::path::{Path, PathBuf};
 
-use trustctl::attestation::{TpmReport, TpmTrust, Verifier, VerifyError};
+use clap::Args;
+use trustctl::attestation::{
+    PivReport, PivTrust, Report, TpmReport, TpmTrust, Verifier, VerifyError,
+};
 use trustctl::client;
 use trustctl::error::CliError;
 use trustd_proto as pb;
 
 use super::config;
 
-/// The TPM CA file from --tpm-ca, else from the config file; None when neither names one.
-pub fn tpm_trust(flag: Option<PathBuf>) -> Result<Option<TpmTrust>, CliError> {
-    let Some(path) = flag.or_else(|| config().attestation.tpm_ca.clone()) else {
-        return Ok(None);
-    };
-    TpmTrust::from_pem_file(&path)
-        .map(Some)
-        .map_err(|e| CliError::Usage(e.to_string()))
+/// The trust anchors attestations are checked against.
+#[derive(Args)]
+pub struct TrustArgs {
+    /// PEM certificates (TPM vendor roots and intermediates) TPM endorsement key certificates
+    /// must chain to [default: the config's [attestation] tpm_ca]
+    #[arg(long)]
+    tpm_ca: Option<PathBuf>,
+    /// PEM roots YubiKey PIV attestations must chain to [default: the config's
+    /// [attestation] piv_ca, else the built-in Yubico PIV root]
+    #[arg(long)]
+    piv_ca: Option<PathBuf>,
+}
+
+pub struct Trust {
+    pub tpm: Option<TpmTrust>,
+    pub piv: PivTrust,
+}
+
+impl TrustArgs {
+    pub fn load(self) -> Result<Trust, CliError> {
+        let usage = |e: trustctl::attestation::AttestationError| CliError::Usage(e.to_string());
+        let tpm = match self.tpm_ca.or_else(|| config().attestation.tpm_ca.clone()) {
+            Some(path) => Some(TpmTrust::from_pem_file(&path).map_err(usage)?),
+            None => None,
+        };
+        let piv = match self.piv_ca.or_else(|| config().attestation.piv_ca.clone()) {
+            Some(path) => PivTrust::from_pem_file(&path).map_err(usage)?,
+            None => PivTrust::yubico(),
+        };
+        Ok(Trust { tpm, piv })
+    }
 }
 
 /// Fetches fresh evidence for one key, verifies it and prints what it proved.
 pub async fn attest(
     socket: &Path,
     name: &str,
-    tpm_ca: Option<PathBuf>,
+    trust: TrustArgs,
     json: bool,
 ) -> Result<(), CliError> {
-    let trust = tpm_trust(tpm_ca)?;
+    let trust = trust.load()?;
     let mut client = client::connect(socket).await?;
     let key = client
         .get_public_key(pb::GetPublicKeyRequest {
@@ -39,7 +65,7 @@ pub async fn attest(
         .into_inner()
         .key
         .ok_or_else(|| CliError::Failed("trustd returned no key".into()))?;
-    let mut verifier = Verifier::new(&mut client, trust.as_ref());
+    let mut verifier = Verifier::new(&mut client, trust.tpm.as_ref(), &trust.piv);
     let report = verifier.attest(&key).await.map_err(|error| match error {
         VerifyError::Trustd(status) => {
             CliError::from_status(&format!("cannot attest key {name:?}"), status)
@@ -54,12 +80,40 @@ pub async fn attest(
             serde_json::to_string_pretty(&report).expect("JSON serializes")
         );
     } else {
-        print_report(&report);
+        match &report {
+            Report::Tpm(report) => print_tpm_report(report),
+            Report::Piv(report) => print_piv_report(report),
+        }
     }
     Ok(())
 }
 
-fn print_report(report: &TpmReport) {
+fn print_piv_report(report: &PivReport) {
+    println!(
+        "Key {:?} on backend {:?}: attestation VERIFIED (YubiKey PIV)",
+        report.key, report.backend
+    );
+    let rows = [
+        ("key ID", report.key_id.clone()),
+        (
+            "generated on the card",
+            format!(
+                "yes, in slot {} (the card attests only keys it generated)",
+                report.slot
+            ),
+        ),
+        ("card serial", report.serial.to_string()),
+        ("firmware", report.firmware.clone()),
+        ("PIN policy", report.pin_policy.to_owned()),
+        ("touch policy", report.touch_policy.to_owned()),
+        ("trusted because", format!("it chains to {}", report.anchor)),
+    ];
+    for (label, value) in rows {
+        println!("  {label:<22}{value}");
+    }
+}
+
+fn print_tpm_report(report: &TpmReport) {
     println!(
         "Key {:?} on backend {:?}: attestation VERIFIED (TPM 2.0)",
         report.key, report.backend
@@ -115,21 +169,26 @@ fn print_report(report: &TpmReport) {
 pub async fn list_column(
     verifier: &mut Verifier<'_>,
     key: &pb::KeyInfo,
-    have_trust: bool,
+    trust: &Trust,
 ) -> (String, serde_json::Value) {
+    let kind = match key.attestation.as_ref().and_then(|a| a.evidence.as_ref()) {
+        Some(pb::attestation::Evidence::Tpm(_)) => "tpm",
+        Some(pb::attestation::Evidence::Piv(_)) => "piv",
+        None => return ("-".into(), serde_json::json!({"status": "none"})),
+    };
     match verifier.check_stored(key).await {
         None => ("-".into(), serde_json::json!({"status": "none"})),
         Some(Ok(_)) => (
-            "verified (tpm)".into(),
-            serde_json::json!({"status": "verified", "kind": "tpm"}),
+            format!("verified ({kind})"),
+            serde_json::json!({"status": "verified", "kind": kind}),
         ),
-        Some(Err(VerifyError::Rejected(reason))) if !have_trust => (
+        Some(Err(VerifyError::Rejected(reason))) if kind == "tpm" && trust.tpm.is_none() => (
             "unverified (no tpm_ca)".into(),
-            serde_json::json!({"status": "unverified", "kind": "tpm", "detail": reason.to_string()}),
+            serde_json::json!({"status": "unverified", "kind": kind, "detail": reason.to_string()}),
         ),
         Some(Err(error)) => (
-            "FAILED (tpm): see `key attest`".into(),
-            serde_json::json!({"status": "failed", "kind": "tpm", "detail": error.to_string()}),
+            format!("FAILED ({kind}): see `key attest`"),
+            serde_json::json!({"status": "failed", "kind": kind, "detail": error.to_string()}),
         ),
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use clap::Args;
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha384};
 use trustctl::client;
 use trustctl::error::CliError;
 use trustctl::keyfile;
@@ -45,10 +45,24 @@ pub struct VerifyBlobArgs {
     file: PathBuf,
 }
 
-/// The file's SHA-256 and, when it is small or `keep_all` is set, its bytes.
+/// The file's SHA-256 and SHA-384 and, when it is small or `keep_all` is set, its bytes.
 struct Blob {
     digest: [u8; 32],
+    digest384: [u8; 48],
     bytes: Option<Vec<u8>>,
+}
+
+impl Blob {
+    /// What a verifier checks: the bytes when they were kept, else the digests.
+    fn signed(&self) -> Signed<'_> {
+        match &self.bytes {
+            Some(bytes) => Signed::Message(bytes),
+            None => Signed::Digests {
+                sha256: self.digest,
+                sha384: self.digest384,
+            },
+        }
+    }
 }
 
 fn read_blob(path: &Path, keep_all: bool) -> Result<Blob, CliError> {
@@ -61,6 +75,7 @@ fn read_blob(path: &Path, keep_all: bool) -> Result<Blob, CliError> {
         )
     };
     let mut hasher = Sha256::new();
+    let mut hasher384 = Sha384::new();
     let mut kept = Vec::new();
     let mut keeping = true;
     let mut buf = vec![0u8; 256 * 1024];
@@ -72,6 +87,7 @@ fn read_blob(path: &Path, keep_all: bool) -> Result<Blob, CliError> {
             break;
         }
         hasher.update(&buf[..n]);
+        hasher384.update(&buf[..n]);
         if keeping {
             kept.extend_from_slice(&buf[..n]);
             if !keep_all && kept.len() > INLINE_LIMIT {
@@ -82,6 +98,7 @@ fn read_blob(path: &Path, keep_all: bool) -> Result<Blob, CliError> {
     }
     Ok(Blob {
         digest: hasher.finalize().into(),
+        digest384: hasher384.finalize().into(),
         bytes: keeping.then_some(kept),
     })
 }
@@ -93,15 +110,20 @@ pub async fn sign(socket: &Path, args: SignBlobArgs) -> Result<(), CliError> {
         .ok_or_else(|| CliError::Failed("trustd reported an unknown key algorithm".into()))?;
     let whole_message = algorithm == pb::SignatureAlgorithm::Ed25519;
     let blob = read_blob(&args.file, whole_message)?;
-    let payload = match &blob.bytes {
-        Some(bytes) => pb::sign_request::Payload::Message(bytes.clone()),
-        None => pb::sign_request::Payload::Sha256Digest(blob.digest.to_vec()),
+    let payload = match (&blob.bytes, algorithm) {
+        (Some(bytes), _) => pb::sign_request::Payload::Message(bytes.clone()),
+        (None, pb::SignatureAlgorithm::EcdsaP384Sha384) => {
+            pb::sign_request::Payload::Sha384Digest(blob.digest384.to_vec())
+        }
+        (None, _) => pb::sign_request::Payload::Sha256Digest(blob.digest.to_vec()),
     };
-    let encoding = if algorithm == pb::SignatureAlgorithm::EcdsaP256Sha256 {
-        pb::SignatureEncoding::Der
-    } else {
-        pb::SignatureEncoding::Raw
+    let encoding = match algorithm {
+        pb::SignatureAlgorithm::EcdsaP256Sha256 | pb::SignatureAlgorithm::EcdsaP384Sha384 => {
+            pb::SignatureEncoding::Der
+        }
+        _ => pb::SignatureEncoding::Raw,
     };
+    client::announce_touch(&key);
     let response = client
         .sign(pb::SignRequest {
             key: client::key_selector(&args.key),
@@ -114,11 +136,7 @@ pub async fn sign(socket: &Path, args: SignBlobArgs) -> Result<(), CliError> {
         .into_inner();
     // Check the device's work before handing it out: a faulty token must not produce a
     // signature nobody can verify.
-    let signed = match &blob.bytes {
-        Some(bytes) => Signed::Message(bytes),
-        None => Signed::Sha256(blob.digest),
-    };
-    verify::verify(&key.public_key_der, signed, &response.signature).map_err(|e| {
+    verify::verify(&key.public_key_der, blob.signed(), &response.signature).map_err(|e| {
         CliError::Failed(format!(
             "trustd returned a signature that does not verify against key {:?} ({e}); not writing it",
             args.key
@@ -160,11 +178,7 @@ pub async fn verify(socket: &Path, args: VerifyBlobArgs) -> Result<(), CliError>
             ))
         })?;
     let blob = read_blob(&args.file, !verify::verifies_prehashed(&spki))?;
-    let signed = match &blob.bytes {
-        Some(bytes) => Signed::Message(bytes),
-        None => Signed::Sha256(blob.digest),
-    };
-    verify::verify(&spki, signed, &signature)
+    verify::verify(&spki, blob.signed(), &signature)
         .map_err(|e| CliError::Failed(format!("signature verification failed: {e}")))?;
     println!("Verified OK");
     Ok(())

@@ -21,19 +21,15 @@ pub enum KeyCommand {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
-        /// PEM certificates TPM endorsement key certificates must chain to [default: the
-        /// config's [attestation] tpm_ca].
-        #[arg(long)]
-        tpm_ca: Option<PathBuf>,
+        #[command(flatten)]
+        trust: super::attest::TrustArgs,
     },
     /// Prove a key was generated inside its device and cannot leave it: fresh evidence from
     /// the device, verified here.
     Attest {
         name: String,
-        /// PEM certificates (TPM vendor roots and intermediates) the TPM's endorsement key
-        /// certificate must chain to [default: the config's [attestation] tpm_ca].
-        #[arg(long)]
-        tpm_ca: Option<PathBuf>,
+        #[command(flatten)]
+        trust: super::attest::TrustArgs,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -66,6 +62,9 @@ pub enum KeyCommand {
 pub enum AlgorithmArg {
     #[value(name = "ecdsa-p256")]
     EcdsaP256,
+    /// PIV cards only (not usable in Notary trust data).
+    #[value(name = "ecdsa-p384")]
+    EcdsaP384,
     Ed25519,
     #[value(name = "rsa-3072")]
     Rsa3072,
@@ -89,6 +88,78 @@ pub struct GenerateArgs {
     /// (`trustctl signer add --key NAME.pub` or `docker trust signer add --key NAME.pub`).
     #[arg(long, default_value = ".", value_name = "DIR")]
     dir: PathBuf,
+    #[command(flatten)]
+    piv: PivArgs,
+}
+
+/// Where and how a key is generated on a PIV card (YubiKey).
+#[derive(Args)]
+#[command(next_help_heading = "PIV card (YubiKey) options")]
+pub struct PivArgs {
+    /// Slot: 9c, 9a, 9d, 9e or a retired slot 82-95 [default: the first free one the
+    /// backend may use]
+    #[arg(long)]
+    slot: Option<String>,
+    /// When the card asks for the PIN [default: the slot's: always for 9c, once otherwise]
+    #[arg(long, value_enum)]
+    pin_policy: Option<PinPolicyArg>,
+    /// When the card asks for a touch [default: never]
+    #[arg(long, value_enum)]
+    touch_policy: Option<TouchPolicyArg>,
+    /// Overwrite a key trustd does not know in --slot (it is destroyed)
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PinPolicyArg {
+    Never,
+    Once,
+    Always,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TouchPolicyArg {
+    Never,
+    Always,
+    Cached,
+}
+
+impl PivArgs {
+    fn options(&self) -> Option<pb::PivOptions> {
+        if self.slot.is_none()
+            && self.pin_policy.is_none()
+            && self.touch_policy.is_none()
+            && !self.force
+        {
+            return None;
+        }
+        Some(pb::PivOptions {
+            slot: self.slot.clone().unwrap_or_default(),
+            pin_policy: match self.pin_policy {
+                None => pb::PinPolicy::Unspecified,
+                Some(PinPolicyArg::Never) => pb::PinPolicy::Never,
+                Some(PinPolicyArg::Once) => pb::PinPolicy::Once,
+                Some(PinPolicyArg::Always) => pb::PinPolicy::Always,
+            } as i32,
+            touch_policy: match self.touch_policy {
+                None => pb::TouchPolicy::Unspecified,
+                Some(TouchPolicyArg::Never) => pb::TouchPolicy::Never,
+                Some(TouchPolicyArg::Always) => pb::TouchPolicy::Always,
+                Some(TouchPolicyArg::Cached) => pb::TouchPolicy::Cached,
+            } as i32,
+            force: self.force,
+        })
+    }
+
+    /// Whether generating will make the card wait for a touch (it self-signs the slot's
+    /// certificate).
+    fn needs_touch(&self) -> bool {
+        matches!(
+            self.touch_policy,
+            Some(TouchPolicyArg::Always | TouchPolicyArg::Cached)
+        )
+    }
 }
 
 #[derive(Args)]
@@ -131,9 +202,9 @@ pub struct RotateArgs {
 pub async fn run(socket: &Path, command: KeyCommand) -> Result<(), CliError> {
     match command {
         KeyCommand::Generate(args) => generate(socket, args).await,
-        KeyCommand::List { json, tpm_ca } => list(socket, json, tpm_ca).await,
-        KeyCommand::Attest { name, tpm_ca, json } => {
-            super::attest::attest(socket, &name, tpm_ca, json).await
+        KeyCommand::List { json, trust } => list(socket, json, trust).await,
+        KeyCommand::Attest { name, trust, json } => {
+            super::attest::attest(socket, &name, trust, json).await
         }
         KeyCommand::Public {
             name,
@@ -156,6 +227,7 @@ fn scope(gun: Option<String>, role: Option<String>) -> Option<pb::KeyScope> {
 async fn generate(socket: &Path, args: GenerateArgs) -> Result<(), CliError> {
     let algorithm = match args.algorithm {
         AlgorithmArg::EcdsaP256 => pb::KeyAlgorithm::EcdsaP256,
+        AlgorithmArg::EcdsaP384 => pb::KeyAlgorithm::EcdsaP384,
         AlgorithmArg::Ed25519 => pb::KeyAlgorithm::Ed25519,
         AlgorithmArg::Rsa3072 => pb::KeyAlgorithm::Rsa3072,
     };
@@ -171,12 +243,16 @@ async fn generate(socket: &Path, args: GenerateArgs) -> Result<(), CliError> {
         )));
     }
     let mut client = client::connect(socket).await?;
+    if args.piv.needs_touch() {
+        eprintln!("Touch the YubiKey when it blinks: it self-signs the new key's certificate...");
+    }
     let key = client
         .generate_key(pb::GenerateKeyRequest {
             name: args.name.clone(),
             backend: args.backend.unwrap_or_default(),
             algorithm: algorithm as i32,
             scope: scope(args.gun, args.role),
+            piv: args.piv.options(),
         })
         .await
         .map_err(|s| CliError::from_status(&format!("cannot generate key {:?}", args.name), s))?
@@ -190,6 +266,23 @@ async fn generate(socket: &Path, args: GenerateArgs) -> Result<(), CliError> {
         key.backend,
         key.key_id
     );
+    if let Some(piv) = &key.piv {
+        println!(
+            "Slot: {} of YubiKey serial {} (PIN policy {}, touch policy {})",
+            piv.slot,
+            piv.serial,
+            policy_name(
+                pb::PinPolicy::try_from(piv.pin_policy)
+                    .ok()
+                    .map(|p| p.as_str_name())
+            ),
+            policy_name(
+                pb::TouchPolicy::try_from(piv.touch_policy)
+                    .ok()
+                    .map(|p| p.as_str_name())
+            )
+        );
+    }
     let role = args.name.rsplit('/').next().unwrap_or(&args.name);
     std::fs::write(
         &pub_file,
@@ -206,8 +299,8 @@ async fn generate(socket: &Path, args: GenerateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn list(socket: &Path, json: bool, tpm_ca: Option<PathBuf>) -> Result<(), CliError> {
-    let trust = super::attest::tpm_trust(tpm_ca)?;
+async fn list(socket: &Path, json: bool, trust: super::attest::TrustArgs) -> Result<(), CliError> {
+    let trust = trust.load()?;
     let mut client = client::connect(socket).await?;
     let keys = client
         .list_keys(pb::ListKeysRequest {})
@@ -216,9 +309,10 @@ async fn list(socket: &Path, json: bool, tpm_ca: Option<PathBuf>) -> Result<(), 
         .into_inner()
         .keys;
     let mut attestations = Vec::with_capacity(keys.len());
-    let mut verifier = trustctl::attestation::Verifier::new(&mut client, trust.as_ref());
+    let mut verifier =
+        trustctl::attestation::Verifier::new(&mut client, trust.tpm.as_ref(), &trust.piv);
     for key in &keys {
-        attestations.push(super::attest::list_column(&mut verifier, key, trust.is_some()).await);
+        attestations.push(super::attest::list_column(&mut verifier, key, &trust).await);
     }
     if json {
         let rows: Vec<_> = keys
@@ -281,6 +375,13 @@ async fn list(socket: &Path, json: bool, tpm_ca: Option<PathBuf>) -> Result<(), 
         &rows,
     );
     Ok(())
+}
+
+/// "PIN_POLICY_ALWAYS" -> "always".
+pub fn policy_name(name: Option<&str>) -> String {
+    name.and_then(|n| n.rsplit('_').next())
+        .unwrap_or("unknown")
+        .to_ascii_lowercase()
 }
 
 pub fn print_table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) {

@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod key;
 pub mod signer;
 pub mod status;
+pub mod token;
 pub mod trust;
 
 use std::sync::OnceLock;

@@ -85,6 +85,7 @@ pub(super) async fn generate_key(
                 gun: gun.to_owned(),
                 role: role.to_owned(),
             }),
+            piv: None,
         })
         .await
         .map_err(|s| CliError::from_status(&format!("cannot generate the {role} key"), s))?;

@@ -29,7 +29,11 @@ fn method_of(algorithm: i32) -> Result<(&'static str, pb::SignatureAlgorithm), C
     let method = match signature {
         pb::SignatureAlgorithm::EcdsaP256Sha256 => "ecdsa",
         pb::SignatureAlgorithm::Ed25519 => "eddsa",
-        _ => "rsapss",
+        pb::SignatureAlgorithm::RsaPssSha256 => "rsapss",
+        _ => return Err(CliError::Usage(
+            "Notary v1 trust data takes ECDSA P-256, Ed25519 and RSA keys: this key cannot sign it"
+                .into(),
+        )),
     };
     Ok((method, signature))
 }
@@ -156,6 +160,7 @@ impl TrustdSigner {
     ) -> Result<Signature, CliError> {
         let info = self.key(name).await?;
         let (method, algorithm) = method_of(info.algorithm)?;
+        client::announce_touch(&info);
         let sig = self
             .sign_bytes(
                 name,

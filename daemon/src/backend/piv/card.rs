@@ -387,10 +387,16 @@ impl PivCard {
                 return Err(error.clone());
             }
         }
-        let opened = match self.config.serial {
-            Some(serial) => YubiKey::open_by_serial(serial.into()),
-            None => YubiKey::open(),
-        };
+        // Right after another program let go of the card (or reset it), pcscd briefly reports
+        // it absent: look again a few times before calling it gone.
+        let mut opened = self.open();
+        for _ in 0..5 {
+            if !matches!(opened, Err(yubikey::Error::NotFound)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            opened = self.open();
+        }
         match opened {
             Ok(yk) => {
                 tracing::info!(backend = %self.config.name, serial = yk.serial().0, version = %yk.version(), "YubiKey connected");
@@ -415,6 +421,13 @@ impl PivCard {
                 self.down = Some((Instant::now(), error.clone()));
                 Err(error)
             }
+        }
+    }
+
+    fn open(&self) -> yubikey::Result<YubiKey> {
+        match self.config.serial {
+            Some(serial) => YubiKey::open_by_serial(serial.into()),
+            None => YubiKey::open(),
         }
     }
 
