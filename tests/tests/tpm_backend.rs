@@ -183,6 +183,7 @@ async fn tampered_or_replayed_evidence_is_rejected() {
     let mut swapped = evidence.clone();
     swapped.key_public_area = match other.attestation.clone().unwrap().evidence.unwrap() {
         trustd_proto::attestation::Evidence::Tpm(e) => e.key_public_area,
+        other => panic!("not TPM evidence: {other:?}"),
     };
     assert!(matches!(
         check_tpm_evidence(&key, &swapped, &nonce),

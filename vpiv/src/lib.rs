@@ -79,7 +79,7 @@ impl VirtualCard {
         self.card().touch_timeout = timeout;
     }
 
-    /// Presses the card's button (consumed by the next operation that waits for it).
+    /// Presses the card's button; it counts only while an operation waits for it.
     pub fn touch(&self) {
         *self.shared.touched.lock().expect("touch") = true;
         self.shared.touch_signal.notify_all();
@@ -119,6 +119,8 @@ impl piv::TouchSensor for Touch<'_> {
     fn wait(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut touched = self.0.touched.lock().expect("touch");
+        // Only a touch while the card waits (its light blinking) counts.
+        *touched = false;
         while !*touched {
             let now = Instant::now();
             if now >= deadline {

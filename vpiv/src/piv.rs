@@ -667,6 +667,7 @@ fn cert_object(der: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use des::cipher::KeyInit;
 
     struct NoTouch;
     impl TouchSensor for NoTouch {
@@ -703,6 +704,73 @@ mod tests {
                 expected
             );
         }
+    }
+
+    fn authenticate_default_management_key(card: &mut PivCard) {
+        use des::cipher::BlockDecrypt;
+        let step1 = card.process(&apdu(0x87, 0x03, 0x9B, &[0x7C, 0x02, 0x80, 0x00]), &NoTouch);
+        assert_eq!(sw(&step1), SW_OK);
+        let cipher = des::TdesEde3::new_from_slice(&DEFAULT_MGM_KEY).unwrap();
+        let mut witness = des::cipher::generic_array::GenericArray::clone_from_slice(&step1[4..12]);
+        cipher.decrypt_block(&mut witness);
+        let mut step2 = vec![0x7C, 0x14, 0x80, 0x08];
+        step2.extend_from_slice(&witness);
+        step2.extend_from_slice(&[0x81, 0x08, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(
+            sw(&card.process(&apdu(0x87, 0x03, 0x9B, &step2), &NoTouch)),
+            SW_OK
+        );
+    }
+
+    #[test]
+    fn a_pin_always_key_needs_a_verify_before_each_signature() {
+        let mut card = PivCard::new(1);
+        authenticate_default_management_key(&mut card);
+        let generate = [0xAC, 0x06, 0x80, 0x01, ALG_P256, 0xAA, 0x01, PIN_ALWAYS];
+        assert_eq!(
+            sw(&card.process(&apdu(0x47, 0, 0x9C, &generate), &NoTouch)),
+            SW_OK
+        );
+        let sign = {
+            let mut data = vec![0x7C, 0x24, 0x82, 0x00, 0x81, 0x20];
+            data.extend_from_slice(&[0x11; 32]);
+            apdu(0x87, ALG_P256, 0x9C, &data)
+        };
+        assert_eq!(
+            sw(&card.process(&sign, &NoTouch)),
+            SW_SECURITY,
+            "no PIN yet"
+        );
+        card.process(&apdu(0x20, 0, 0x80, &pad(DEFAULT_PIN)), &NoTouch);
+        assert_eq!(sw(&card.process(&sign, &NoTouch)), SW_OK);
+        assert_eq!(
+            sw(&card.process(&sign, &NoTouch)),
+            SW_SECURITY,
+            "the PIN was used up"
+        );
+        card.process(&apdu(0x20, 0, 0x80, &pad(DEFAULT_PIN)), &NoTouch);
+        assert_eq!(sw(&card.process(&sign, &NoTouch)), SW_OK);
+    }
+
+    #[test]
+    fn key_management_needs_the_management_key() {
+        let mut card = PivCard::new(1);
+        let generate = [0xAC, 0x03, 0x80, 0x01, ALG_P256];
+        assert_eq!(
+            sw(&card.process(&apdu(0x47, 0, 0x9A, &generate), &NoTouch)),
+            SW_SECURITY
+        );
+        authenticate_default_management_key(&mut card);
+        assert_eq!(
+            sw(&card.process(&apdu(0x47, 0, 0x9A, &generate), &NoTouch)),
+            SW_OK
+        );
+        // A reset forgets the authentication.
+        card.reset();
+        assert_eq!(
+            sw(&card.process(&apdu(0x47, 0, 0x9A, &generate), &NoTouch)),
+            SW_SECURITY
+        );
     }
 
     #[test]

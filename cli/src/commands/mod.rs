@@ -30,6 +30,7 @@ pub fn config() -> &'static Config {
 pub fn algorithm_name(value: i32) -> &'static str {
     match pb::KeyAlgorithm::try_from(value) {
         Ok(pb::KeyAlgorithm::EcdsaP256) => "ecdsa-p256",
+        Ok(pb::KeyAlgorithm::EcdsaP384) => "ecdsa-p384",
         Ok(pb::KeyAlgorithm::Ed25519) => "ed25519",
         Ok(pb::KeyAlgorithm::Rsa2048) => "rsa-2048",
         Ok(pb::KeyAlgorithm::Rsa3072) => "rsa-3072",

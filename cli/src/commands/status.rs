@@ -78,6 +78,8 @@ pub async fn run(socket: &Path, args: StatusArgs) -> Result<(), CliError> {
             }
             if b.state != pb::BackendState::Ready as i32 {
                 println!("  problem:    {}", b.detail);
+            } else if b.detail != "ready" && !b.detail.is_empty() {
+                println!("  detail:     {}", b.detail);
             }
         }
     }

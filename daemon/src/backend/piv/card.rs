@@ -246,9 +246,7 @@ impl PivCard {
                     yubikey::piv::sign_data(yk, &digest, algorithm_id, slot)
                         .map_err(|e| card.signing_failure(e, touch_policy, "signing"))?
                 }
-                Err(error) => {
-                    return Err(card.signing_failure(error, touch_policy, "signing").into())
-                }
+                Err(error) => return Err(card.signing_failure(error, touch_policy, "signing")),
             };
             Ok(algorithm::ecdsa_der_to_raw(algorithm, &der).map_err(BackendError::Device)?)
         })
