@@ -158,11 +158,31 @@ fn serve(shared: &Shared, port: u16) {
     }
 }
 
+/// vpcd writes a message's length and its body in two writes, with Nagle's algorithm on: the
+/// body waits until the length is acknowledged. Acknowledge at once (TCP_QUICKACK is not
+/// sticky, so before every read), or each exchange stalls for a delayed ACK (~40 ms).
+fn quick_ack(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor and a c_int option of the right size.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 fn exchange(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> {
     loop {
         let mut len = [0u8; 2];
+        quick_ack(&stream);
         stream.read_exact(&mut len)?;
         let mut message = vec![0u8; u16::from_be_bytes(len) as usize];
+        quick_ack(&stream);
         stream.read_exact(&mut message)?;
         let reply = {
             let mut card = shared.card.lock().expect("card state");
