@@ -67,7 +67,7 @@ impl PivRig {
             }
             assert!(
                 Instant::now() < deadline,
-                "pcscd never saw the virtual card {}",
+                "pcscd never saw the virtual card {} (a pcscd started before vsmartcard-vpcd was installed has no vpcd reader: restart it)",
                 if present { "inserted" } else { "removed" }
             );
             std::thread::sleep(Duration::from_millis(20));
