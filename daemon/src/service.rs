@@ -284,10 +284,14 @@ impl SignerService {
             Some(Payload::Message(message)) => {
                 let limit = self.state.limits.max_payload_bytes;
                 if message.len() > limit {
-                    let hint = if wanted.accepts_prehashed() {
-                        "send its digest instead (trustctl does this for large files)"
-                    } else {
-                        "Ed25519 signs whole messages, so this payload cannot be signed here"
+                    let hint = match wanted {
+                        SignatureAlgorithm::Ed25519 => {
+                            "Ed25519 signs whole messages, so this payload cannot be signed here"
+                        }
+                        SignatureAlgorithm::EcdsaP384Sha384 => {
+                            "send its SHA-384 digest instead (trustctl does this for large files)"
+                        }
+                        _ => "send its SHA-256 digest instead (trustctl does this for large files)",
                     };
                     return Err(Status::invalid_argument(format!(
                         "payload of {} bytes exceeds trustd's limit of {limit} bytes: {hint}",

@@ -578,6 +578,23 @@ async fn forged_or_altered_piv_attestations_are_rejected() {
         panic!("no PIV attestation kept for the key");
     };
     piv::verify(&key, &genuine, &trust).expect("the genuine attestation verifies");
+    // A digest of the wrong kind for the key is refused before the card is asked.
+    let wrong = client
+        .sign(trustd_proto::SignRequest {
+            key: Some(trustd_proto::KeySelector {
+                selector: Some(trustd_proto::key_selector::Selector::Name("k".into())),
+            }),
+            algorithm: trustd_proto::SignatureAlgorithm::EcdsaP256Sha256 as i32,
+            encoding: 0,
+            payload: Some(trustd_proto::sign_request::Payload::Sha384Digest(vec![
+                0;
+                48
+            ])),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), tonic::Code::InvalidArgument, "{wrong:?}");
+    assert!(wrong.message().contains("not SHA-384"), "{wrong:?}");
 
     // The same statements about the same key, issued by an attestation CA that is not the
     // card's (what a forger with their own "f9" key would make).
