@@ -654,3 +654,43 @@ fn forger_key_der() -> Vec<u8> {
         .unwrap()
         .into_vec()
 }
+
+#[test]
+fn a_deleted_key_leaves_its_slot_guarded_until_forced() {
+    let rig = PivRig::start(SERIAL);
+    let trustd = provisioned_with_pin_file(&rig, PIN, &["--slot", "83"]);
+    trustd.ok(&["key", "delete", "k", "--yes"]);
+    assert!(trustd.ok(&["key", "list"]).contains("No keys"));
+    // The card still holds the key (firmware 5.4 cannot delete keys): no silent overwrite.
+    let out = trustd.run(&[
+        "key",
+        "generate",
+        "again",
+        "--backend",
+        "yubikey",
+        "--slot",
+        "83",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("already holds a key: pass --force"),
+        "{}",
+        stderr(&out)
+    );
+    // Without --slot, trustd skips it and takes the next free slot it may use.
+    let out = trustd.ok(&["key", "generate", "elsewhere", "--backend", "yubikey"]);
+    assert!(out.contains("Slot: 9c "), "{out}");
+    let out = trustd.ok(&[
+        "key",
+        "generate",
+        "again",
+        "--backend",
+        "yubikey",
+        "--slot",
+        "83",
+        "--force",
+    ]);
+    assert!(out.contains("Slot: 83 "), "{out}");
+    let data = data_file(rig.dir.path());
+    sign_and_openssl_verify(&trustd, "again", &data, "sha256");
+}
