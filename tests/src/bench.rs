@@ -10,6 +10,24 @@ use crate::{sign_request, Client};
 /// About the size of a small TUF targets role: what trustctl signs most.
 pub const PAYLOAD_BYTES: usize = 512;
 
+/// `--seconds S --rounds R` from the command line (defaults 2 s, 3 rounds).
+pub fn seconds_and_rounds(usage: &str) -> (f64, usize) {
+    let (mut seconds, mut rounds) = (2.0, 3);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().unwrap_or_default();
+        match flag.as_str() {
+            "--seconds" => seconds = value.parse().expect("--seconds takes a number"),
+            "--rounds" => rounds = value.parse().expect("--rounds takes a number"),
+            _ => {
+                eprintln!("usage: {usage} [--seconds S] [--rounds R]");
+                std::process::exit(2);
+            }
+        }
+    }
+    (seconds, rounds)
+}
+
 /// One measured run: signatures and their latencies.
 pub struct Run {
     pub elapsed: Duration,

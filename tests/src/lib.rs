@@ -557,6 +557,32 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Asserts that a command failed and said `expected` on stderr.
+#[track_caller]
+pub fn assert_refused(out: &Output, expected: &str) {
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(out));
+    assert!(
+        stderr(out).contains(expected),
+        "expected {expected:?} in: {}",
+        stderr(out)
+    );
+}
+
+/// Generates a key over gRPC and returns what trustd says about it.
+pub async fn generate_key(
+    client: &mut Client,
+    name: &str,
+    algorithm: trustd_proto::KeyAlgorithm,
+) -> trustd_proto::KeyInfo {
+    client
+        .generate_key(generate_request(name, algorithm))
+        .await
+        .unwrap_or_else(|status| panic!("generating {name}: {status:?}"))
+        .into_inner()
+        .key
+        .expect("trustd returns the key")
+}
+
 /// Builds a sign request for a named key.
 pub fn sign_request(
     key: &str,

@@ -106,12 +106,7 @@ fn a_provisioned_card_generates_signs_attests_and_survives_a_restart() {
         &["token", "piv", "init", "--backend", "yubikey", "--stdin"],
         "11112222\n33334444\n",
     );
-    assert_ne!(again.status.code(), Some(0));
-    assert!(
-        stderr(&again).contains("already provisioned"),
-        "{}",
-        stderr(&again)
-    );
+    assert_refused(&again, "already provisioned");
 
     let out = trustd.ok(&[
         "key",
@@ -193,22 +188,12 @@ fn a_provisioned_card_generates_signs_attests_and_survives_a_restart() {
         "9c",
         "--force",
     ]);
-    assert_ne!(out.status.code(), Some(0));
-    assert!(
-        stderr(&out).contains("holds trustd's key \"signer\""),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "holds trustd's key \"signer\"");
 
     // The PIN lived in trustd's memory only: after a restart trustd asks for it again.
     trustd.restart();
     let out = trustd.run(&["sign-blob", "--key", "signer", data.to_str().unwrap()]);
-    assert_ne!(out.status.code(), Some(0));
-    assert!(
-        stderr(&out).contains("token piv unlock"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "token piv unlock");
     let out = with_stdin(
         &trustd,
         &["token", "piv", "unlock", "--backend", "yubikey", "--stdin"],
@@ -355,12 +340,7 @@ fn a_touch_policy_key_waits_for_the_touch_and_times_out_cleanly() {
 
     let data = data_file(rig.dir.path());
     let out = trustd.run(&["sign-blob", "--key", "k", data.to_str().unwrap()]);
-    assert_ne!(out.status.code(), Some(0));
-    assert!(
-        stderr(&out).contains("Touch the YubiKey (serial"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "Touch the YubiKey (serial");
     assert!(
         stderr(&out).contains("nobody touched the YubiKey"),
         "{}",
@@ -479,12 +459,7 @@ fn what_the_card_or_its_config_cannot_do_is_refused_precisely() {
         "--slot",
         "9e",
     ]);
-    assert_ne!(out.status.code(), Some(0));
-    assert!(
-        stderr(&out).contains("is not one this backend may use"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "is not one this backend may use");
     let out = trustd.run(&[
         "key",
         "load",
@@ -671,12 +646,7 @@ fn a_deleted_key_leaves_its_slot_guarded_until_forced() {
         "--slot",
         "83",
     ]);
-    assert_ne!(out.status.code(), Some(0));
-    assert!(
-        stderr(&out).contains("already holds a key: pass --force"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "already holds a key: pass --force");
     // Without --slot, trustd skips it and takes the next free slot it may use.
     let out = trustd.ok(&["key", "generate", "elsewhere", "--backend", "yubikey"]);
     assert!(out.contains("Slot: 9c "), "{out}");

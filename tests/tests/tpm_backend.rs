@@ -39,13 +39,7 @@ async fn generates_signs_and_signs_again_after_a_restart() {
     let tpm = Swtpm::start();
     let mut trustd = trustd_on(&tpm, "");
     let mut client = trustd.client().await;
-    let key = client
-        .generate_key(generate_request("k", KeyAlgorithm::EcdsaP256))
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
+    let key = generate_key(&mut client, "k", KeyAlgorithm::EcdsaP256).await;
     assert_eq!(key.backend_kind, trustd_proto::BackendKind::Tpm as i32);
     let signature = client
         .sign(ecdsa_sign(b"hello"))
@@ -134,13 +128,7 @@ async fn tampered_or_replayed_evidence_is_rejected() {
     let tpm = Swtpm::start();
     let trustd = trustd_on(&tpm, "");
     let mut client = trustd.client().await;
-    let key = client
-        .generate_key(generate_request("k", KeyAlgorithm::EcdsaP256))
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
+    let key = generate_key(&mut client, "k", KeyAlgorithm::EcdsaP256).await;
     let nonce = b"a fresh nonce, 32 bytes long...!".to_vec();
     let reply = client
         .attest_key(trustd_proto::AttestKeyRequest {
@@ -173,13 +161,7 @@ async fn tampered_or_replayed_evidence_is_rejected() {
         Err(AttestationError::StaleNonce)
     ));
     // Someone else's key presented with this certification.
-    let other = client
-        .generate_key(generate_request("other", KeyAlgorithm::EcdsaP256))
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
+    let other = generate_key(&mut client, "other", KeyAlgorithm::EcdsaP256).await;
     let mut swapped = evidence.clone();
     swapped.key_public_area = match other.attestation.clone().unwrap().evidence.unwrap() {
         trustd_proto::attestation::Evidence::Tpm(e) => e.key_public_area,
@@ -251,13 +233,7 @@ async fn a_vanished_tpm_gives_unavailable_and_trustd_recovers_without_a_restart(
     let mut tpm = Swtpm::start();
     let mut trustd = trustd_on(&tpm, "");
     let mut client = trustd.client().await;
-    let key = client
-        .generate_key(generate_request("k", KeyAlgorithm::EcdsaP256))
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
+    let key = generate_key(&mut client, "k", KeyAlgorithm::EcdsaP256).await;
     client.sign(ecdsa_sign(b"before")).await.unwrap();
 
     tpm.kill();
@@ -293,13 +269,7 @@ async fn sixteen_concurrent_callers_all_finish_signed_or_told_the_tpm_is_busy() 
     // A one-deep queue and no waiting: a burst of 16 must overflow it.
     let trustd = trustd_on(&tpm, "queue_depth = 1\nqueue_wait_ms = 0");
     let mut client = trustd.client().await;
-    let key = client
-        .generate_key(generate_request("k", KeyAlgorithm::EcdsaP256))
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
+    let key = generate_key(&mut client, "k", KeyAlgorithm::EcdsaP256).await;
     let mut busy_seen = 0;
     let mut signed = 0;
     for round in 0..20 {
@@ -345,13 +315,7 @@ async fn with_the_default_queue_sixteen_concurrent_callers_all_sign() {
     let tpm = Swtpm::start();
     let trustd = trustd_on(&tpm, "");
     let mut client = trustd.client().await;
-    let key = client
-        .generate_key(generate_request("k", KeyAlgorithm::EcdsaP256))
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
+    let key = generate_key(&mut client, "k", KeyAlgorithm::EcdsaP256).await;
     let mut tasks = Vec::new();
     for caller in 0..16 {
         let mut client = trustd.client().await;
@@ -386,13 +350,7 @@ async fn a_wrong_key_auth_value_is_refused_once_and_not_retried() {
         &format!("key_auth = {{ file = \"{}\" }}", auth.display()),
     );
     let mut client = trustd.client().await;
-    let key = client
-        .generate_key(generate_request("k", KeyAlgorithm::EcdsaP256))
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
+    let key = generate_key(&mut client, "k", KeyAlgorithm::EcdsaP256).await;
     client.sign(ecdsa_sign(b"right")).await.unwrap();
 
     // The value changes under trustd (a botched credential rotation).
@@ -462,13 +420,7 @@ async fn an_owner_hierarchy_with_an_auth_value_needs_owner_auth() {
         &format!("owner_auth = {{ file = \"{}\" }}", owner.display()),
     );
     let mut client = trustd.client().await;
-    let key = client
-        .generate_key(generate_request("k", KeyAlgorithm::EcdsaP256))
-        .await
-        .unwrap()
-        .into_inner()
-        .key
-        .unwrap();
+    let key = generate_key(&mut client, "k", KeyAlgorithm::EcdsaP256).await;
     let reply = client
         .sign(ecdsa_sign(b"owned"))
         .await

@@ -9,7 +9,9 @@
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use trustd_e2e::bench::{median_run, print_row, run_socket, Call, Run, PAYLOAD_BYTES};
+use trustd_e2e::bench::{
+    median_run, print_row, run_socket, seconds_and_rounds, Call, Run, PAYLOAD_BYTES,
+};
 use trustd_e2e::piv::PivRig;
 use trustd_e2e::tpm::secret_file;
 use trustd_e2e::*;
@@ -19,23 +21,6 @@ use yubikey::YubiKey;
 const KEY: &str = "bench";
 const SERIAL: u32 = 24681357;
 const PIN: &str = "13579246";
-
-fn parse_args() -> (f64, usize) {
-    let (mut seconds, mut rounds) = (2.0, 3);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().unwrap_or_default();
-        match flag.as_str() {
-            "--seconds" => seconds = value.parse().expect("--seconds takes a number"),
-            "--rounds" => rounds = value.parse().expect("--rounds takes a number"),
-            _ => {
-                eprintln!("usage: trustd-bench-piv [--seconds S] [--rounds R]");
-                std::process::exit(2);
-            }
-        }
-    }
-    (seconds, rounds)
-}
 
 /// Opens the card, verifies the PIN once and signs until the deadline; drops the connection.
 fn run_direct(seconds: f64) -> Run {
@@ -64,7 +49,7 @@ fn run_direct(seconds: f64) -> Run {
 }
 
 fn main() {
-    let (seconds, rounds) = parse_args();
+    let (seconds, rounds) = seconds_and_rounds("trustd-bench-piv");
     let rig = PivRig::start(SERIAL);
     let pin_file = secret_file(rig.dir.path(), "pin", PIN);
     let trustd = Trustd::launch(&Options::with_backends(format!(

@@ -11,7 +11,9 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
-use trustd_e2e::bench::{median_run, print_row, run_socket, Call, Run, PAYLOAD_BYTES};
+use trustd_e2e::bench::{
+    median_run, print_row, run_socket, seconds_and_rounds, Call, Run, PAYLOAD_BYTES,
+};
 use trustd_e2e::tpm::Swtpm;
 use trustd_e2e::*;
 use trustd_proto::KeyAlgorithm;
@@ -30,23 +32,6 @@ use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use tss_esapi::{Context, TctiNameConf};
 
 const KEY: &str = "bench";
-
-fn parse_args() -> (f64, usize) {
-    let (mut seconds, mut rounds) = (2.0, 3);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().unwrap_or_default();
-        match flag.as_str() {
-            "--seconds" => seconds = value.parse().expect("--seconds takes a number"),
-            "--rounds" => rounds = value.parse().expect("--rounds takes a number"),
-            _ => {
-                eprintln!("usage: trustd-bench-tpm [--seconds S] [--rounds R]");
-                std::process::exit(2);
-            }
-        }
-    }
-    (seconds, rounds)
-}
 
 /// trustd's storage primary template (daemon/src/backend/tpm/templates.rs): the same seed and
 /// template give the same key, so trustd's wrapped blobs load under it. A mismatch fails the
@@ -147,7 +132,7 @@ fn run_direct(tcti: &str, blobs: &(Vec<u8>, Vec<u8>), seconds: f64) -> Run {
 }
 
 fn main() {
-    let (seconds, rounds) = parse_args();
+    let (seconds, rounds) = seconds_and_rounds("trustd-bench-tpm");
     let tpm = Swtpm::start();
     let mut trustd = Trustd::launch(&Options::with_backends(format!(
         "[[backend]]\ntype = \"tpm\"\nname = \"tpm\"\ntcti = \"{}\"\n",

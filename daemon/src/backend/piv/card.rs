@@ -172,24 +172,10 @@ impl PivCard {
                 x509_cert::time::Validity::from_now(Duration::from_secs(10 * 365 * 24 * 3600))
                     .map_err(|e| BackendError::Device(e.to_string()))?;
             let self_signed = match algorithm_id {
-                AlgorithmId::EccP256 => Certificate::generate_self_signed::<_, p256::NistP256>(
-                    yk,
-                    slot,
-                    serial,
-                    validity,
-                    subject,
-                    public.clone(),
-                    |_| Ok(()),
-                ),
-                _ => Certificate::generate_self_signed::<_, p384::NistP384>(
-                    yk,
-                    slot,
-                    serial,
-                    validity,
-                    subject,
-                    public.clone(),
-                    |_| Ok(()),
-                ),
+                AlgorithmId::EccP256 => {
+                    self_sign::<p256::NistP256>(yk, slot, serial, validity, subject, &public)
+                }
+                _ => self_sign::<p384::NistP384>(yk, slot, serial, validity, subject, &public),
             };
             if let Err(error) = self_signed {
                 return Err(card.signing_failure(
@@ -705,6 +691,26 @@ impl CardState {
             other => CardError::Card { doing, error: other },
         }
     }
+}
+
+/// A self-signed certificate for the slot's key, signed on the card and written to the slot.
+fn self_sign<KT: yubikey::certificate::yubikey_signer::KeyType>(
+    yk: &mut YubiKey,
+    slot: SlotId,
+    serial: x509_cert::serial_number::SerialNumber,
+    validity: x509_cert::time::Validity,
+    subject: x509_cert::name::Name,
+    public: &x509_cert::spki::SubjectPublicKeyInfoOwned,
+) -> yubikey::Result<Certificate> {
+    Certificate::generate_self_signed::<_, KT>(
+        yk,
+        slot,
+        serial,
+        validity,
+        subject,
+        public.clone(),
+        |_| Ok(()),
+    )
 }
 
 fn parse_management_key(hex_key: &str) -> Result<MgmKey, BackendError> {
