@@ -27,7 +27,8 @@ pub enum PivCommand {
     /// random and stored on the card behind the PIN: nobody sees it. The new PIN and PUK are
     /// asked for twice, or generated with --generate and shown once.
     Init(InitArgs),
-    /// Hand trustd the card's PIN; trustd checks it and keeps it in memory only.
+    /// Hand trustd the card's PIN; trustd checks it and keeps it in memory only (it takes the
+    /// place of a configured PIN source until trustd restarts).
     Unlock(UnlockArgs),
 }
 

@@ -493,19 +493,21 @@ impl CardState {
         self.unlocked_pin.is_some() || self.config.pin.is_some()
     }
 
-    /// The PIN from the config's source, or the one a caller handed over.
+    /// The PIN a caller handed over (it overrides the config until trustd restarts), else the
+    /// one from the config's source.
     fn pin(&self) -> Result<Zeroizing<String>, BackendError> {
-        if let Some(source) = &self.config.pin {
-            let secret = source
-                .read()
-                .map_err(|e| BackendError::Misconfigured(e.to_string()))?;
-            return Ok(Zeroizing::new(secret.value.expose_secret().to_owned()));
+        if let Some(pin) = &self.unlocked_pin {
+            return Ok(pin.clone());
         }
-        self.unlocked_pin.clone().ok_or_else(|| {
+        let source = self.config.pin.as_ref().ok_or_else(|| {
             BackendError::Locked(
                 "trustd has no PIN for the YubiKey: set pin in trustd's config or run `trustctl token piv unlock`".into(),
             )
-        })
+        })?;
+        let secret = source
+            .read()
+            .map_err(|e| BackendError::Misconfigured(e.to_string()))?;
+        Ok(Zeroizing::new(secret.value.expose_secret().to_owned()))
     }
 
     /// Verifies the PIN when the key's policy needs it now.
