@@ -163,47 +163,48 @@ fn read_list(images: &[String], batch: &BatchArgs) -> Result<Vec<String>, CliErr
     Ok(list)
 }
 
-/// Progress: a line that rewrites itself on a terminal, plain lines otherwise.
+/// Progress: a bar on a terminal (with failures printed above it as they happen), plain
+/// lines otherwise, so logs of CI jobs stay readable.
 struct Progress {
-    total: usize,
-    done: usize,
-    failed: usize,
-    tty: bool,
+    bar: Option<indicatif::ProgressBar>,
+    failed: u64,
 }
 
 impl Progress {
     fn new(total: usize) -> Progress {
-        Progress {
-            total,
-            done: 0,
-            failed: 0,
-            tty: std::io::stderr().is_terminal(),
-        }
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "[{bar:30}] {pos}/{len} {percent}%  {msg}  {elapsed}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message("0 failed");
+            bar
+        });
+        Progress { bar, failed: 0 }
     }
 
     fn report(&mut self, text: &str, result: &Result<String, String>) {
-        self.done += 1;
-        match result {
-            Ok(what) => {
-                if !self.tty {
-                    println!("{what} {text}");
-                }
-            }
-            Err(reason) => {
+        match (result, &self.bar) {
+            (Ok(what), None) => println!("{what} {text}"),
+            (Ok(_), Some(_)) => {}
+            (Err(reason), bar) => {
                 self.failed += 1;
-                if self.tty {
-                    eprint!("\r\x1b[K");
+                let line = format!("failed {text}: {reason}");
+                match bar {
+                    Some(bar) => bar.suspend(|| eprintln!("{line}")),
+                    None => eprintln!("{line}"),
                 }
-                eprintln!("failed {text}: {reason}");
             }
         }
-        if self.tty {
-            eprint!(
-                "\r\x1b[K[{}/{}] {} failed",
-                self.done, self.total, self.failed
-            );
-            if self.done == self.total {
-                eprintln!();
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{} failed", self.failed));
+            bar.inc(1);
+            if bar.position() == bar.length().unwrap_or(0) {
+                bar.finish_and_clear();
             }
         }
     }
