@@ -32,15 +32,20 @@ impl PivRig {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::tempdir().unwrap();
-        let pcscd = if std::os::unix::net::UnixStream::connect(PCSCD_SOCKET).is_ok() {
-            None
+        // A pcscd of our own gets fresh ports: the previous one's port may still be in
+        // TIME_WAIT, and vpcd cannot bind it then.
+        let (pcscd, port) = if std::os::unix::net::UnixStream::connect(PCSCD_SOCKET).is_ok() {
+            (None, VPCD_PORT)
         } else {
-            Some(start_pcscd(
+            let port = crate::tpm::free_port_pair();
+            let pcscd = start_pcscd(
                 &dir.path().join("reader.conf.d"),
                 &dir.path().join("pcscd.log"),
-            ))
+                port,
+            );
+            (Some(pcscd), port)
         };
-        let card = VirtualCard::insert_new(serial, VPCD_PORT);
+        let card = VirtualCard::insert_new(serial, port);
         let rig = PivRig {
             card,
             dir,
@@ -98,12 +103,12 @@ impl Drop for PivRig {
     }
 }
 
-fn start_pcscd(conf_dir: &std::path::Path, log: &std::path::Path) -> Child {
+fn start_pcscd(conf_dir: &std::path::Path, log: &std::path::Path, port: u16) -> Child {
     std::fs::create_dir_all(conf_dir).unwrap();
     std::fs::write(
         conf_dir.join("vpcd"),
         format!(
-            "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:0x{VPCD_PORT:X}\nLIBPATH /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID 0x{VPCD_PORT:X}\n"
+            "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:0x{port:X}\nLIBPATH /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID 0x{port:X}\n"
         ),
     )
     .unwrap();

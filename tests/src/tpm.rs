@@ -167,8 +167,8 @@ impl Drop for Swtpm {
     }
 }
 
-/// A port P with P+1 also free (swtpm's command and control channels).
-fn free_port_pair() -> u16 {
+/// A port P with P+1 also free (swtpm's command and control channels, vpcd's two readers).
+pub fn free_port_pair() -> u16 {
     for _ in 0..100 {
         let first = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = first.local_addr().unwrap().port();
