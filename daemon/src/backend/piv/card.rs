@@ -58,31 +58,28 @@ impl<T> Doing<T> for yubikey::Result<T> {
 }
 
 pub struct PivCard {
-    config: PivConfig,
+    /// What operations read and change, apart from the open card.
+    state: CardState,
     yubikey: Option<YubiKey>,
-    /// The PIN was verified on the current connection.
-    pin_verified: bool,
     down: Option<(Instant, BackendError)>,
-    /// A PIN an authorized caller handed over (`trustctl token piv unlock`).
-    unlocked_pin: Option<Zeroizing<String>>,
-    /// Fingerprint of a PIN the card refused.
-    rejected_pin: Option<[u8; 32]>,
 }
 
 impl PivCard {
     pub fn new(config: PivConfig) -> PivCard {
         PivCard {
-            config,
+            state: CardState {
+                config,
+                pin_verified: false,
+                unlocked_pin: None,
+                rejected_pin: None,
+            },
             yubikey: None,
-            pin_verified: false,
             down: None,
-            unlocked_pin: None,
-            rejected_pin: None,
         }
     }
 
     fn who(&self) -> String {
-        match self.config.serial {
+        match self.state.config.serial {
             Some(serial) => format!("YubiKey serial {serial}"),
             None => "the YubiKey".to_owned(),
         }
@@ -328,9 +325,7 @@ impl PivCard {
                 Some(yk) => yk,
                 None => self.connect()?,
             };
-            let mut state = CardState::take_from(self);
-            let result = op(&mut state, &mut yk);
-            state.store(self);
+            let result = op(&mut self.state, &mut yk);
             match result {
                 Ok(value) => {
                     self.yubikey = Some(yk);
@@ -343,11 +338,11 @@ impl PivCard {
                 Err(CardError::Card { doing, error }) => match pcsc_error(&error) {
                     Some(pcsc::Error::ResetCard) if attempt == 0 => {
                         // Someone reset the card: its PIN and management key state are gone.
-                        self.pin_verified = false;
+                        self.state.pin_verified = false;
                         continue;
                     }
                     Some(pcsc) if is_gone(pcsc) => {
-                        self.pin_verified = false;
+                        self.state.pin_verified = false;
                         let error = self.unavailable(pcsc);
                         self.down = Some((Instant::now(), error.clone()));
                         return Err(error);
@@ -383,9 +378,9 @@ impl PivCard {
         }
         match opened {
             Ok(yk) => {
-                tracing::info!(backend = %self.config.name, serial = yk.serial().0, version = %yk.version(), "YubiKey connected");
+                tracing::info!(backend = %self.state.config.name, serial = yk.serial().0, version = %yk.version(), "YubiKey connected");
                 self.down = None;
-                self.pin_verified = false;
+                self.state.pin_verified = false;
                 Ok(yk)
             }
             Err(error) => {
@@ -395,7 +390,7 @@ impl PivCard {
                         "{} is not plugged in (or pcscd does not see it); trustd connects when it is back",
                         self.who()
                     )),
-                    None if matches!(error, yubikey::Error::PcscError { .. }) && self.config.serial.is_none() => {
+                    None if matches!(error, yubikey::Error::PcscError { .. }) && self.state.config.serial.is_none() => {
                         BackendError::Misconfigured(
                             "several YubiKeys are plugged in: set serial in the backend's config".into(),
                         )
@@ -409,7 +404,7 @@ impl PivCard {
     }
 
     fn open(&self) -> yubikey::Result<YubiKey> {
-        match self.config.serial {
+        match self.state.config.serial {
             Some(serial) => YubiKey::open_by_serial(serial.into()),
             None => YubiKey::open(),
         }
@@ -442,10 +437,10 @@ impl PivCard {
                 pin_policy,
                 touch_policy,
             } => {
-                if self.config.serial.is_some_and(|s| s != *serial) {
+                if self.state.config.serial.is_some_and(|s| s != *serial) {
                     return Err(BackendError::KeyMissing(format!(
                         "the key is on YubiKey serial {serial}, but this backend uses serial {}",
-                        self.config.serial.unwrap_or_default()
+                        self.state.config.serial.unwrap_or_default()
                     )));
                 }
                 let slot = SlotId::from_str(slot)
@@ -460,8 +455,8 @@ impl PivCard {
     }
 }
 
-/// The parts of `PivCard` an operation may change, split from the open `YubiKey` so both can
-/// be borrowed at once.
+/// The parts of `PivCard` an operation reads and changes, kept apart from the open `YubiKey`
+/// so both can be borrowed at once.
 struct CardState {
     config: PivConfig,
     pin_verified: bool,
@@ -470,21 +465,6 @@ struct CardState {
 }
 
 impl CardState {
-    fn take_from(card: &mut PivCard) -> CardState {
-        CardState {
-            config: card.config.clone(),
-            pin_verified: card.pin_verified,
-            unlocked_pin: card.unlocked_pin.take(),
-            rejected_pin: card.rejected_pin,
-        }
-    }
-
-    fn store(self, card: &mut PivCard) {
-        card.pin_verified = self.pin_verified;
-        card.unlocked_pin = self.unlocked_pin;
-        card.rejected_pin = self.rejected_pin;
-    }
-
     fn describe(&self, yk: &YubiKey) -> String {
         format!("YubiKey {} serial {}", yk.version(), yk.serial())
     }
