@@ -948,6 +948,8 @@ impl pb::signer_server::Signer for SignerService {
                     .iter()
                     .map(|a| a.to_proto() as i32)
                     .collect(),
+                queued: backend.queue_load().map_or(0, |(queued, _)| queued as u32),
+                queue_depth: backend.queue_load().map_or(0, |(_, depth)| depth as u32),
             });
         }
         Ok(Response::new(pb::StatusResponse {

@@ -47,6 +47,8 @@ pub async fn run(socket: &Path, args: StatusArgs) -> Result<(), CliError> {
                     "state": state_name(b.state),
                     "device": b.device,
                     "detail": b.detail,
+                    "queued": b.queued,
+                    "queue_depth": b.queue_depth,
                     "algorithms": b.algorithms.iter().map(|a| algorithm_name(*a)).collect::<Vec<_>>(),
                 })
             })
@@ -75,6 +77,9 @@ pub async fn run(socket: &Path, args: StatusArgs) -> Result<(), CliError> {
             if !b.algorithms.is_empty() {
                 let names: Vec<_> = b.algorithms.iter().map(|a| algorithm_name(*a)).collect();
                 println!("  algorithms: {}", names.join(", "));
+            }
+            if b.queue_depth > 0 {
+                println!("  queue:      {} of {} waiting", b.queued, b.queue_depth);
             }
             if b.state != pb::BackendState::Ready as i32 {
                 println!("  problem:    {}", b.detail);

@@ -51,6 +51,11 @@ impl<D: Send + 'static> DeviceQueue<D> {
         }
     }
 
+    /// Requests waiting now, and how many may wait.
+    pub fn load(&self) -> (usize, usize) {
+        (self.depth - self.queue.capacity(), self.depth)
+    }
+
     /// Runs `op` on the device thread, waiting for queue room at most the configured wait.
     pub async fn run<T: Send + 'static>(
         &self,

@@ -127,6 +127,10 @@ pub trait Backend: Send + Sync {
     fn name(&self) -> &str;
     fn kind(&self) -> BackendKind;
     async fn status(&self) -> BackendStatus;
+    /// For a device behind a queue: requests waiting now, and the queue's depth.
+    fn queue_load(&self) -> Option<(usize, usize)> {
+        None
+    }
     /// Generates a non-extractable key pair on the device, labelled `label`.
     async fn generate(
         &self,

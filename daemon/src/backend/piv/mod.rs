@@ -51,6 +51,10 @@ impl Backend for PivBackend {
         BackendKind::Piv
     }
 
+    fn queue_load(&self) -> Option<(usize, usize)> {
+        Some(self.queue.load())
+    }
+
     async fn status(&self) -> BackendStatus {
         match self.queue.run(|card| Ok(card.status())).await {
             Ok(status) => status,

@@ -60,6 +60,10 @@ impl Backend for TpmBackend {
         BackendKind::Tpm
     }
 
+    fn queue_load(&self) -> Option<(usize, usize)> {
+        Some(self.queue.load())
+    }
+
     async fn status(&self) -> BackendStatus {
         match self.run(|device| Ok(device.status())).await {
             Ok(status) => status,
