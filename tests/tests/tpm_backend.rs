@@ -47,6 +47,16 @@ async fn generates_signs_and_signs_again_after_a_restart() {
         .unwrap()
         .into_inner();
     verify(&key.public_key_der, b"hello", &signature.signature);
+    // The same key in DER, as X.509 and cosign want it.
+    let mut der = ecdsa_sign(b"hello");
+    der.encoding = SignatureEncoding::Der as i32;
+    let der = client.sign(der).await.unwrap().into_inner().signature;
+    let der = p256::ecdsa::Signature::from_der(&der).unwrap();
+    verify(&key.public_key_der, b"hello", &der.to_bytes());
+    let status = trustd.ok(&["status"]);
+    assert!(status.contains("TPM 2.0"), "{status}");
+    assert!(status.contains("ecdsa-p256, rsa-3072"), "{status}");
+    assert!(status.contains("queue:      0 of 32 waiting"), "{status}");
 
     // The inventory holds the TPM-wrapped blobs and public data only.
     let inventory = std::fs::read_to_string(trustd.state_dir.join("inventory.json")).unwrap();
@@ -60,6 +70,21 @@ async fn generates_signs_and_signs_again_after_a_restart() {
         .unwrap()
         .into_inner();
     verify(&key.public_key_der, b"after", &again.signature);
+
+    // A crashed trustd leaves its objects in a TPM without a resource manager; the next one
+    // clears them instead of running out of object slots.
+    trustd.signal(nix::sys::signal::Signal::SIGKILL);
+    trustd.stop();
+    trustd.spawn();
+    trustd.wait_ready();
+    let mut client = trustd.client().await;
+    let crashed = client
+        .sign(ecdsa_sign(b"crash"))
+        .await
+        .unwrap()
+        .into_inner();
+    verify(&key.public_key_der, b"crash", &crashed.signature);
+    assert!(trustd.log_text().contains("flushed transient objects"));
 }
 
 /// The swtpm-localca root and intermediate, as a user would configure them.
