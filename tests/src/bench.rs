@@ -116,3 +116,23 @@ pub async fn run_socket(clients: &[Client], seconds: f64, call: Call) -> Run {
         latencies,
     }
 }
+
+/// One socket round of a device benchmark: a short warm-up (the device connects, the key
+/// loads), then signing with 1 client and with `many` clients, each on its own connection.
+pub async fn socket_round(
+    trustd: &crate::Trustd,
+    key: &'static str,
+    many: usize,
+    seconds: f64,
+) -> (Run, Run) {
+    let one = vec![trustd.client().await];
+    let mut clients = Vec::new();
+    for _ in 0..many {
+        clients.push(trustd.client().await);
+    }
+    run_socket(&one, 0.2, Call::Sign(key)).await;
+    (
+        run_socket(&one, seconds, Call::Sign(key)).await,
+        run_socket(&clients, seconds, Call::Sign(key)).await,
+    )
+}

@@ -492,25 +492,32 @@ path = "{audit}"
     /// `trustctl key load FILE --name NAME`, the passphrase of the encrypted file given on
     /// stdin (never in argv); asserts success.
     pub fn load_encrypted_key(&self, file: &Path, name: &str, passphrase: &str) {
+        let file = file.to_str().expect("a UTF-8 path");
+        let out = self.run_with_stdin(
+            &["key", "load", file, "--name", name, "--passphrase-stdin"],
+            &format!("{passphrase}\n"),
+        );
+        assert!(out.status.success(), "key load {file}: {}", stderr(&out));
+    }
+
+    /// Runs trustctl with `input` on its stdin (how secrets reach it in scripts).
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
         use std::io::Write;
         let mut child = self
             .trustctl()
-            .args(["key", "load"])
-            .arg(file)
-            .args(["--name", name, "--passphrase-stdin"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("run trustctl");
-        writeln!(child.stdin.take().unwrap(), "{passphrase}").unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "key load {}: {}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input.as_bytes())
+            .expect("write trustctl's stdin");
+        child.wait_with_output().expect("wait for trustctl")
     }
 
     /// Where trustctl runs (see [`Trustd::trustctl`]).

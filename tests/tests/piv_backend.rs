@@ -4,7 +4,6 @@
 //! One pcscd and one vpcd reader per machine: the tests take turns (PivRig holds a lock).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use trustd_e2e::piv::PivRig;
@@ -22,29 +21,8 @@ fn trustd_with(extra: &str) -> Trustd {
     )))
 }
 
-/// Runs trustctl with `input` on stdin; returns the output.
-fn with_stdin(trustd: &Trustd, args: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = trustd
-        .trustctl()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 fn provision(trustd: &Trustd) {
-    let out = with_stdin(
-        trustd,
+    let out = trustd.run_with_stdin(
         &["token", "piv", "init", "--backend", "yubikey", "--stdin"],
         &format!("{PIN}\n{PUK}\n"),
     );
@@ -101,8 +79,7 @@ fn a_provisioned_card_generates_signs_attests_and_survives_a_restart() {
     let mut trustd = trustd_with("");
     provision(&trustd);
     // The card is no longer in its factory state: a second init is refused without --force.
-    let again = with_stdin(
-        &trustd,
+    let again = trustd.run_with_stdin(
         &["token", "piv", "init", "--backend", "yubikey", "--stdin"],
         "11112222\n33334444\n",
     );
@@ -194,8 +171,7 @@ fn a_provisioned_card_generates_signs_attests_and_survives_a_restart() {
     trustd.restart();
     let out = trustd.run(&["sign-blob", "--key", "signer", data.to_str().unwrap()]);
     assert_refused(&out, "token piv unlock");
-    let out = with_stdin(
-        &trustd,
+    let out = trustd.run_with_stdin(
         &["token", "piv", "unlock", "--backend", "yubikey", "--stdin"],
         &format!("{PIN}\n"),
     );
@@ -266,8 +242,7 @@ fn a_wrong_pin_says_how_many_tries_are_left_and_is_not_tried_again() {
 
     // Three wrong PINs through unlock block it; trustd says so and how to recover.
     let unlock = |pin: &str| {
-        with_stdin(
-            &trustd,
+        trustd.run_with_stdin(
             &["token", "piv", "unlock", "--backend", "yubikey", "--stdin"],
             &format!("{pin}\n"),
         )

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::BackendError;
+use super::{BackendError, BackendState, BackendStatus};
 
 type Job<D> = Box<dyn FnOnce(&mut D) + Send>;
 
@@ -48,6 +48,27 @@ impl<D: Send + 'static> DeviceQueue<D> {
             queue,
             depth,
             wait,
+        }
+    }
+
+    /// The device's own status report, or, when the device thread cannot answer (a full
+    /// queue means a busy device, not a broken one), what can be said without it.
+    pub async fn status(
+        &self,
+        report: impl FnOnce(&mut D) -> BackendStatus + Send + 'static,
+        device: String,
+    ) -> BackendStatus {
+        match self.run(|d| Ok(report(d))).await {
+            Ok(status) => status,
+            Err(error) => BackendStatus {
+                state: match error {
+                    BackendError::Busy(_) => BackendState::Ready,
+                    _ => BackendState::Unavailable,
+                },
+                detail: error.to_string(),
+                device,
+                algorithms: Vec::new(),
+            },
         }
     }
 

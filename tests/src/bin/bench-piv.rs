@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use trustd_e2e::bench::{
-    median_run, print_row, run_socket, seconds_and_rounds, Call, Run, PAYLOAD_BYTES,
+    median_run, print_row, seconds_and_rounds, socket_round, Run, PAYLOAD_BYTES,
 };
 use trustd_e2e::piv::PivRig;
 use trustd_e2e::tpm::secret_file;
@@ -92,19 +92,8 @@ fn main() {
     let (mut direct, mut one, mut four) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         direct.push(run_direct(seconds));
-        let (s1, s4) = runtime.block_on(async {
-            let clients_one = vec![trustd.client().await];
-            let mut clients_four = Vec::new();
-            for _ in 0..4 {
-                clients_four.push(trustd.client().await);
-            }
-            // Warm-up: trustd reconnects after the direct round reset the card.
-            run_socket(&clients_one, 0.2, Call::Sign(KEY)).await;
-            (
-                run_socket(&clients_one, seconds, Call::Sign(KEY)).await,
-                run_socket(&clients_four, seconds, Call::Sign(KEY)).await,
-            )
-        });
+        // The warm-up also lets trustd reconnect after the direct round reset the card.
+        let (s1, s4) = runtime.block_on(socket_round(&trustd, KEY, 4, seconds));
         one.push(s1);
         four.push(s4);
     }

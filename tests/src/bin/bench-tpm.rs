@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 use trustd_e2e::bench::{
-    median_run, print_row, run_socket, seconds_and_rounds, Call, Run, PAYLOAD_BYTES,
+    median_run, print_row, seconds_and_rounds, socket_round, Run, PAYLOAD_BYTES,
 };
 use trustd_e2e::tpm::Swtpm;
 use trustd_e2e::*;
@@ -162,19 +162,7 @@ fn main() {
         direct.push(run_direct(&tpm.tcti(), &blobs, seconds));
         trustd.spawn();
         trustd.wait_ready();
-        let (s1, s8) = runtime.block_on(async {
-            let clients_one = vec![trustd.client().await];
-            let mut clients_eight = Vec::new();
-            for _ in 0..8 {
-                clients_eight.push(trustd.client().await);
-            }
-            // Warm-up: connect to the TPM and load the key.
-            run_socket(&clients_one, 0.2, Call::Sign(KEY)).await;
-            (
-                run_socket(&clients_one, seconds, Call::Sign(KEY)).await,
-                run_socket(&clients_eight, seconds, Call::Sign(KEY)).await,
-            )
-        });
+        let (s1, s8) = runtime.block_on(socket_round(&trustd, KEY, 8, seconds));
         one.push(s1);
         eight.push(s8);
         trustd.stop();

@@ -30,7 +30,7 @@ const RECONNECT_INTERVAL: Duration = Duration::from_millis(500);
 const FACTORY_PIN: &str = "123456";
 const FACTORY_PUK: &str = "12345678";
 
-pub const ALGORITHMS: [KeyAlgorithm; 2] = [KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP384];
+const ALGORITHMS: [KeyAlgorithm; 2] = [KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP384];
 
 /// A failure inside a card operation, before it is classified.
 enum CardError {

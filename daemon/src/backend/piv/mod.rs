@@ -56,15 +56,9 @@ impl Backend for PivBackend {
     }
 
     async fn status(&self) -> BackendStatus {
-        match self.queue.run(|card| Ok(card.status())).await {
-            Ok(status) => status,
-            Err(error) => BackendStatus {
-                state: super::BackendState::Ready,
-                detail: error.to_string(),
-                device: format!("backend {:?}", self.name),
-                algorithms: card::ALGORITHMS.to_vec(),
-            },
-        }
+        self.queue
+            .status(|card| card.status(), format!("backend {:?}", self.name))
+            .await
     }
 
     async fn generate(

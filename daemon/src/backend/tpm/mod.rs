@@ -15,7 +15,7 @@ use async_trait::async_trait;
 
 use self::device::{Device, KeyBlobs};
 use super::device_queue::DeviceQueue;
-use super::{Backend, BackendError, BackendKind, BackendState, BackendStatus, NewKey, SignInput};
+use super::{Backend, BackendError, BackendKind, BackendStatus, NewKey, SignInput};
 use crate::algorithm::KeyAlgorithm;
 use crate::config::TpmConfig;
 use crate::inventory::{Attestation, DeviceHandle};
@@ -65,18 +65,9 @@ impl Backend for TpmBackend {
     }
 
     async fn status(&self) -> BackendStatus {
-        match self.run(|device| Ok(device.status())).await {
-            Ok(status) => status,
-            Err(error) => BackendStatus {
-                state: match error {
-                    BackendError::Busy(_) => BackendState::Ready,
-                    _ => BackendState::Unavailable,
-                },
-                detail: error.to_string(),
-                device: format!("TPM at {}", self.tcti),
-                algorithms: Vec::new(),
-            },
-        }
+        self.queue
+            .status(|device| device.status(), format!("TPM at {}", self.tcti))
+            .await
     }
 
     async fn generate(
