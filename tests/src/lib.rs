@@ -575,6 +575,17 @@ pub fn assert_refused(out: &Output, expected: &str) {
     );
 }
 
+/// Asserts that a command exited with `code` and said `expected` on stderr.
+#[track_caller]
+pub fn assert_exit(out: &Output, code: i32, expected: &str) {
+    assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
+    assert!(
+        stderr(out).contains(expected),
+        "expected {expected:?} in: {}",
+        stderr(out)
+    );
+}
+
 /// Generates a key over gRPC and returns what trustd says about it.
 pub async fn generate_key(
     client: &mut Client,

@@ -217,12 +217,7 @@ fn a_wrong_pin_says_how_many_tries_are_left_and_is_not_tried_again() {
     let mut trustd = trustd;
     trustd.restart();
     let out = trustd.run(&["sign-blob", "--key", "k", data.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("wrong PIN for the YubiKey: 2 tries left"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 1, "wrong PIN for the YubiKey: 2 tries left");
     // Asked again, trustd does not spend another try.
     let out = trustd.run(&["sign-blob", "--key", "k", data.to_str().unwrap()]);
     assert!(
@@ -341,8 +336,7 @@ fn a_card_pulled_out_gives_unavailable_and_works_again_when_it_is_back() {
 
     rig.remove_card();
     let out = trustd.run(&["sign-blob", "--key", "k", data.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("YubiKey serial"), "{}", stderr(&out));
+    assert_exit(&out, 3, "YubiKey serial");
     let status = trustd.run(&["status"]);
     assert_eq!(status.status.code(), Some(3));
 
@@ -394,12 +388,7 @@ fn a_card_held_exclusively_by_another_program_is_reported_as_such() {
     trustd.spawn();
     trustd.wait_ready();
     let out = trustd.run(&["sign-blob", "--key", "k", data.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("held exclusively by another program"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 3, "held exclusively by another program");
 
     drop(exclusive);
     std::thread::sleep(Duration::from_millis(600)); // past trustd's reconnect interval
@@ -419,12 +408,7 @@ fn what_the_card_or_its_config_cannot_do_is_refused_precisely() {
         "--algorithm",
         "ed25519",
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("generates ecdsa-p256 and ecdsa-p384"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 1, "generates ecdsa-p256 and ecdsa-p384");
     let out = trustd.run(&[
         "key",
         "generate",
@@ -456,12 +440,7 @@ fn what_the_card_or_its_config_cannot_do_is_refused_precisely() {
         mgm.display()
     ));
     let out = trustd.run(&["key", "generate", "k", "--backend", "yubikey"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("refused the management key"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 1, "refused the management key");
 }
 
 #[test]
