@@ -8,21 +8,28 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
-#[derive(Clone)]
-pub struct OncePerKey<K>(Arc<Mutex<HashMap<K, Arc<OnceCell<()>>>>>);
+/// Per key, the value of the first success of some work (`()` when only the doing counts).
+pub struct OncePerKey<K, V = ()>(Arc<Mutex<HashMap<K, Arc<OnceCell<V>>>>>);
 
-impl<K> Default for OncePerKey<K> {
+impl<K, V> Clone for OncePerKey<K, V> {
+    fn clone(&self) -> Self {
+        OncePerKey(self.0.clone())
+    }
+}
+
+impl<K, V> Default for OncePerKey<K, V> {
     fn default() -> Self {
         OncePerKey(Arc::default())
     }
 }
 
-impl<K: Eq + Hash + Clone> OncePerKey<K> {
-    /// Runs `work` for `key` unless it already succeeded; a failure lets the next caller try.
-    pub async fn run<E, F, Fut>(&self, key: &K, work: F) -> Result<(), E>
+impl<K: Eq + Hash + Clone, V: Clone> OncePerKey<K, V> {
+    /// Runs `work` for `key` unless it already succeeded, and gives the value of that
+    /// success; a failure lets the next caller try.
+    pub async fn run<E, F, Fut>(&self, key: &K, work: F) -> Result<V, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<(), E>>,
+        Fut: Future<Output = Result<V, E>>,
     {
         let cell = self
             .0
@@ -31,7 +38,7 @@ impl<K: Eq + Hash + Clone> OncePerKey<K> {
             .entry(key.clone())
             .or_default()
             .clone();
-        cell.get_or_try_init(work).await.map(|_| ())
+        cell.get_or_try_init(work).await.cloned()
     }
 }
 

@@ -136,3 +136,43 @@ pub async fn socket_round(
         run_socket(&clients, seconds, Call::Sign(key)).await,
     )
 }
+
+/// The machine's CPU time counters, to tell how busy a run kept the cores: a parallel run
+/// cannot beat a serial one by more than the idle share the serial run left.
+#[derive(Clone, Copy)]
+pub struct CpuTimes {
+    busy: u64,
+    total: u64,
+}
+
+impl CpuTimes {
+    /// The aggregate line of /proc/stat (zero on systems without it).
+    pub fn now() -> CpuTimes {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let total = fields.iter().take(8).sum();
+        // idle and iowait are the 4th and 5th fields.
+        let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+        CpuTimes {
+            busy: total - idle,
+            total,
+        }
+    }
+
+    /// The share of all cores that was busy since `self`, in percent.
+    pub fn busy_percent_since(self) -> f64 {
+        let now = CpuTimes::now();
+        let total = now.total.saturating_sub(self.total);
+        if total == 0 {
+            return 0.0;
+        }
+        100.0 * now.busy.saturating_sub(self.busy) as f64 / total as f64
+    }
+}

@@ -298,6 +298,53 @@ fn a_list_is_signed_in_both_formats_and_validated() {
         "{}",
         stderr_of(&out)
     );
+
+    // In Notary format too the timeout is each image's: two tags of a repository on the slow
+    // registry fail, each with its reason, and the other repository's new tag is published.
+    let web11 = bench
+        .registry
+        .push_image("team/web", "1.1", "web 1.1", None);
+    let slow_list = dir.path().join("slow.txt");
+    let slow_images = [
+        format!("127.0.0.1:{}/team/slow:1", slow.port),
+        format!("{host}/team/web:1.1"),
+        format!("127.0.0.1:{}/team/slow:2", slow.port),
+    ];
+    std::fs::write(&slow_list, slow_images.join("\n")).unwrap();
+    let out = bench.trustctl(&[
+        "sign",
+        "--file",
+        slow_list.to_str().unwrap(),
+        "--timeout",
+        "3s",
+        "--failed",
+        failed.to_str().unwrap(),
+    ]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Signed 1, failed 2 of 3"), "{err}");
+    for slow_image in [&slow_images[0], &slow_images[2]] {
+        assert!(
+            err.contains(&format!("failed {slow_image}: timed out after 3s")),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&failed).unwrap(),
+        format!("{}\n{}\n", slow_images[0], slow_images[2])
+    );
+    let listing = String::from_utf8(
+        bench
+            .dct
+            .server
+            .notary(notary_dir.path(), &["list", &format!("{host}/team/web")])
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        listing.contains("1.1") && listing.contains(&web11.digest[7..]),
+        "{listing}"
+    );
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! `trustctl inspect [--pretty] IMAGE[:TAG]...`: who signed what, as docker trust inspect
 //! shows it, from trust data verified on read.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use clap::Args;
 use trustctl::error::CliError;
@@ -25,6 +27,11 @@ pub struct NotaryArgs {
     /// Local cache of verified trust data [default: ~/.local/share/trustctl]
     #[arg(long, env = "TRUSTCTL_TRUST_DIR", value_name = "DIR")]
     pub trust_dir: Option<PathBuf>,
+    /// Clients made so far, per server URL and registry (whose credentials they carry): a
+    /// command over many repositories keeps one client's TLS connections and tokens instead
+    /// of reading the system roots and shaking hands again for every repository.
+    #[arg(skip)]
+    clients: Mutex<HashMap<(String, String), NotaryServer>>,
 }
 
 impl NotaryArgs {
@@ -48,10 +55,17 @@ impl NotaryArgs {
     /// The notary server for `image`, authenticating with the docker credentials of the
     /// image's registry, as `docker trust` does.
     pub fn server(&self, image: &ImageRef) -> Result<NotaryServer, CliError> {
+        let key = (self.server_for(image), image.registry().to_owned());
+        let mut clients = self.clients.lock().expect("notary clients lock");
+        if let Some(server) = clients.get(&key) {
+            return Ok(server.clone());
+        }
         let credentials = Credentials::for_registry(image.registry())
             .map_err(|e| CliError::Failed(e.to_string()))?;
-        NotaryServer::new(&self.server_for(image), self.tls_ca(), credentials)
-            .map_err(|e| CliError::Usage(e.to_string()))
+        let server = NotaryServer::new(&key.0, self.tls_ca(), credentials)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        clients.insert(key, server.clone());
+        Ok(server)
     }
 
     pub fn trust_store(&self) -> TrustStore {

@@ -5,6 +5,7 @@
 //!
 //! Tokens are kept in memory for the life of the command and never written anywhere.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use reqwest::header::WWW_AUTHENTICATE;
@@ -83,9 +84,11 @@ struct TokenResponse {
 #[derive(Clone, Default)]
 pub struct Authenticator {
     credentials: Option<Arc<Credentials>>,
-    /// The token of the last challenge answered; sent with every later request, since a
-    /// token for push and pull also opens reads.
-    token: Arc<Mutex<Option<Zeroizing<String>>>>,
+    /// Per repository (GUN), the token of the last challenge answered for it; sent with
+    /// every later request for that repository, since a token for push and pull also opens
+    /// reads. Keyed by repository so that one server's client serves many repositories at
+    /// once without their tokens displacing each other.
+    tokens: Arc<Mutex<HashMap<String, Zeroizing<String>>>>,
 }
 
 /// How to authorize one request.
@@ -99,14 +102,14 @@ impl Authenticator {
     pub fn new(credentials: Option<Credentials>) -> Authenticator {
         Authenticator {
             credentials: credentials.map(Arc::new),
-            token: Arc::default(),
+            tokens: Arc::default(),
         }
     }
 
-    /// What to send with the next request, before any challenge.
-    pub fn current(&self) -> Authorization {
-        match self.token.lock().expect("token lock").clone() {
-            Some(token) => Authorization::Bearer(token),
+    /// What to send with the next request for repository `gun`, before any challenge.
+    pub fn current(&self, gun: &str) -> Authorization {
+        match self.tokens.lock().expect("token lock").get(gun) {
+            Some(token) => Authorization::Bearer(token.clone()),
             None => Authorization::None,
         }
     }
@@ -115,6 +118,7 @@ impl Authenticator {
     /// nothing better to send (the 401 then stands).
     pub async fn answer(
         &self,
+        gun: &str,
         http: &reqwest::Client,
         response: &reqwest::Response,
     ) -> Result<Option<Authorization>, AuthError> {
@@ -136,7 +140,10 @@ impl Authenticator {
                 let token = self
                     .fetch_token(http, &realm, service.as_deref(), scope.as_deref())
                     .await?;
-                *self.token.lock().expect("token lock") = Some(token.clone());
+                self.tokens
+                    .lock()
+                    .expect("token lock")
+                    .insert(gun.to_owned(), token.clone());
                 Ok(Some(Authorization::Bearer(token)))
             }
         }

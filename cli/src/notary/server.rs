@@ -160,7 +160,7 @@ impl NotaryServer {
         limit: u64,
     ) -> Result<Option<Vec<u8>>, ServerError> {
         let url = self.tuf_url(gun, file);
-        let mut response = self.execute(|| self.http.get(&url)).await?;
+        let mut response = self.execute(gun, || self.http.get(&url)).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -209,7 +209,7 @@ impl NotaryServer {
     /// returns the new one; the old key signs until a root listing the new one is published.
     pub async fn rotate_key(&self, gun: &str, role: &str) -> Result<PublicKey, ServerError> {
         let url = self.tuf_url(gun, &format!("{role}.key"));
-        let response = self.execute(|| self.http.post(&url)).await?;
+        let response = self.execute(gun, || self.http.post(&url)).await?;
         if !response.status().is_success() {
             return Err(self.refused(response).await);
         }
@@ -230,7 +230,7 @@ impl NotaryServer {
     /// `files`, file name = role name (`root`, `targets`, `targets/releases`, `snapshot`).
     pub async fn publish(&self, gun: &str, files: &[(String, Vec<u8>)]) -> Result<(), ServerError> {
         let url = self.tuf_url(gun, "");
-        self.send(|| {
+        self.send(gun, || {
             let mut form = reqwest::multipart::Form::new();
             for (role, bytes) in files {
                 form = form.part(
@@ -246,18 +246,20 @@ impl NotaryServer {
     /// Deletes all of the repository's trust data on the server.
     pub async fn delete(&self, gun: &str) -> Result<(), ServerError> {
         let url = self.tuf_url(gun, "");
-        self.send(|| self.http.delete(&url)).await
+        self.send(gun, || self.http.delete(&url)).await
     }
 
-    /// Sends a request made by `make`, answering one authentication challenge: a 401 is
-    /// retried once with a token (or the credentials) the challenge asks for.
+    /// Sends a request for repository `gun` made by `make`, answering one authentication
+    /// challenge: a 401 is retried once with a token (or the credentials) the challenge
+    /// asks for.
     async fn execute(
         &self,
+        gun: &str,
         make: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ServerError> {
         let response = self
             .auth
-            .current()
+            .current(gun)
             .apply(make())
             .send()
             .await
@@ -265,14 +267,14 @@ impl NotaryServer {
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        let answer =
-            self.auth
-                .answer(&self.http, &response)
-                .await
-                .map_err(|e| ServerError::Auth {
-                    url: self.url.clone(),
-                    reason: e.to_string(),
-                })?;
+        let answer = self
+            .auth
+            .answer(gun, &self.http, &response)
+            .await
+            .map_err(|e| ServerError::Auth {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            })?;
         match answer {
             Some(authorization) => authorization
                 .apply(make())
@@ -284,8 +286,12 @@ impl NotaryServer {
     }
 
     /// Sends a request whose only answer of interest is success or the server's refusal.
-    async fn send(&self, make: impl Fn() -> reqwest::RequestBuilder) -> Result<(), ServerError> {
-        let response = self.execute(make).await?;
+    async fn send(
+        &self,
+        gun: &str,
+        make: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<(), ServerError> {
+        let response = self.execute(gun, make).await?;
         if response.status().is_success() {
             Ok(())
         } else {

@@ -1,0 +1,181 @@
+//! `trustctl validate` (and `trustctl sign validate`): checks every image's signatures in
+//! each format, per platform for indexes, and says why an image is not valid.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use trustctl::client;
+use trustctl::cosign;
+use trustctl::error::CliError;
+use trustctl::notary::server::NotaryServer;
+use trustctl::notary::trust::{self, TrustStore, VerifiedRepository};
+use trustctl::once::OncePerKey;
+use trustctl::registry::{RegistryClient, RegistryOptions};
+
+use super::progress::Progress;
+use super::scheduler::Scheduler;
+use super::{
+    fetch, parse_entry, public_key, read_list, selected_platforms, write_failed, BatchArgs, Entry,
+};
+use crate::commands::inspect::NotaryArgs;
+
+#[derive(Args)]
+pub struct ValidateArgs {
+    /// Images (tag or digest).
+    #[arg(value_name = "IMAGE", required_unless_present = "file")]
+    images: Vec<String>,
+    #[command(flatten)]
+    batch: BatchArgs,
+    /// PEM public key to check cosign signatures against (instead of --key).
+    #[arg(long, value_name = "PEM", conflicts_with = "key")]
+    public_key: Option<PathBuf>,
+    /// Write the images that are not valid here.
+    #[arg(long, value_name = "FILE", default_value = "validate-failed.txt")]
+    failed: PathBuf,
+    #[command(flatten)]
+    notary: NotaryArgs,
+}
+
+/// Where the Notary half of the checks reads trust data from. A repository's trust data is
+/// fetched and verified once per run, however many of its tags the list names.
+struct NotarySource {
+    store: TrustStore,
+    verified: OncePerKey<String, Arc<VerifiedRepository>>,
+}
+
+/// Checks one image in each requested format.
+async fn validate_one(
+    registry: RegistryClient,
+    spki: Option<Vec<u8>>,
+    entry: Entry,
+    batch: Arc<BatchArgs>,
+    notary: Option<(NotaryServer, Arc<NotarySource>)>,
+) -> Result<String, String> {
+    let fetched = fetch(&registry, &entry).await?;
+    let mut checked = Vec::new();
+    if let Some(spki) = &spki {
+        let mut digests = vec![fetched.manifest.digest()];
+        digests.extend(selected_platforms(&fetched, &batch)?);
+        for digest in &digests {
+            cosign::verify_digest(&registry, spki, &entry.image, digest)
+                .await
+                .map_err(|reason| format!("cosign: {digest}: {reason}"))?;
+        }
+        checked.push(format!(
+            "cosign ({} manifest{})",
+            digests.len(),
+            if digests.len() == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some((server, source)) = notary {
+        let tag = entry
+            .tag
+            .as_deref()
+            .ok_or("notary: Docker Content Trust signs tags: name the tag")?;
+        let gun = &entry.image.gun;
+        let repo = source
+            .verified
+            .run(gun, || async {
+                trust::update(&server, &source.store, gun, time::OffsetDateTime::now_utc())
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .map_err(|e| format!("notary: {e}"))?;
+        let report = trustctl::inspect::report(&entry.text, Some(tag), &repo);
+        let signed = report
+            .signed_tags
+            .iter()
+            .find(|t| t.signed_tag == tag)
+            .ok_or_else(|| format!("notary: {tag} is not signed"))?;
+        if signed.digest != hex::encode(fetched.manifest.sha256) {
+            return Err(format!(
+                "notary: the signed digest sha256:{} is not the registry's {}",
+                signed.digest,
+                fetched.manifest.digest()
+            ));
+        }
+        checked.push(format!("notary ({})", signed.signers.join(", ")));
+    }
+    Ok(format!("valid: {}", checked.join(", ")))
+}
+
+/// The public key cosign signatures must verify with: `--public-key PEM` or trustd's key.
+async fn cosign_key(socket: &Path, args: &ValidateArgs) -> Result<Vec<u8>, CliError> {
+    match (&args.public_key, &args.batch.key) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+            trustctl::keyfile::public_key_der(&text)
+        }
+        (None, Some(key)) => public_key(&mut client::connect(socket).await?, key).await,
+        (None, None) => Err(CliError::Usage(
+            "cosign validation needs --key NAME or --public-key PEM".into(),
+        )),
+    }
+}
+
+/// `trustctl validate` (and `trustctl sign validate`).
+pub async fn validate(socket: &Path, args: ValidateArgs) -> Result<(), CliError> {
+    let started = Instant::now();
+    let batch = Arc::new(args.batch.clone());
+    let list = read_list(&args.images, &batch)?;
+    let registry = RegistryClient::new(RegistryOptions {
+        ca: args.notary.tls_ca(),
+    })
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let spki = match batch.format.cosign() {
+        true => Some(cosign_key(socket, &args).await?),
+        false => None,
+    };
+    let source = Arc::new(NotarySource {
+        store: args.notary.trust_store(),
+        verified: OncePerKey::default(),
+    });
+    let mut progress = Progress::new(list.len());
+    let mut failed = Vec::new();
+    let mut scheduler = Scheduler::new(batch.jobs as usize, batch.timeout);
+    for (index, text) in list.iter().enumerate() {
+        let entry = match parse_entry(text, &batch) {
+            Ok(entry) => entry,
+            Err(reason) => {
+                failed.push((index, text.clone()));
+                progress.report(text, &Err(reason));
+                continue;
+            }
+        };
+        let notary = match batch.format.notary() {
+            true => Some((args.notary.server(&entry.image)?, source.clone())),
+            false => None,
+        };
+        let job = validate_one(registry.clone(), spki.clone(), entry, batch.clone(), notary);
+        scheduler.push(async move { (index, job.await) }, move |reason| {
+            (index, Err(reason))
+        });
+    }
+    while let Some(done) = scheduler.next().await {
+        let (index, result) = done?;
+        if result.is_err() {
+            failed.push((index, list[index].clone()));
+        }
+        progress.report(&list[index], &result);
+    }
+    let failed_count = failed.len();
+    write_failed(&args.failed, failed)?;
+    eprintln!(
+        "Valid {}, not valid {failed_count} of {} images in {:.1}s",
+        list.len() - failed_count,
+        list.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if failed_count == 0 {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "{failed_count} of {} images are not validly signed",
+            list.len()
+        )))
+    }
+}
