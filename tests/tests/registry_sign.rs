@@ -189,6 +189,35 @@ fn tokens_for_registry_and_notary_come_from_a_credential_helper() {
         "{issued:?}"
     );
 
+    // A batch over several repositories shares one notary client, whose tokens are kept per
+    // repository: run in parallel, the repositories ask for no more tokens than one signed
+    // alone, instead of displacing each other's token and asking again.
+    let tokens_for = |name: &str| {
+        let scope = format!("repository:{}/{name}:", registry.host);
+        tokens
+            .requests()
+            .iter()
+            .filter(|r| r.contains(&scope))
+            .count()
+    };
+    for name in ["team/solo", "team/web", "team/db", "team/ui"] {
+        registry.push_image(name, "1.0", name, auth);
+    }
+    env.ok(&["sign", &format!("{}/team/solo:1.0", registry.host)]);
+    let alone = tokens_for("team/solo");
+    let list = env.trust_dir.path().join("list.txt");
+    let batch: Vec<String> = ["team/web", "team/db", "team/ui"]
+        .iter()
+        .map(|name| format!("{}/{name}:1.0", registry.host))
+        .collect();
+    std::fs::write(&list, batch.join("\n")).unwrap();
+    env.ok(&["sign", "--file", list.to_str().unwrap(), "--jobs", "3"]);
+    for name in ["team/web", "team/db", "team/ui"] {
+        assert_eq!(tokens_for(name), alone, "{name}: {:?}", tokens.requests());
+        let report = env.inspect(&format!("{}/{name}", registry.host));
+        assert!(!signed_digest(&report, "1.0").is_empty());
+    }
+
     // Without credentials, notary's token service gives no access: a clear refusal.
     let anonymous = DockerConfig::with_logins(&[]);
     let env_anonymous = Env {
