@@ -160,10 +160,15 @@ impl TrustStore {
         std::fs::read(self.role_path(gun, role)).ok()
     }
 
-    /// Replaces the cached files of `gun` with `files` (each written atomically).
+    /// Replaces the cached files of `gun` with `files` (each written atomically). A file
+    /// whose cached copy is already these bytes is left alone: most updates change only the
+    /// timestamp, snapshot and targets, and a batch updates hundreds of repositories.
     fn save(&self, gun: &str, files: &BTreeMap<String, Vec<u8>>) -> Result<(), TrustError> {
         for (role, bytes) in files {
             let path = self.role_path(gun, role);
+            if std::fs::read(&path).is_ok_and(|cached| &cached == bytes) {
+                continue;
+            }
             let err = |error| TrustError::Cache {
                 path: path.display().to_string(),
                 error,
