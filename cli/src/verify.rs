@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256, Sha384};
 
 const OID_EC: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const OID_P384: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_P256: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const OID_ED25519: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.101.112");
 const OID_RSA: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
@@ -59,6 +60,13 @@ pub fn verify(spki_der: &[u8], signed: Signed<'_>, signature: &[u8]) -> Result<(
         .algorithm
         .parameters
         .and_then(|p| p.decode_as::<spki::ObjectIdentifier>().ok());
+    if let (Signed::Message(message), true) = (&signed, oid == OID_EC) {
+        if ecdsa_message_verifies(curve, &info, message, signature) {
+            return Ok(());
+        }
+        // Not verified: the portable path below says precisely why (key, encoding or
+        // mismatch), which ring does not.
+    }
     if oid == OID_EC && curve == Some(OID_P384) {
         use p384::ecdsa::signature::hazmat::PrehashVerifier;
         use p384::pkcs8::DecodePublicKey;
@@ -115,6 +123,43 @@ pub fn verify(spki_der: &[u8], signed: Signed<'_>, signature: &[u8]) -> Result<(
     }
 }
 
+/// ECDSA over a whole message with ring's assembly-backed curves, about four times faster
+/// than the portable arithmetic: every TUF role of every repository read passes through
+/// here. False for anything ring does not verify, including keys it does not take (a
+/// compressed point).
+fn ecdsa_message_verifies(
+    curve: Option<spki::ObjectIdentifier>,
+    info: &spki::SubjectPublicKeyInfoRef<'_>,
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
+    use ring::signature as ring_sig;
+    let (raw_len, fixed, asn1) = match curve {
+        Some(OID_P384) => (
+            96,
+            &ring_sig::ECDSA_P384_SHA384_FIXED,
+            &ring_sig::ECDSA_P384_SHA384_ASN1,
+        ),
+        Some(OID_P256) => (
+            64,
+            &ring_sig::ECDSA_P256_SHA256_FIXED,
+            &ring_sig::ECDSA_P256_SHA256_ASN1,
+        ),
+        _ => return false,
+    };
+    let Some(point) = info.subject_public_key.as_bytes() else {
+        return false;
+    };
+    let algorithm = if signature.len() == raw_len {
+        fixed
+    } else {
+        asn1
+    };
+    ring_sig::UnparsedPublicKey::new(algorithm, point)
+        .verify(message, signature)
+        .is_ok()
+}
+
 /// Whether a key can verify from a digest alone (so large files need not be held in memory).
 pub fn verifies_prehashed(spki_der: &[u8]) -> bool {
     spki::SubjectPublicKeyInfoRef::from_der(spki_der)
@@ -147,6 +192,35 @@ mod tests {
             verify(spki.as_bytes(), Signed::Message(b"payloaD"), der.as_bytes()),
             Err(VerifyError::Mismatch)
         );
+    }
+
+    #[test]
+    fn p384_messages_verify_and_malformed_input_keeps_its_precise_error() {
+        use p384::ecdsa::signature::Signer as _;
+        use p384::pkcs8::EncodePublicKey as _;
+        let key = p384::ecdsa::SigningKey::from_slice(&[3u8; 48]).unwrap();
+        let spki = key.verifying_key().to_public_key_der().unwrap();
+        let sig: p384::ecdsa::Signature = key.sign(b"payload");
+        for encoded in [sig.to_der().as_bytes().to_vec(), sig.to_bytes().to_vec()] {
+            verify(spki.as_bytes(), Signed::Message(b"payload"), &encoded).unwrap();
+            assert_eq!(
+                verify(spki.as_bytes(), Signed::Message(b"other"), &encoded),
+                Err(VerifyError::Mismatch)
+            );
+        }
+        // Neither 96 raw bytes nor DER: the portable path names the encoding.
+        assert!(matches!(
+            verify(spki.as_bytes(), Signed::Message(b"payload"), &[0x30, 0x01]),
+            Err(VerifyError::BadSignature(_))
+        ));
+        // A point that is not on the curve: an unusable key, not a mismatch.
+        let mut bad_key = spki.as_bytes().to_vec();
+        let last = bad_key.len() - 1;
+        bad_key[last] ^= 1;
+        assert!(matches!(
+            verify(&bad_key, Signed::Message(b"payload"), &sig.to_bytes()),
+            Err(VerifyError::BadKey(_))
+        ));
     }
 
     #[test]
