@@ -25,6 +25,26 @@ pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const USER_PIN: &str = "483921";
 pub const SO_PIN: &str = "77553311";
 
+/// Has the kernel stop a server the harness starts when the harness dies: a killed test run
+/// or benchmark runs no destructors, and its servers must not outlive it. The signal follows
+/// the thread that spawns the server, which is always the one that owns it.
+pub fn dies_with_harness(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    let harness = std::process::id();
+    // SAFETY: prctl and getppid are async-signal-safe, as pre_exec requires.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() as u32 != harness {
+                return Err(std::io::Error::other("the harness is gone"));
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Path of a binary of this workspace (built by `cargo build --bins` before the tests run).
 pub fn bin(name: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(format!("{}_BIN", name.to_uppercase())) {
@@ -378,7 +398,8 @@ path = "{audit}"
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(bin("trustd"))
+        let mut command = Command::new(bin("trustd"));
+        command
             .arg("--config")
             .arg(&self.config)
             .envs(
@@ -395,7 +416,8 @@ path = "{audit}"
             )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(log);
+        let child = dies_with_harness(&mut command)
             .spawn()
             .expect("start trustd");
         self.child = Some(child);

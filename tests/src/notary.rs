@@ -123,7 +123,7 @@ impl Default for TestCa {
 /// `port` of 127.0.0.1 (panicking with the log when it does not within 15 s).
 pub fn spawn_server(mut command: Command, log: &Path, port: u16, what: &str) -> Child {
     let file = std::fs::File::create(log).unwrap();
-    let mut child = command
+    let mut child = crate::dies_with_harness(&mut command)
         .stdout(file.try_clone().unwrap())
         .stderr(file)
         .spawn()

@@ -112,7 +112,7 @@ fn start_pcscd(conf_dir: &std::path::Path, log: &std::path::Path, port: u16) -> 
         ),
     )
     .unwrap();
-    let child = Command::new("pcscd")
+    let child = crate::dies_with_harness(&mut Command::new("pcscd"))
         .args(["--foreground", "--config"])
         .arg(conf_dir)
         .stdin(Stdio::null())

@@ -127,7 +127,8 @@ impl Swtpm {
             .append(true)
             .open(self.dir.path().join("swtpm.log"))
             .unwrap();
-        let child = Command::new("swtpm")
+        let mut command = Command::new("swtpm");
+        command
             .args(["socket", "--tpm2", "--tpmstate"])
             .arg(format!("dir={}", state.display()))
             .arg("--server")
@@ -140,7 +141,8 @@ impl Swtpm {
             .args(["--flags", "not-need-init,startup-clear"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
+            .stderr(log);
+        let child = crate::dies_with_harness(&mut command)
             .spawn()
             .expect("swtpm runs (scripts/install-deps test installs it)");
         self.child = Some(child);
@@ -210,7 +212,7 @@ impl Tpm2Pkcs11 {
     pub fn new(label: &str) -> Tpm2Pkcs11 {
         use std::io::BufRead;
         let swtpm = Swtpm::start();
-        let mut dbus = Command::new("dbus-daemon")
+        let mut dbus = crate::dies_with_harness(&mut Command::new("dbus-daemon"))
             .args(["--session", "--nofork", "--print-address=1"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -223,7 +225,7 @@ impl Tpm2Pkcs11 {
             .unwrap();
         let bus_address = address.trim().to_owned();
         let bus_name = format!("com.intel.tss2.Tabrmd.trustd{}", swtpm.port);
-        let abrmd = Command::new("tpm2-abrmd")
+        let abrmd = crate::dies_with_harness(&mut Command::new("tpm2-abrmd"))
             .args(["--session", "--allow-root", "--flush-all"])
             .arg(format!("--dbus-name={bus_name}"))
             .arg(format!("--tcti={}", swtpm.tcti()))
