@@ -41,6 +41,22 @@ struct CosignKey {
     configs: UploadedConfigs,
 }
 
+impl CosignKey {
+    /// The trustd key `--key` names; its public key is read once, before any job starts.
+    async fn from_trustd(client: &Client, name: Option<&str>) -> Result<CosignKey, CliError> {
+        let name = name.ok_or_else(|| {
+            CliError::Usage(
+                "cosign signatures need --key NAME (an ECDSA P-256 key in trustd)".into(),
+            )
+        })?;
+        Ok(CosignKey {
+            spki: public_key(&mut client.clone(), name).await?,
+            name: name.to_owned(),
+            configs: UploadedConfigs::default(),
+        })
+    }
+}
+
 /// A finished job.
 enum Done {
     /// One image resolved (and signed in cosign format, when asked).
@@ -57,11 +73,44 @@ enum Done {
     },
 }
 
-/// A repository's tags on their way to its one Notary publish.
+/// A tag resolved in the registry, for its repository's Notary publish.
+struct ResolvedTag {
+    index: usize,
+    tag: String,
+    fetched: Fetched,
+}
+
+/// Each repository's tags on their way to its one Notary publish: it is published once the
+/// last of its tags is resolved, with those that were.
+#[derive(Default)]
+struct Repositories(HashMap<String, PendingRepository>);
+
 #[derive(Default)]
 struct PendingRepository {
     unresolved: usize,
-    resolved: Vec<(usize, String, Fetched)>,
+    resolved: Vec<ResolvedTag>,
+}
+
+impl Repositories {
+    /// One more tag of `gun` to wait for.
+    fn expect(&mut self, gun: &str) {
+        self.0.entry(gun.to_owned()).or_default().unresolved += 1;
+    }
+
+    /// One of `gun`'s tags is done (resolved, or None when it failed); when it was the last,
+    /// the tags to publish, if any.
+    fn done(&mut self, gun: &str, tag: Option<ResolvedTag>) -> Option<Vec<ResolvedTag>> {
+        let repository = self
+            .0
+            .get_mut(gun)
+            .expect("tags are expected before they are done");
+        repository.unresolved -= 1;
+        repository.resolved.extend(tag);
+        if repository.unresolved > 0 || repository.resolved.is_empty() {
+            return None;
+        }
+        Some(std::mem::take(&mut repository.resolved))
+    }
 }
 
 /// Signs one image's manifest (an index's too) and each selected platform's, cosign-style.
@@ -125,13 +174,28 @@ struct NotaryPublish {
     signer: Option<String>,
 }
 
+/// Where and as whom a batch publishes in Notary format.
+struct NotaryTarget<'a> {
+    notary: &'a NotaryArgs,
+    backend: &'a str,
+    signer: Option<&'a str>,
+}
+
+impl NotaryTarget<'_> {
+    fn publish(&self, entry: &Entry) -> Result<NotaryPublish, CliError> {
+        Ok(NotaryPublish {
+            server: self.notary.server(&entry.image)?,
+            store: self.notary.trust_store(),
+            gun: entry.image.gun.clone(),
+            backend: self.backend.to_owned(),
+            signer: self.signer.map(str::to_owned),
+        })
+    }
+}
+
 /// One publish for all of a repository's resolved tags: one signature per changed role.
-async fn publish_job(
-    shared: Arc<Shared>,
-    publish: NotaryPublish,
-    tags: Vec<(usize, String, Fetched)>,
-) -> Done {
-    let members = tags.iter().map(|(index, _, _)| *index).collect();
+async fn publish_job(shared: Arc<Shared>, publish: NotaryPublish, tags: Vec<ResolvedTag>) -> Done {
+    let members = tags.iter().map(|t| t.index).collect();
     let outcome = async {
         let repo = open_or_init(
             &publish.server,
@@ -144,10 +208,10 @@ async fn publish_job(
         .map_err(|e| e.to_string())?;
         let targets: Vec<Target> = tags
             .iter()
-            .map(|(_, tag, fetched)| Target {
-                tag,
-                sha256: fetched.manifest.sha256,
-                size: fetched.manifest.size,
+            .map(|t| Target {
+                tag: &t.tag,
+                sha256: t.fetched.manifest.sha256,
+                size: t.fetched.manifest.size,
             })
             .collect();
         let sign_as = publish
@@ -217,20 +281,8 @@ pub async fn sign(
     })
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let cosign = match batch.format.cosign() {
+        true => Some(CosignKey::from_trustd(&client, batch.key.as_deref()).await?),
         false => None,
-        true => {
-            let name = batch.key.clone().ok_or_else(|| {
-                CliError::Usage(
-                    "cosign signatures need --key NAME (an ECDSA P-256 key in trustd)".into(),
-                )
-            })?;
-            let spki = public_key(&mut client.clone(), &name).await?;
-            Some(CosignKey {
-                name,
-                spki,
-                configs: UploadedConfigs::default(),
-            })
-        }
     };
     let shared = Arc::new(Shared {
         registry,
@@ -248,7 +300,7 @@ pub async fn sign(
 
     let mut scheduler = Scheduler::new(batch.jobs as usize, batch.timeout);
     let mut entries: HashMap<usize, Entry> = HashMap::new();
-    let mut repositories: HashMap<String, PendingRepository> = HashMap::new();
+    let mut repositories = Repositories::default();
     for (index, text) in list.iter().enumerate() {
         let entry = match parse_entry(text, batch) {
             Ok(entry) => entry,
@@ -267,10 +319,7 @@ pub async fn sign(
                     continue;
                 }
             } else {
-                repositories
-                    .entry(entry.image.gun.clone())
-                    .or_default()
-                    .unresolved += 1;
+                repositories.expect(&entry.image.gun);
             }
         }
         let wants_cosign = batch.format.cosign();
@@ -285,65 +334,74 @@ pub async fn sign(
         entries.insert(index, entry);
     }
 
+    let target = NotaryTarget {
+        notary,
+        backend,
+        signer,
+    };
     while let Some(done) = scheduler.next().await {
-        match done? {
+        let (index, fetched, cosign) = match done? {
+            Done::Published { members, outcome } => {
+                for member in members {
+                    outcomes.add(member, outcome.clone());
+                }
+                continue;
+            }
             Done::Image {
                 index,
                 fetched,
                 cosign,
-            } => {
-                if let Some(result) = cosign {
-                    outcomes.add(index, result);
-                }
-                let entry = &entries[&index];
-                let (Some(tag), true) = (&entry.tag, batch.format.notary()) else {
-                    continue;
-                };
-                let gun = &entry.image.gun;
-                let repository = repositories.get_mut(gun).expect("counted above");
-                repository.unresolved -= 1;
-                match fetched {
-                    Ok(fetched) => repository.resolved.push((index, tag.clone(), fetched)),
-                    Err(reason) => outcomes.add(index, Err(reason)),
-                }
-                if repository.unresolved > 0 || repository.resolved.is_empty() {
-                    continue;
-                }
-                let tags = std::mem::take(&mut repository.resolved);
-                let members: Vec<usize> = tags.iter().map(|(index, _, _)| *index).collect();
-                let server = match notary.server(&entry.image) {
-                    Ok(server) => server,
-                    Err(e) => {
-                        for member in members {
-                            outcomes.add(member, Err(e.to_string()));
-                        }
-                        continue;
-                    }
-                };
-                let publish = NotaryPublish {
-                    server,
-                    store: notary.trust_store(),
-                    gun: gun.clone(),
-                    backend: backend.to_owned(),
-                    signer: signer.map(str::to_owned),
-                };
-                scheduler.push_follow_up(
-                    publish_job(shared.clone(), publish, tags),
-                    move |reason| Done::Published {
-                        members,
-                        outcome: Err(reason),
-                    },
-                );
+            } => (index, fetched, cosign),
+        };
+        if let Some(result) = cosign {
+            outcomes.add(index, result);
+        }
+        let entry = &entries[&index];
+        let (Some(tag), true) = (&entry.tag, batch.format.notary()) else {
+            continue;
+        };
+        let resolved = match fetched {
+            Ok(fetched) => Some(ResolvedTag {
+                index,
+                tag: tag.clone(),
+                fetched,
+            }),
+            Err(reason) => {
+                outcomes.add(index, Err(reason));
+                None
             }
-            Done::Published { members, outcome } => {
+        };
+        let Some(tags) = repositories.done(&entry.image.gun, resolved) else {
+            continue;
+        };
+        let members: Vec<usize> = tags.iter().map(|t| t.index).collect();
+        match target.publish(entry) {
+            Ok(publish) => scheduler.push_follow_up(
+                publish_job(shared.clone(), publish, tags),
+                move |reason| Done::Published {
+                    members,
+                    outcome: Err(reason),
+                },
+            ),
+            Err(e) => {
                 for member in members {
-                    outcomes.add(member, outcome.clone());
+                    outcomes.add(member, Err(e.to_string()));
                 }
             }
         }
     }
 
     let failed = std::mem::take(&mut outcomes.failed);
+    summarize(&list, failed, failed_file, started)
+}
+
+/// Writes the failed file and prints the summary; an error when any image failed.
+fn summarize(
+    list: &[String],
+    failed: Vec<(usize, String)>,
+    failed_file: &Path,
+    started: Instant,
+) -> Result<(), CliError> {
     let failed_count = failed.len();
     write_failed(failed_file, failed)?;
     eprintln!(
