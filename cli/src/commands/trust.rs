@@ -68,15 +68,32 @@ pub async fn open_or_init(
     gun: &str,
     backend: &str,
 ) -> Result<VerifiedRepository, CliError> {
+    let announce = || eprintln!("{gun} has no trust data yet: initializing it");
+    let (repo, _) = open_or_init_announcing(server, store, client, gun, backend, announce).await?;
+    Ok(repo)
+}
+
+/// The repository's verified trust data, initialized first when it has none (then
+/// `announce` is called before, and true returned); for callers that report it their own
+/// way, such as a batch under its progress bar.
+pub async fn open_or_init_announcing(
+    server: &NotaryServer,
+    store: &TrustStore,
+    client: &Client,
+    gun: &str,
+    backend: &str,
+    announce: impl FnOnce(),
+) -> Result<(VerifiedRepository, bool), CliError> {
     match trust::update(server, store, gun, time::OffsetDateTime::now_utc()).await {
-        Ok(repo) => Ok(repo),
+        Ok(repo) => Ok((repo, false)),
         Err(TrustError::NoTrustData(_)) => {
-            eprintln!("{gun} has no trust data yet: initializing it");
+            announce();
             let options = InitOptions {
                 backend,
                 local_snapshot: false,
             };
-            publish::init(server, store, client.clone(), gun, &options).await
+            let repo = publish::init(server, store, client.clone(), gun, &options).await?;
+            Ok((repo, true))
         }
         Err(e) => Err(trust_error(gun, e)),
     }

@@ -24,7 +24,7 @@ use super::{
     BatchArgs, Entry,
 };
 use crate::commands::inspect::NotaryArgs;
-use crate::commands::trust::open_or_init;
+use crate::commands::trust::open_or_init_announcing;
 
 /// What every job of one batch shares.
 struct Shared {
@@ -197,12 +197,14 @@ impl NotaryTarget<'_> {
 async fn publish_job(shared: Arc<Shared>, publish: NotaryPublish, tags: Vec<ResolvedTag>) -> Done {
     let members = tags.iter().map(|t| t.index).collect();
     let outcome = async {
-        let repo = open_or_init(
+        // A new repository is said in the image's outcome, not over the progress bar.
+        let (repo, initialized) = open_or_init_announcing(
             &publish.server,
             &publish.store,
             &shared.client,
             &publish.gun,
             &publish.backend,
+            || {},
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -227,7 +229,10 @@ async fn publish_job(shared: Arc<Shared>, publish: NotaryPublish, tags: Vec<Reso
             sign_as,
         )
         .await
-        .map(|(_, roles)| format!("signed (notary: {})", roles.join(", ")))
+        .map(|(_, roles)| {
+            let new = if initialized { "new repository; " } else { "" };
+            format!("signed (notary: {new}{})", roles.join(", "))
+        })
         .map_err(|e| e.to_string())
     }
     .await;
