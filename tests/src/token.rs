@@ -3,6 +3,7 @@
 //! granting the requested repository actions. docker-registry and notary-server are
 //! configured to trust its certificate, so the tokens it issues are checked for real.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +22,9 @@ pub struct TokenService {
     pub cert: PathBuf,
     /// One line per token request: "user scope" ("-" for an anonymous one).
     pub requests: Arc<Mutex<Vec<String>>>,
+    /// Repositories the service grants pull on but never push, as a registry's access
+    /// rules would for a protected project.
+    read_only: Arc<Mutex<HashSet<String>>>,
     _server: HttpServer,
 }
 
@@ -58,6 +62,8 @@ impl TokenService {
         );
         let requests = Arc::new(Mutex::new(Vec::new()));
         let log = requests.clone();
+        let read_only: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let protected = read_only.clone();
         let user = user.to_owned();
         let server = HttpServer::start(None, move |request| {
             let scopes = request.query("scope");
@@ -84,10 +90,13 @@ impl TokenService {
                     // type:name:actions, where a name (a notary GUN) may hold a port's colon.
                     let (kind, rest) = scope.split_once(':')?;
                     let (name, actions) = rest.rsplit_once(':')?;
-                    let actions: Vec<&str> = if who.is_some() {
-                        actions.split(',').collect()
-                    } else {
-                        Vec::new()
+                    let read_only = protected.lock().unwrap().contains(name);
+                    let actions: Vec<&str> = match who {
+                        Some(_) => actions
+                            .split(',')
+                            .filter(|action| !(read_only && *action == "push"))
+                            .collect(),
+                        None => Vec::new(),
                     };
                     Some(serde_json::json!({"type": kind, "name": name, "actions": actions}))
                 })
@@ -126,8 +135,19 @@ impl TokenService {
             realm: format!("{}/token", server.url),
             cert: ca.dir.path().join("token.crt"),
             requests,
+            read_only,
             _server: server,
         }
+    }
+
+    /// From now on, tokens for `repository` grant pull but not push.
+    pub fn make_read_only(&self, repository: &str) {
+        self.read_only.lock().unwrap().insert(repository.to_owned());
+    }
+
+    /// Tokens for `repository` grant push again.
+    pub fn make_writable(&self, repository: &str) {
+        self.read_only.lock().unwrap().remove(repository);
     }
 
     pub fn requests(&self) -> Vec<String> {

@@ -9,7 +9,8 @@ use p256::ecdsa::signature::{Signer, Verifier};
 use p256::pkcs8::DecodePublicKey;
 use trustd_e2e::dct::Dct;
 use trustd_e2e::notary::TestCa;
-use trustd_e2e::registry::{Access, Registry};
+use trustd_e2e::registry::{Access, DockerConfig, Registry};
+use trustd_e2e::token::TokenService;
 
 struct Bench {
     dct: Dct,
@@ -492,5 +493,84 @@ fn signatures_by_other_keys_are_kept_reported_and_validated_with_their_key() {
         stderr_of(&out).contains("holds no cosign signature"),
         "{}",
         stderr_of(&out)
+    );
+}
+
+#[test]
+fn a_registry_refusing_some_pushes_fails_those_images_alone_and_a_rerun_finishes_the_batch() {
+    const USER: &str = "release-bot";
+    const PASSWORD: &str = "release bot password";
+    let ca = Arc::new(TestCa::new());
+    let dct = Dct::with_ca("batch-refused", ca.clone());
+    let tokens = TokenService::start(&ca, USER, PASSWORD);
+    let registry = Registry::start(ca.clone(), Access::Token(&tokens));
+    let docker = DockerConfig::with_logins(&[(&registry.host, USER, PASSWORD)]);
+    let auth = Some((USER, PASSWORD));
+    let images: Vec<String> = ["team/web:1", "team/locked:1", "team/web:2", "team/locked:2"]
+        .iter()
+        .map(|image| {
+            let (repository, tag) = image.split_once(':').unwrap();
+            registry.push_image(repository, tag, image, auth);
+            format!("{}/{image}", registry.host)
+        })
+        .collect();
+    dct.trustd.ok(&["key", "generate", "release"]);
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("images.txt");
+    std::fs::write(&list, images.join("\n")).unwrap();
+    let failed = dir.path().join("failed.txt");
+    let sign = |list: &std::path::Path| {
+        dct.trustd
+            .trustctl()
+            .args([
+                "sign", "--format", "cosign", "--key", "release", "--jobs", "2",
+            ])
+            .arg("--file")
+            .arg(list)
+            .arg("--failed")
+            .arg(&failed)
+            .arg("--tls-ca")
+            .arg(ca.ca_cert())
+            .env("DOCKER_CONFIG", docker.path())
+            .output()
+            .unwrap()
+    };
+
+    // The registry lets the user read team/locked but not write to it: its images fail with
+    // the registry's reason; team/web's are signed all the same.
+    tokens.make_read_only("team/locked");
+    let out = sign(&list);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Signed 2, failed 2 of 4"), "{err}");
+    for locked in [&images[1], &images[3]] {
+        let line = err
+            .lines()
+            .find(|l| l.starts_with(&format!("failed {locked}: ")))
+            .unwrap_or_else(|| panic!("no failure line for {locked}: {err}"));
+        assert!(
+            line.contains("does not let this account push to team/locked (401"),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&failed).unwrap(),
+        format!("{}\n{}\n", images[1], images[3])
+    );
+
+    // Once the registry allows it, the failed file is the next run's list: the two images
+    // are signed, and what the first run signed was neither lost nor signed twice.
+    tokens.make_writable("team/locked");
+    let retry = dir.path().join("retry.txt");
+    std::fs::copy(&failed, &retry).unwrap();
+    let out = sign(&retry);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = sign(&list);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.matches("already signed (cosign)").count(),
+        4,
+        "{stdout}"
     );
 }

@@ -187,7 +187,9 @@ fn registry_error(image: &str, error: RegistryError) -> CliError {
     let message = format!("{image}: {error}");
     match error {
         RegistryError::Unreachable { .. } => CliError::Unreachable(message),
-        RegistryError::Unauthorized { .. } => CliError::Denied(message),
+        RegistryError::Unauthorized { .. } | RegistryError::Denied { .. } => {
+            CliError::Denied(message)
+        }
         RegistryError::TagNotFound { .. } => CliError::NotFound(message),
         RegistryError::BadCa { .. } => CliError::Usage(message),
         RegistryError::Credentials(_)

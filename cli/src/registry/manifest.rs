@@ -75,6 +75,17 @@ pub enum RegistryError {
          working ones)"
     )]
     Unauthorized { registry: String, reason: String },
+    #[error(
+        "registry {registry} does not let this account {action} {repository} ({status}{detail}): \
+         ask for that access, or docker login {registry} as a user who has it"
+    )]
+    Denied {
+        registry: String,
+        repository: String,
+        action: &'static str,
+        status: u16,
+        detail: String,
+    },
     #[error("{image}: no such tag in the registry ({reason})")]
     TagNotFound { image: String, reason: String },
     #[error("registry {registry}: {reason}")]
@@ -98,6 +109,18 @@ fn reason(error: &OciDistributionError) -> String {
         source = inner.source();
     }
     text
+}
+
+/// "CODE: message" of the first error of a registry's error body
+/// (`{"errors":[{"code":...,"message":...}]}`).
+fn first_error(body: &str) -> Option<String> {
+    let envelope: serde_json::Value = serde_json::from_str(body).ok()?;
+    let first = envelope.get("errors")?.get(0)?;
+    let code = first.get("code")?.as_str()?;
+    Some(match first.get("message").and_then(|m| m.as_str()) {
+        Some(message) if !message.is_empty() => format!("{code}: {message}"),
+        _ => code.to_owned(),
+    })
 }
 
 fn is_not_found(error: &OciDistributionError) -> bool {
@@ -165,8 +188,33 @@ impl RegistryClient {
         })
     }
 
-    fn classify(&self, image: &str, registry: &str, error: OciDistributionError) -> RegistryError {
+    /// What went wrong with `op` on `reference`, in words that say what to do.
+    fn classify(
+        &self,
+        reference: &Reference,
+        op: RegistryOperation,
+        error: OciDistributionError,
+    ) -> RegistryError {
+        let (image, registry) = (&reference.whole(), reference.registry());
         match error {
+            // Credentials that work, without the right to this repository: the registry's
+            // access rules, not a bad login.
+            OciDistributionError::ServerError {
+                code: code @ (401 | 403),
+                message,
+                ..
+            } => RegistryError::Denied {
+                registry: registry.to_owned(),
+                repository: reference.repository().to_owned(),
+                action: match op {
+                    RegistryOperation::Push => "push to",
+                    RegistryOperation::Pull => "read",
+                },
+                status: code,
+                detail: first_error(&message)
+                    .map(|e| format!(" {e}"))
+                    .unwrap_or_default(),
+            },
             OciDistributionError::AuthenticationFailure(text) => RegistryError::Unauthorized {
                 registry: registry.to_owned(),
                 reason: text.trim().to_owned(),
@@ -209,7 +257,7 @@ impl RegistryClient {
                     .auth(reference, &auth, op)
                     .await
                     .map(|_| ())
-                    .map_err(|e| self.classify(&reference.whole(), registry, e))
+                    .map_err(|e| self.classify(reference, op, e))
             })
             .await?;
         Ok(auth)
@@ -228,7 +276,7 @@ impl RegistryClient {
         {
             Ok(found) => found,
             Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(self.classify(&reference.whole(), reference.registry(), e)),
+            Err(e) => return Err(self.classify(reference, RegistryOperation::Pull, e)),
         };
         let platforms = platforms(&body).map_err(|reason| RegistryError::BadManifest {
             image: reference.whole(),
@@ -275,7 +323,7 @@ impl RegistryClient {
         self.client
             .pull_blob(reference, &descriptor, &mut out)
             .await
-            .map_err(|e| self.classify(&reference.whole(), reference.registry(), e))?;
+            .map_err(|e| self.classify(reference, RegistryOperation::Pull, e))?;
         if out.len() > limit {
             return Err(RegistryError::BadManifest {
                 image: reference.whole(),
@@ -298,7 +346,7 @@ impl RegistryClient {
         self.client
             .push_blob(reference, data, &digest)
             .await
-            .map_err(|e| self.classify(&reference.whole(), reference.registry(), e))?;
+            .map_err(|e| self.classify(reference, RegistryOperation::Push, e))?;
         Ok(())
     }
 
@@ -316,7 +364,7 @@ impl RegistryClient {
         self.client
             .push_manifest_raw(reference, body, content_type)
             .await
-            .map_err(|e| self.classify(&reference.whole(), reference.registry(), e))?;
+            .map_err(|e| self.classify(reference, RegistryOperation::Push, e))?;
         Ok(())
     }
 }
