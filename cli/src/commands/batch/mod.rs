@@ -203,7 +203,7 @@ async fn fetch(registry: &RegistryClient, entry: &Entry) -> Result<Fetched, Stri
     Ok(fetched)
 }
 
-/// Signs one image with cosign: its manifest (an index's too) and each selected platform's.
+/// A trustd key's public key (SubjectPublicKeyInfo DER), read once per batch.
 async fn public_key(client: &mut Client, key: &str) -> Result<Vec<u8>, CliError> {
     Ok(client::key_info(client, key).await?.public_key_der)
 }
@@ -214,7 +214,7 @@ fn write_failed(path: &Path, mut failed: Vec<(usize, String)>) -> Result<(), Cli
     if failed.is_empty() {
         return Ok(());
     }
-    failed.sort();
+    failed.sort_unstable_by_key(|(index, _)| *index);
     let mut text = failed
         .into_iter()
         .map(|(_, image)| image)
