@@ -7,7 +7,7 @@ mod scheduler;
 mod sign;
 mod validate;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -206,23 +206,6 @@ async fn fetch(registry: &RegistryClient, entry: &Entry) -> Result<Fetched, Stri
 /// A trustd key's public key (SubjectPublicKeyInfo DER), read once per batch.
 async fn public_key(client: &mut Client, key: &str) -> Result<Vec<u8>, CliError> {
     Ok(client::key_info(client, key).await?.public_key_der)
-}
-
-/// Writes the images that failed, in the order of the list, so the file can be given back
-/// as `--file` to try them again.
-fn write_failed(path: &Path, mut failed: Vec<(usize, String)>) -> Result<(), CliError> {
-    if failed.is_empty() {
-        return Ok(());
-    }
-    failed.sort_unstable_by_key(|(index, _)| *index);
-    let mut text = failed
-        .into_iter()
-        .map(|(_, image)| image)
-        .collect::<Vec<_>>()
-        .join("\n");
-    text.push('\n');
-    std::fs::write(path, text)
-        .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))
 }
 
 /// One image's results, one per format, as a single outcome: the first failure, else what

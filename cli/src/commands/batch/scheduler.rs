@@ -10,6 +10,14 @@ use trustctl::error::CliError;
 
 type Job<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type OnTimeout<T> = Box<dyn FnOnce(String) -> T + Send>;
+type Queued<T> = (Job<T>, OnTimeout<T>);
+
+fn queued<T>(
+    job: impl Future<Output = T> + Send + 'static,
+    on_timeout: impl FnOnce(String) -> T + Send + 'static,
+) -> Queued<T> {
+    (Box::pin(job), Box::new(on_timeout))
+}
 
 /// At most `jobs` jobs run at once, each within `timeout` from its start. Follow-up work (a
 /// repository's publish once all its tags are resolved) starts before work not yet started,
@@ -17,8 +25,8 @@ type OnTimeout<T> = Box<dyn FnOnce(String) -> T + Send>;
 /// last moments are not left to one slow repository.
 pub struct Scheduler<T> {
     running: JoinSet<T>,
-    follow_ups: VecDeque<(Job<T>, OnTimeout<T>)>,
-    waiting: VecDeque<(Job<T>, OnTimeout<T>)>,
+    follow_ups: VecDeque<Queued<T>>,
+    waiting: VecDeque<Queued<T>>,
     jobs: usize,
     timeout: Duration,
 }
@@ -40,8 +48,7 @@ impl<T: Send + 'static> Scheduler<T> {
         job: impl Future<Output = T> + Send + 'static,
         on_timeout: impl FnOnce(String) -> T + Send + 'static,
     ) {
-        self.waiting
-            .push_back((Box::pin(job), Box::new(on_timeout)));
+        self.waiting.push_back(queued(job, on_timeout));
     }
 
     /// Queues `job` ahead of every job that has not started yet.
@@ -50,8 +57,7 @@ impl<T: Send + 'static> Scheduler<T> {
         job: impl Future<Output = T> + Send + 'static,
         on_timeout: impl FnOnce(String) -> T + Send + 'static,
     ) {
-        self.follow_ups
-            .push_back((Box::pin(job), Box::new(on_timeout)));
+        self.follow_ups.push_back(queued(job, on_timeout));
     }
 
     /// The result of the next job to finish; None once every queued job has finished.

@@ -17,11 +17,10 @@ use trustctl::notary::trust::TrustStore;
 use trustctl::registry::{Fetched, RegistryClient, RegistryOptions};
 use trustctl::tuf::signer::TrustdSigner;
 
-use super::progress::Progress;
+use super::progress::{Tally, SIGNING};
 use super::scheduler::Scheduler;
 use super::{
-    combine, fetch, parse_entry, public_key, read_list, selected_platforms, write_failed,
-    BatchArgs, Entry,
+    combine, fetch, parse_entry, public_key, read_list, selected_platforms, BatchArgs, Entry,
 };
 use crate::commands::inspect::NotaryArgs;
 use crate::commands::trust::open_or_init_announcing;
@@ -33,6 +32,10 @@ struct Shared {
     batch: BatchArgs,
     /// The cosign key, when cosign signatures are asked for.
     cosign: Option<CosignKey>,
+    /// trustd backend for the keys of repositories initialized on the way.
+    backend: String,
+    /// Sign Notary targets as this signer only.
+    signer: Option<String>,
 }
 
 struct CosignKey {
@@ -165,32 +168,11 @@ async fn image_job(shared: Arc<Shared>, index: usize, entry: Entry) -> Done {
     }
 }
 
-/// How a repository's tags are signed in Notary format.
+/// Where a repository's tags are published in Notary format.
 struct NotaryPublish {
     server: NotaryServer,
     store: TrustStore,
     gun: String,
-    backend: String,
-    signer: Option<String>,
-}
-
-/// Where and as whom a batch publishes in Notary format.
-struct NotaryTarget<'a> {
-    notary: &'a NotaryArgs,
-    backend: &'a str,
-    signer: Option<&'a str>,
-}
-
-impl NotaryTarget<'_> {
-    fn publish(&self, entry: &Entry) -> Result<NotaryPublish, CliError> {
-        Ok(NotaryPublish {
-            server: self.notary.server(&entry.image)?,
-            store: self.notary.trust_store(),
-            gun: entry.image.gun.clone(),
-            backend: self.backend.to_owned(),
-            signer: self.signer.map(str::to_owned),
-        })
-    }
 }
 
 /// One publish for all of a repository's resolved tags: one signature per changed role.
@@ -203,7 +185,7 @@ async fn publish_job(shared: Arc<Shared>, publish: NotaryPublish, tags: Vec<Reso
             &publish.store,
             &shared.client,
             &publish.gun,
-            &publish.backend,
+            &shared.backend,
             || {},
         )
         .await
@@ -216,7 +198,7 @@ async fn publish_job(shared: Arc<Shared>, publish: NotaryPublish, tags: Vec<Reso
                 size: t.fetched.manifest.size,
             })
             .collect();
-        let sign_as = publish
+        let sign_as = shared
             .signer
             .as_deref()
             .map_or(SignAs::Auto, SignAs::Signer);
@@ -241,11 +223,9 @@ async fn publish_job(shared: Arc<Shared>, publish: NotaryPublish, tags: Vec<Reso
 
 /// Collects each image's results (one per format) and reports an image once all are in.
 struct Outcomes<'a> {
-    list: &'a [String],
+    tally: Tally<'a>,
     parts_per_image: usize,
     parts: HashMap<usize, Vec<Result<String, String>>>,
-    failed: Vec<(usize, String)>,
-    progress: Progress,
 }
 
 impl Outcomes<'_> {
@@ -256,15 +236,7 @@ impl Outcomes<'_> {
             return;
         }
         let parts = self.parts.remove(&index).unwrap_or_default();
-        self.finish(index, combine(parts));
-    }
-
-    /// The image is done, whatever formats remain: a list line that is not an image.
-    fn finish(&mut self, index: usize, result: Result<String, String>) {
-        if result.is_err() {
-            self.failed.push((index, self.list[index].clone()));
-        }
-        self.progress.report(&self.list[index], &result);
+        self.tally.report(index, combine(parts));
     }
 }
 
@@ -294,13 +266,13 @@ pub async fn sign(
         client,
         batch: batch.clone(),
         cosign,
+        backend: backend.to_owned(),
+        signer: signer.map(str::to_owned),
     });
     let mut outcomes = Outcomes {
-        list: &list,
+        tally: Tally::new(&list),
         parts_per_image: usize::from(batch.format.cosign()) + usize::from(batch.format.notary()),
         parts: HashMap::new(),
-        failed: Vec::new(),
-        progress: Progress::new(list.len()),
     };
 
     let mut scheduler = Scheduler::new(batch.jobs as usize, batch.timeout);
@@ -310,7 +282,7 @@ pub async fn sign(
         let entry = match parse_entry(text, batch) {
             Ok(entry) => entry,
             Err(reason) => {
-                outcomes.finish(index, Err(reason));
+                outcomes.tally.report(index, Err(reason));
                 continue;
             }
         };
@@ -339,11 +311,6 @@ pub async fn sign(
         entries.insert(index, entry);
     }
 
-    let target = NotaryTarget {
-        notary,
-        backend,
-        signer,
-    };
     while let Some(done) = scheduler.next().await {
         let (index, fetched, cosign) = match done? {
             Done::Published { members, outcome } => {
@@ -380,7 +347,12 @@ pub async fn sign(
             continue;
         };
         let members: Vec<usize> = tags.iter().map(|t| t.index).collect();
-        match target.publish(entry) {
+        let publish = notary.server(&entry.image).map(|server| NotaryPublish {
+            server,
+            store: notary.trust_store(),
+            gun: entry.image.gun.clone(),
+        });
+        match publish {
             Ok(publish) => scheduler.push_follow_up(
                 publish_job(shared.clone(), publish, tags),
                 move |reason| Done::Published {
@@ -396,36 +368,5 @@ pub async fn sign(
         }
     }
 
-    let failed = std::mem::take(&mut outcomes.failed);
-    summarize(&list, failed, failed_file, started)
-}
-
-/// Writes the failed file and prints the summary; an error when any image failed.
-fn summarize(
-    list: &[String],
-    failed: Vec<(usize, String)>,
-    failed_file: &Path,
-    started: Instant,
-) -> Result<(), CliError> {
-    let failed_count = failed.len();
-    write_failed(failed_file, failed)?;
-    eprintln!(
-        "Signed {}, failed {failed_count} of {} images in {:.1}s{}",
-        list.len() - failed_count,
-        list.len(),
-        started.elapsed().as_secs_f64(),
-        if failed_count == 0 {
-            String::new()
-        } else {
-            format!(" (failed images listed in {})", failed_file.display())
-        }
-    );
-    if failed_count == 0 {
-        Ok(())
-    } else {
-        Err(CliError::Failed(format!(
-            "{failed_count} of {} images were not signed",
-            list.len()
-        )))
-    }
+    outcomes.tally.finish(failed_file, started, SIGNING)
 }

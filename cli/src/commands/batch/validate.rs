@@ -14,11 +14,9 @@ use trustctl::notary::trust::{self, TrustStore, VerifiedRepository};
 use trustctl::once::OncePerKey;
 use trustctl::registry::{RegistryClient, RegistryOptions};
 
-use super::progress::Progress;
+use super::progress::{Tally, VALIDATING};
 use super::scheduler::Scheduler;
-use super::{
-    fetch, parse_entry, public_key, read_list, selected_platforms, write_failed, BatchArgs, Entry,
-};
+use super::{fetch, parse_entry, public_key, read_list, selected_platforms, BatchArgs, Entry};
 use crate::commands::inspect::NotaryArgs;
 
 #[derive(Args)]
@@ -134,15 +132,13 @@ pub async fn validate(socket: &Path, args: ValidateArgs) -> Result<(), CliError>
         store: args.notary.trust_store(),
         verified: OncePerKey::default(),
     });
-    let mut progress = Progress::new(list.len());
-    let mut failed = Vec::new();
+    let mut tally = Tally::new(&list);
     let mut scheduler = Scheduler::new(batch.jobs as usize, batch.timeout);
     for (index, text) in list.iter().enumerate() {
         let entry = match parse_entry(text, &batch) {
             Ok(entry) => entry,
             Err(reason) => {
-                failed.push((index, text.clone()));
-                progress.report(text, &Err(reason));
+                tally.report(index, Err(reason));
                 continue;
             }
         };
@@ -157,25 +153,7 @@ pub async fn validate(socket: &Path, args: ValidateArgs) -> Result<(), CliError>
     }
     while let Some(done) = scheduler.next().await {
         let (index, result) = done?;
-        if result.is_err() {
-            failed.push((index, list[index].clone()));
-        }
-        progress.report(&list[index], &result);
+        tally.report(index, result);
     }
-    let failed_count = failed.len();
-    write_failed(&args.failed, failed)?;
-    eprintln!(
-        "Valid {}, not valid {failed_count} of {} images in {:.1}s",
-        list.len() - failed_count,
-        list.len(),
-        started.elapsed().as_secs_f64()
-    );
-    if failed_count == 0 {
-        Ok(())
-    } else {
-        Err(CliError::Failed(format!(
-            "{failed_count} of {} images are not validly signed",
-            list.len()
-        )))
-    }
+    tally.finish(&args.failed, started, VALIDATING)
 }
