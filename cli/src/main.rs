@@ -104,7 +104,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("trustctl: {error}");
+            eprintln!(
+                "trustctl: {}",
+                trustctl::output::sanitize(&error.to_string())
+            );
             ExitCode::from(error.exit_code())
         }
     }

@@ -76,6 +76,7 @@ impl RoleSource for Memory {
     ) -> Result<Option<Vec<u8>>, ServerError> {
         match self.files.get(file) {
             Some(bytes) if bytes.len() as u64 > limit => Err(ServerError::TooLarge {
+                url: "memory".into(),
                 what: file.to_owned(),
                 limit,
             }),

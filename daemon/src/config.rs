@@ -83,6 +83,26 @@ pub struct Limits {
     /// A request that has not finished by then is answered DeadlineExceeded.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: u64,
+    /// Connections open at once, from everyone.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections open at once from one uid: a flood from one user leaves room for others.
+    #[serde(default = "default_max_connections_per_uid")]
+    pub max_connections_per_uid: usize,
+    /// A connection that has not sent its first bytes by then is closed.
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout_secs: u64,
+    /// A connection from which nothing arrives for this long is closed (live clients answer
+    /// trustd's keepalive pings every 30 s, so only dead or hostile ones go quiet).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Bytes of request messages trustd buffers at once before handing them to a handler,
+    /// from everyone; beyond it requests are refused with ResourceExhausted.
+    #[serde(default = "default_max_buffered")]
+    pub max_buffered_bytes: usize,
+    /// The same, from one uid.
+    #[serde(default = "default_max_buffered_per_uid")]
+    pub max_buffered_bytes_per_uid: usize,
 }
 
 fn default_max_payload() -> usize {
@@ -94,6 +114,65 @@ fn default_per_connection() -> usize {
 fn default_request_timeout() -> u64 {
     60
 }
+fn default_max_connections() -> usize {
+    512
+}
+fn default_max_connections_per_uid() -> usize {
+    32
+}
+fn default_handshake_timeout() -> u64 {
+    5
+}
+fn default_idle_timeout() -> u64 {
+    120
+}
+fn default_max_buffered() -> usize {
+    128 * 1024 * 1024
+}
+fn default_max_buffered_per_uid() -> usize {
+    16 * 1024 * 1024
+}
+
+impl Limits {
+    /// The largest Sign message: the payload and room for the rest of the request.
+    pub fn max_sign_message(&self) -> usize {
+        self.max_payload_bytes + 64 * 1024
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let l = self;
+        if l.max_connections == 0 || l.max_connections_per_uid == 0 {
+            return Err(
+                "limits.max_connections and max_connections_per_uid must be at least 1".into(),
+            );
+        }
+        if l.max_connections_per_uid > l.max_connections {
+            return Err(
+                "limits.max_connections_per_uid cannot exceed limits.max_connections".into(),
+            );
+        }
+        if l.handshake_timeout_secs == 0 || l.idle_timeout_secs == 0 {
+            return Err(
+                "limits.handshake_timeout_secs and idle_timeout_secs must be at least 1".into(),
+            );
+        }
+        if l.idle_timeout_secs <= 30 {
+            return Err("limits.idle_timeout_secs must exceed the 30 s keepalive interval".into());
+        }
+        if l.max_buffered_bytes_per_uid < l.max_sign_message() {
+            return Err(format!(
+                "limits.max_buffered_bytes_per_uid must hold at least one Sign request of max_payload_bytes: {} or more",
+                l.max_sign_message()
+            ));
+        }
+        if l.max_buffered_bytes < l.max_buffered_bytes_per_uid {
+            return Err(
+                "limits.max_buffered_bytes cannot be less than max_buffered_bytes_per_uid".into(),
+            );
+        }
+        Ok(())
+    }
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -101,6 +180,12 @@ impl Default for Limits {
             max_payload_bytes: default_max_payload(),
             max_concurrent_requests_per_connection: default_per_connection(),
             request_timeout_secs: default_request_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_uid: default_max_connections_per_uid(),
+            handshake_timeout_secs: default_handshake_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            max_buffered_bytes: default_max_buffered(),
+            max_buffered_bytes_per_uid: default_max_buffered_per_uid(),
         }
     }
 }
@@ -303,6 +388,7 @@ impl Config {
                 trustd_proto::MAX_MESSAGE_BYTES - 64 * 1024
             ));
         }
+        self.limits.validate()?;
         let mut names = std::collections::HashSet::new();
         for backend in &self.backends {
             if !names.insert(backend.name()) {

@@ -282,11 +282,15 @@ impl Inventory {
         Ok(())
     }
 
-    /// Removes a key by name and persists the inventory. Blocking.
-    pub fn remove(&self, name: &str) -> Result<Option<Arc<KeyRecord>>, InventoryError> {
+    /// Removes exactly this record (not another key that took its name) and persists the
+    /// inventory. Blocking.
+    pub fn remove_exact(
+        &self,
+        record: &KeyRecord,
+    ) -> Result<Option<Arc<KeyRecord>>, InventoryError> {
         let _writer = self.write_lock.lock().expect("inventory write lock");
         let mut next = self.list();
-        let Some(pos) = next.iter().position(|k| k.name == name) else {
+        let Some(pos) = next.iter().position(|k| **k == *record) else {
             return Ok(None);
         };
         let removed = next.remove(pos);
@@ -366,7 +370,13 @@ mod tests {
         let inv = Inventory::open(dir.path()).unwrap();
         inv.insert(record("a")).unwrap();
         inv.insert(record("b")).unwrap();
-        inv.remove("a").unwrap();
+        let mut other_a = record("a");
+        other_a.key_id = "another key of the same name".into();
+        assert!(
+            inv.remove_exact(&other_a).unwrap().is_none(),
+            "only the exact record goes"
+        );
+        assert!(inv.remove_exact(&record("a")).unwrap().is_some());
         let again = Inventory::open(dir.path()).unwrap();
         assert_eq!(again.list(), vec![Arc::new(record("b"))]);
         let mode = std::fs::metadata(dir.path().join(FILE_NAME))

@@ -11,6 +11,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::Stream;
 use tonic::transport::server::Connected;
 
+use crate::admission::{ConnectionGate, ConnectionSlot, RateLimitedLog};
 use crate::config::SocketConfig;
 use crate::peer::PeerCredentials;
 
@@ -34,6 +36,8 @@ pub enum ListenerError {
     NoDirectory(PathBuf),
     #[error("socket {path}: {error}")]
     Io { path: PathBuf, error: io::Error },
+    #[error("socket directory {dir}: {why}; use a directory only root or trustd's user can write (systemd's RuntimeDirectory=trustd makes one)")]
+    UnsafeDirectory { dir: PathBuf, why: String },
     #[error("socket.group {0:?}: no such group")]
     UnknownGroup(String),
     #[error("socket activation: {0}")]
@@ -86,11 +90,14 @@ fn bind(config: &SocketConfig) -> Result<Listener, ListenerError> {
         path: path.clone(),
         error,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            return Err(ListenerError::NoDirectory(dir.to_owned()));
-        }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(ListenerError::NoDirectory(dir.to_owned()));
     }
+    check_socket_directory(dir)?;
     remove_stale(&path)?;
     let mode = config.mode_bits().expect("validated in config");
     // Create the socket inaccessible, then open it up to exactly `mode`: there is no moment
@@ -111,6 +118,45 @@ fn bind(config: &SocketConfig) -> Result<Listener, ListenerError> {
         listener,
         created: Some(path),
     })
+}
+
+/// Refuses a socket directory in which someone else could replace trustd's socket with their
+/// own (and receive what callers send, private keys for `key load` and PINs included): it
+/// must belong to root or to trustd's user, and be writable by nobody else, unless it is
+/// sticky and root's (like /tmp), where others can still take the name while trustd is down.
+fn check_socket_directory(dir: &Path) -> Result<(), ListenerError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(|error| ListenerError::Io {
+        path: dir.to_owned(),
+        error,
+    })?;
+    let me = nix::unistd::geteuid().as_raw();
+    let mode = meta.mode();
+    let sticky = mode & 0o1000 != 0;
+    let unsafe_dir = |why: &str| ListenerError::UnsafeDirectory {
+        dir: dir.to_owned(),
+        why: why.to_owned(),
+    };
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(unsafe_dir(&format!(
+            "it belongs to uid {}, who could replace trustd's socket",
+            meta.uid()
+        )));
+    }
+    let group_writable = mode & 0o020 != 0 && meta.gid() != nix::unistd::getegid().as_raw();
+    let other_writable = mode & 0o002 != 0;
+    if (group_writable || other_writable) && !(sticky && meta.uid() == 0) {
+        return Err(unsafe_dir(
+            "other users may write to it, so they could replace trustd's socket",
+        ));
+    }
+    if group_writable || other_writable {
+        tracing::warn!(
+            dir = %dir.display(),
+            "the socket directory is writable by others (sticky, so they cannot replace a live socket, but they can take its name while trustd is stopped and pose as trustd): prefer a directory of trustd's own, such as /run/trustd"
+        );
+    }
+    Ok(())
 }
 
 /// Removes a socket file nobody answers on; refuses when a live server answers.
@@ -145,18 +191,34 @@ fn resolve_group(group: &str) -> Result<u32, ListenerError> {
         .ok_or_else(|| ListenerError::UnknownGroup(group.to_owned()))
 }
 
-/// Accepted connections, each tagged with its peer's credentials. Accept errors (EMFILE, ...)
-/// back off briefly instead of spinning.
+/// How long connections may stay silent.
+#[derive(Clone, Copy)]
+pub struct Timeouts {
+    /// Until the first bytes (the HTTP/2 preface).
+    pub handshake: Duration,
+    /// Between any two reads after that.
+    pub idle: Duration,
+}
+
+/// Accepted connections, each tagged with its peer's credentials and admitted by the
+/// connection gate (per uid and in total). Accept errors (EMFILE, ...) back off briefly
+/// instead of spinning, and are logged at a bounded rate.
 pub struct PeerIncoming {
     listener: UnixListener,
     backoff: Option<Pin<Box<tokio::time::Sleep>>>,
+    gate: Arc<ConnectionGate>,
+    timeouts: Timeouts,
 }
 
+static ACCEPT_FAILED: RateLimitedLog = RateLimitedLog::new(Duration::from_secs(10));
+
 impl PeerIncoming {
-    pub fn new(listener: UnixListener) -> Self {
+    pub fn new(listener: UnixListener, gate: Arc<ConnectionGate>, timeouts: Timeouts) -> Self {
         PeerIncoming {
             listener,
             backoff: None,
+            gate,
+            timeouts,
         }
     }
 }
@@ -172,13 +234,29 @@ impl Stream for PeerIncoming {
             }
             match ready!(self.listener.poll_accept(cx)) {
                 Ok((stream, _)) => match PeerCredentials::of(&stream) {
-                    Ok(peer) => return Poll::Ready(Some(Ok(PeerStream { stream, peer }))),
+                    Ok(peer) => {
+                        // Over its limit, the connection is closed at once (dropped here):
+                        // its descriptor is back before the next accept.
+                        let Some(slot) = self.gate.admit(peer.uid) else {
+                            continue;
+                        };
+                        let deadline = tokio::time::sleep(self.timeouts.handshake);
+                        return Poll::Ready(Some(Ok(PeerStream {
+                            stream,
+                            peer,
+                            _slot: slot,
+                            deadline: Box::pin(deadline),
+                            idle: self.timeouts.idle,
+                        })));
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "closing a connection whose peer credentials cannot be read");
                     }
                 },
                 Err(error) => {
-                    tracing::warn!(%error, "accept failed; retrying shortly");
+                    ACCEPT_FAILED.log(|suppressed| {
+                        tracing::warn!(%error, suppressed, "accept failed; retrying shortly (at the descriptor limit? see limits.max_connections and LimitNOFILE=)")
+                    });
                     self.backoff = Some(Box::pin(tokio::time::sleep(Duration::from_millis(100))));
                 }
             }
@@ -186,10 +264,16 @@ impl Stream for PeerIncoming {
     }
 }
 
-/// A connection and the credentials the kernel recorded for its peer.
+/// A connection and the credentials the kernel recorded for its peer. Reading from it fails
+/// with TimedOut once the peer has been silent too long (before its first bytes: the
+/// handshake timeout; after: the idle timeout), which makes the server close it.
 pub struct PeerStream {
     stream: UnixStream,
     peer: PeerCredentials,
+    /// Holds the connection's place under the connection limits until it closes.
+    _slot: ConnectionSlot,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    idle: Duration,
 }
 
 impl Connected for PeerStream {
@@ -206,7 +290,24 @@ impl AsyncRead for PeerStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut self.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    let next = tokio::time::Instant::now() + self.idle;
+                    self.deadline.as_mut().reset(next);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer sent nothing within the handshake or idle timeout",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 }
 
@@ -264,6 +365,24 @@ mod tests {
         let err = listen(&config(&path)).err().expect("live socket refused");
         assert!(matches!(err, ListenerError::InUse(_)), "{err}");
         drop(live);
+    }
+
+    #[tokio::test]
+    async fn refuses_a_socket_directory_others_can_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = listen(&config(&open.join("s.sock")))
+            .err()
+            .expect("a world-writable directory is refused");
+        assert!(
+            matches!(err, ListenerError::UnsafeDirectory { .. }),
+            "{err}"
+        );
+        assert!(!open.join("s.sock").exists());
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(listen(&config(&open.join("s.sock"))).is_ok());
     }
 
     #[tokio::test]

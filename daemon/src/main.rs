@@ -1,5 +1,6 @@
 //! trustd: keeps signing keys on hardware and signs for authorized local callers.
 
+mod admission;
 mod algorithm;
 mod atomic_file;
 mod audit;
@@ -7,10 +8,12 @@ mod backend;
 mod certificate;
 mod config;
 mod inventory;
+mod key_locks;
 mod listener;
 mod peer;
 mod policy;
 mod private_key;
+mod request_limits;
 mod secret;
 mod server;
 mod service;

@@ -120,6 +120,12 @@ impl Policy {
             .unwrap_or(Decision::Deny)
     }
 
+    /// True when some rule names the caller at all, for any operation: a caller no rule
+    /// names is refused before trustd reads its request.
+    pub fn names_caller(&self, caller: &PeerCredentials) -> bool {
+        self.rules.iter().any(|r| r.matches_caller(caller))
+    }
+
     /// True when some rule grants `op` to the caller on at least one key name.
     pub fn grants_any(&self, caller: &PeerCredentials, op: Operation) -> bool {
         self.rules

@@ -19,9 +19,11 @@ use crate::backend::tpm::TpmBackend;
 use crate::backend::{Backend, BackendState};
 use crate::config::{BackendConfig, Config};
 use crate::inventory::Inventory;
-use crate::listener::{self, PeerIncoming};
+use crate::key_locks::KeyLocks;
+use crate::listener::{self, PeerIncoming, Timeouts};
 use crate::policy::Policy;
-use crate::service::{DaemonState, SignerService};
+use crate::request_limits::{RequestLimits, RequestLimitsLayer};
+use crate::service::{DaemonState, Guards, SignerService};
 
 /// How long in-flight requests get to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,7 +53,10 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         audit,
         limits: config.limits.clone(),
         in_flight: AtomicU32::new(0),
+        key_locks: KeyLocks::default(),
+        guards: Guards::new(&config.limits),
     });
+    raise_descriptor_limit(&config.limits);
 
     // Connect now so problems show in the log at startup; a backend that is not ready does not
     // stop trustd (a token may be plugged in later) but its callers get a precise error.
@@ -76,13 +81,28 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
 
     let (drain_started, drain_rx) = oneshot::channel();
     let shutdown = wait_for_shutdown(state.clone(), config_path.to_owned(), drain_started);
+    let limits = &config.limits;
+    let gate = state.guards.connections.clone();
+    let timeouts = Timeouts {
+        handshake: Duration::from_secs(limits.handshake_timeout_secs),
+        idle: Duration::from_secs(limits.idle_timeout_secs),
+    };
+    let request_limits = RequestLimits::new(state.clone());
     let server = Server::builder()
-        .concurrency_limit_per_connection(config.limits.max_concurrent_requests_per_connection)
-        .timeout(Duration::from_secs(config.limits.request_timeout_secs))
+        .concurrency_limit_per_connection(limits.max_concurrent_requests_per_connection)
+        .max_concurrent_streams(limits.max_concurrent_requests_per_connection as u32)
+        .timeout(Duration::from_secs(limits.request_timeout_secs))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .http2_max_header_list_size(16 * 1024)
+        // What a connection may send before trustd reads it: h2 flow control holds the rest
+        // on the caller's side.
+        .initial_stream_window_size(256 * 1024)
+        .initial_connection_window_size(1024 * 1024)
+        .layer(RequestLimitsLayer(request_limits))
         .add_service(health_service)
         .add_service(signer)
-        .serve_with_incoming_shutdown(PeerIncoming::new(bound.listener), shutdown);
+        .serve_with_incoming_shutdown(PeerIncoming::new(bound.listener, gate, timeouts), shutdown);
 
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     tracing::info!(socket = %config.socket.path.display(), keys = state.inventory.len(), "trustd ready");
@@ -94,8 +114,17 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             std::future::pending::<()>().await;
         }
     };
+    // Key lifecycle work runs on after its caller leaves (so no key is left half-made):
+    // once the connections are closed, it still gets to finish.
+    let drained = async {
+        server.await.context("gRPC server failed")?;
+        while state.in_flight.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        anyhow::Ok(())
+    };
     tokio::select! {
-        result = server => result.context("gRPC server failed")?,
+        result = drained => result?,
         () = drain_deadline => tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; exiting anyway"),
     }
     if let Some(path) = bound.created {
@@ -103,6 +132,29 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     }
     tracing::info!("trustd stopped");
     Ok(())
+}
+
+/// Raises the soft descriptor limit towards the hard one so `limits.max_connections` fits,
+/// and says so when it cannot: running out of descriptors stops every caller, not just the
+/// one who opened too many.
+fn raise_descriptor_limit(limits: &crate::config::Limits) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    // Connections, plus the devices, the audit log, the inventory and the runtime.
+    let wanted = limits.max_connections as u64 + 256;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft < wanted {
+        let raised = wanted.min(hard);
+        if setrlimit(Resource::RLIMIT_NOFILE, raised, hard).is_err() || raised < wanted {
+            tracing::warn!(
+                soft,
+                hard,
+                wanted,
+                "the descriptor limit is below limits.max_connections + 256: raise LimitNOFILE= or lower limits.max_connections"
+            );
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT; reloads the policy on every SIGHUP meanwhile.

@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 use trustd_proto as pb;
 use zeroize::Zeroizing;
 
+use crate::admission::{ByteBudget, ConnectionGate, RateLimitedLog};
 use crate::algorithm::{self, KeyAlgorithm, SignatureAlgorithm};
 use crate::audit::{AuditLog, AuditRecord};
 use crate::backend::{
@@ -23,6 +24,7 @@ use crate::config::Limits;
 use crate::inventory::{
     Attestation, DeviceHandle, Inventory, KeyOrigin, KeyRecord, KeyScope, PinPolicy, TouchPolicy,
 };
+use crate::key_locks::KeyLocks;
 use crate::peer::PeerCredentials;
 use crate::policy::{Operation, Policy};
 use crate::private_key::PrivateKey;
@@ -35,10 +37,32 @@ pub struct DaemonState {
     pub audit: AuditLog,
     pub limits: Limits,
     pub in_flight: AtomicU32,
+    /// Serializes generate, import and delete per key name.
+    pub key_locks: KeyLocks,
+    /// The bounds on what callers make trustd hold, and what they refused.
+    pub guards: Guards,
+}
+
+/// Connection and buffered-byte bounds (see `admission`), shared by the listener, the request
+/// limits layer and Status.
+pub struct Guards {
+    pub connections: Arc<ConnectionGate>,
+    pub bytes: Arc<ByteBudget>,
+    pub refused_requests: std::sync::atomic::AtomicU64,
+}
+
+impl Guards {
+    pub fn new(limits: &Limits) -> Guards {
+        Guards {
+            connections: ConnectionGate::new(limits),
+            bytes: ByteBudget::new(limits),
+            refused_requests: Default::default(),
+        }
+    }
 }
 
 impl DaemonState {
-    fn policy(&self) -> Arc<Policy> {
+    pub fn policy(&self) -> Arc<Policy> {
         self.policy.read().expect("policy lock").clone()
     }
 
@@ -69,13 +93,15 @@ impl DaemonState {
             .or_else(|| self.backends.iter().find(|b| b.kind().as_str() == wanted))
             .ok_or_else(|| {
                 Status::not_found(format!(
-                    "no backend named {wanted:?}; configured: {}",
+                    "no backend named {}; configured: {}",
+                    shown(wanted),
                     configured()
                 ))
             })
     }
 }
 
+#[derive(Clone)]
 pub struct SignerService {
     state: Arc<DaemonState>,
 }
@@ -85,19 +111,40 @@ impl SignerService {
         SignerService { state }
     }
 
-    fn resolve(&self, selector: Option<&pb::KeySelector>) -> Result<Arc<KeyRecord>, Status> {
+    /// The key a request names, if the caller may do `op` with it. A caller who may not is
+    /// told so in the words it used (the name or key ID it sent), whether or not the key
+    /// exists: existence is only revealed to callers who could list the key anyway.
+    fn resolve_for(
+        &self,
+        caller: &PeerCredentials,
+        op: Operation,
+        selector: Option<&pb::KeySelector>,
+    ) -> Result<Arc<KeyRecord>, Status> {
         let Some(selector) = selector.and_then(|s| s.selector.as_ref()) else {
             return Err(Status::invalid_argument("name the key (by name or key ID)"));
         };
-        let (record, shown) = match selector {
-            pb::key_selector::Selector::Name(name) => (self.state.inventory.by_name(name), name),
-            pb::key_selector::Selector::KeyId(id) => (self.state.inventory.by_key_id(id), id),
+        let policy = self.state.policy();
+        let (record, asked, may_know) = match selector {
+            pb::key_selector::Selector::Name(name) => (
+                self.state.inventory.by_name(name),
+                name,
+                policy.decide(caller, op, name).is_allowed()
+                    || policy.decide(caller, Operation::List, name).is_allowed(),
+            ),
+            pb::key_selector::Selector::KeyId(id) => (
+                self.state.inventory.by_key_id(id),
+                id,
+                policy.grants_any(caller, Operation::List),
+            ),
         };
-        record.ok_or_else(|| {
-            Status::not_found(format!(
-                "no key {shown:?} in trustd; `trustctl key list` shows the keys you may use"
-            ))
-        })
+        match record {
+            Some(key) if policy.decide(caller, op, &key.name).is_allowed() => Ok(key),
+            None if may_know => Err(Status::not_found(format!(
+                "no key {} in trustd; `trustctl key list` shows the keys you may use",
+                shown(asked)
+            ))),
+            _ => Err(self.denied(caller, op, asked)),
+        }
     }
 
     fn authorize(
@@ -114,22 +161,32 @@ impl SignerService {
         {
             return Ok(());
         }
-        tracing::warn!(
-            uid = caller.uid,
-            pid = caller.pid,
-            op = op.as_str(),
-            key = key_name,
-            "denied by policy"
-        );
-        let object = match op {
+        Err(self.denied(caller, op, key_name))
+    }
+
+    /// PermissionDenied for `op` on `object` (as the caller named it), logged at a bounded
+    /// rate: a caller with no rule can make many of these.
+    fn denied(&self, caller: &PeerCredentials, op: Operation, object: &str) -> Status {
+        DENIED_LOG.log(|suppressed| {
+            tracing::warn!(
+                uid = caller.uid,
+                pid = caller.pid,
+                op = op.as_str(),
+                key = %shown(object),
+                suppressed,
+                "denied by policy"
+            )
+        });
+        let kind = match op {
             Operation::Unlock | Operation::Provision => "backend",
             _ => "key",
         };
-        Err(Status::permission_denied(format!(
-            "uid {} may not {} {object} {key_name:?}: no policy rule grants it (ask the trustd administrator for a [[policy.rule]])",
+        Status::permission_denied(format!(
+            "uid {} may not {} {kind} {}: no policy rule grants it (ask the trustd administrator for a [[policy.rule]])",
             caller.uid,
-            op.as_str()
-        )))
+            op.as_str(),
+            shown(object)
+        ))
     }
 
     async fn audit(
@@ -177,22 +234,22 @@ impl SignerService {
         };
         audit.payload_sha256 = input_digest.map(hex::encode);
         audit.payload_bytes = payload_bytes;
-        let key = match self.resolve(request.key.as_ref()) {
+        let key = match self.resolve_for(caller, Operation::Sign, request.key.as_ref()) {
             Ok(key) => key,
             Err(status) => {
-                // Record what the caller asked for, even though no such key exists.
+                // Record what the caller asked for (when it could be a key's name or ID: the
+                // trail is no place for arbitrary input), even though it was refused.
                 if let Some(
                     pb::key_selector::Selector::Name(n) | pb::key_selector::Selector::KeyId(n),
                 ) = request.key.as_ref().and_then(|k| k.selector.as_ref())
                 {
-                    audit.key_name = Some(n.clone());
+                    audit.key_name = validate_key_name(n).is_ok().then(|| n.clone());
                 }
                 return Err(status);
             }
         };
         audit.key_name = Some(key.name.clone());
         audit.key_id = Some(key.key_id.clone());
-        self.authorize(caller, Operation::Sign, &key.name)?;
 
         let wanted = SignatureAlgorithm::from_proto(request.algorithm).ok_or_else(|| {
             Status::invalid_argument(format!(
@@ -408,9 +465,12 @@ impl SignerService {
             KeySource::Import { .. } => ("import", Operation::Import, KeyOrigin::Imported),
         };
         let mut audit = AuditRecord::new(event, caller);
-        audit.key_name = Some(name.clone());
         let result = async {
-            self.check_new_name(caller, operation, &name)?;
+            validate_key_name(&name)?;
+            audit.key_name = Some(name.clone());
+            self.authorize(caller, operation, &name)?;
+            let _lifecycle = self.state.key_locks.lock(&name).await;
+            self.check_name_free(&name)?;
             let backend = self.state.select_backend(backend)?;
             let mut certificate = Vec::new();
             let created = match source {
@@ -450,6 +510,47 @@ impl SignerService {
         result
     }
 
+    /// Deletes a key from its device and the inventory, under the name's lifecycle lock, and
+    /// audits the outcome. The record removed is the one whose key was deleted (not whatever
+    /// holds the name by then), and a key already gone is NotFound.
+    async fn delete_checked(
+        &self,
+        caller: &PeerCredentials,
+        selector: Option<pb::KeySelector>,
+    ) -> Result<Arc<KeyRecord>, Status> {
+        let mut audit = AuditRecord::new("delete", caller);
+        let result = async {
+            let found = self.resolve_for(caller, Operation::Delete, selector.as_ref())?;
+            audit.key_name = Some(found.name.clone());
+            audit.key_id = Some(found.key_id.clone());
+            let _lifecycle = self.state.key_locks.lock(&found.name).await;
+            // Another delete may have run while this one waited for the lock.
+            let key = self
+                .state
+                .inventory
+                .by_name(&found.name)
+                .filter(|current| current.key_id == found.key_id)
+                .ok_or_else(|| {
+                    Status::not_found(format!("key {} was deleted meanwhile", shown(&found.name)))
+                })?;
+            self.key_backend(&key)?
+                .delete(&key.device)
+                .await
+                .map_err(|e| backend_status(&e))?;
+            let state = self.state.clone();
+            let exact = key.clone();
+            tokio::task::spawn_blocking(move || state.inventory.remove_exact(&exact))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(|e| Status::internal(format!("the key was removed from the device but the inventory could not be updated: {e}")))?;
+            tracing::info!(key = %key.name, key_id = %key.key_id, "key deleted");
+            Ok(key)
+        }
+        .await;
+        self.audit(audit, &result).await?;
+        result
+    }
+
     /// A slot holding a key trustd knows is never overwritten, even with --force: the key's
     /// record would point at a key that no longer exists. Delete the key first.
     fn check_slot_free(&self, backend: &str, piv: &PivGenerate) -> Result<(), Status> {
@@ -469,14 +570,7 @@ impl SignerService {
         }
     }
 
-    fn check_new_name(
-        &self,
-        caller: &PeerCredentials,
-        op: Operation,
-        name: &str,
-    ) -> Result<(), Status> {
-        validate_key_name(name)?;
-        self.authorize(caller, op, name)?;
+    fn check_name_free(&self, name: &str) -> Result<(), Status> {
         if self.state.inventory.by_name(name).is_some() {
             return Err(Status::already_exists(format!(
                 "a key named {name:?} already exists; pick another name or delete it first"
@@ -508,19 +602,42 @@ fn caller<T>(request: &Request<T>) -> Result<PeerCredentials, Status> {
         .ok_or_else(|| Status::unauthenticated("the connection carries no peer credentials"))
 }
 
-/// Counts a request as in flight until dropped.
-struct InFlight<'a>(&'a AtomicU32);
+/// Counts a request as in flight until dropped; owned, so work that outlives its caller (a
+/// key being generated for a caller who left) still counts, and shutdown waits for it.
+struct InFlight(Arc<DaemonState>);
 
-impl<'a> InFlight<'a> {
-    fn new(counter: &'a AtomicU32) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        InFlight(counter)
+impl InFlight {
+    fn new(state: &Arc<DaemonState>) -> Self {
+        state.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(state.clone())
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs a key's lifecycle work (generate, import, delete) to its end even when the caller
+/// goes away (deadline, disconnect): dropping a device operation halfway would leave a key on
+/// the device that the inventory does not know, unaudited.
+async fn run_detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, Status>> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| Status::internal(format!("key operation failed: {e}")))?
+}
+
+static DENIED_LOG: RateLimitedLog = RateLimitedLog::new(std::time::Duration::from_secs(10));
+
+/// At most 64 characters of `text` (a name from a request), quoted and escaped, with its
+/// length when cut: what a message may echo of a caller's input.
+pub fn shown(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((at, _)) => format!("{:?}… ({} bytes)", &text[..at], text.len()),
+        None => format!("{text:?}"),
     }
 }
 
@@ -535,7 +652,8 @@ pub fn validate_key_name(name: &str) -> Result<(), Status> {
         Ok(())
     } else {
         Err(Status::invalid_argument(format!(
-            "key name {name:?} is not valid: use 1-128 letters, digits and . _ - / : @, starting with a letter or digit"
+            "key name {} is not valid: use 1-128 letters, digits and . _ - / : @, starting with a letter or digit",
+            shown(name)
         )))
     }
 }
@@ -675,6 +793,7 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::ListKeysRequest>,
     ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        let _in_flight = InFlight::new(&self.state);
         let caller = caller(&request)?;
         let policy = self.state.policy();
         if !policy.grants_any(&caller, Operation::List) {
@@ -702,21 +821,26 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::GenerateKeyRequest>,
     ) -> Result<Response<pb::GenerateKeyResponse>, Status> {
-        let _in_flight = InFlight::new(&self.state.in_flight);
+        let in_flight = InFlight::new(&self.state);
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let record = self
-            .create_key(
-                &caller,
-                req.name,
-                &req.backend,
-                req.scope,
-                KeySource::Generate {
-                    algorithm: req.algorithm,
-                    piv: req.piv,
-                },
-            )
-            .await?;
+        let service = self.clone();
+        let record = run_detached(async move {
+            let _in_flight = in_flight;
+            service
+                .create_key(
+                    &caller,
+                    req.name,
+                    &req.backend,
+                    req.scope,
+                    KeySource::Generate {
+                        algorithm: req.algorithm,
+                        piv: req.piv,
+                    },
+                )
+                .await
+        })
+        .await?;
         Ok(Response::new(pb::GenerateKeyResponse {
             key: Some(key_info(&self.state, &record)),
         }))
@@ -726,22 +850,27 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::ImportKeyRequest>,
     ) -> Result<Response<pb::ImportKeyResponse>, Status> {
-        let _in_flight = InFlight::new(&self.state.in_flight);
+        let in_flight = InFlight::new(&self.state);
         let caller = caller(&request)?;
         let mut req = request.into_inner();
         let der = Zeroizing::new(std::mem::take(&mut req.pkcs8_der));
-        let record = self
-            .create_key(
-                &caller,
-                std::mem::take(&mut req.name),
-                &req.backend,
-                req.scope.take(),
-                KeySource::Import {
-                    pkcs8: der,
-                    cert: std::mem::take(&mut req.certificate_der),
-                },
-            )
-            .await?;
+        let service = self.clone();
+        let record = run_detached(async move {
+            let _in_flight = in_flight;
+            service
+                .create_key(
+                    &caller,
+                    std::mem::take(&mut req.name),
+                    &req.backend,
+                    req.scope.take(),
+                    KeySource::Import {
+                        pkcs8: der,
+                        cert: std::mem::take(&mut req.certificate_der),
+                    },
+                )
+                .await
+        })
+        .await?;
         Ok(Response::new(pb::ImportKeyResponse {
             key: Some(key_info(&self.state, &record)),
         }))
@@ -751,9 +880,9 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::GetPublicKeyRequest>,
     ) -> Result<Response<pb::GetPublicKeyResponse>, Status> {
+        let _in_flight = InFlight::new(&self.state);
         let caller = caller(&request)?;
-        let key = self.resolve(request.get_ref().key.as_ref())?;
-        self.authorize(&caller, Operation::List, &key.name)?;
+        let key = self.resolve_for(&caller, Operation::List, request.get_ref().key.as_ref())?;
         Ok(Response::new(pb::GetPublicKeyResponse {
             key: Some(key_info(&self.state, &key)),
         }))
@@ -763,31 +892,17 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::DeleteKeyRequest>,
     ) -> Result<Response<pb::DeleteKeyResponse>, Status> {
-        let _in_flight = InFlight::new(&self.state.in_flight);
+        let in_flight = InFlight::new(&self.state);
         let caller = caller(&request)?;
-        let mut audit = AuditRecord::new("delete", &caller);
-        let result = async {
-            let key = self.resolve(request.get_ref().key.as_ref())?;
-            audit.key_name = Some(key.name.clone());
-            audit.key_id = Some(key.key_id.clone());
-            self.authorize(&caller, Operation::Delete, &key.name)?;
-            self.key_backend(&key)?
-                .delete(&key.device)
-                .await
-                .map_err(|e| backend_status(&e))?;
-            let state = self.state.clone();
-            let name = key.name.clone();
-            tokio::task::spawn_blocking(move || state.inventory.remove(&name))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(|e| Status::internal(format!("the key was removed from the device but the inventory could not be updated: {e}")))?;
-            tracing::info!(key = %key.name, key_id = %key.key_id, "key deleted");
-            Ok(key)
-        }
-        .await;
-        self.audit(audit, &result).await?;
+        let selector = request.into_inner().key;
+        let service = self.clone();
+        let deleted = run_detached(async move {
+            let _in_flight = in_flight;
+            service.delete_checked(&caller, selector).await
+        })
+        .await?;
         Ok(Response::new(pb::DeleteKeyResponse {
-            key: Some(key_info(&self.state, &*result?)),
+            key: Some(key_info(&self.state, &deleted)),
         }))
     }
 
@@ -795,7 +910,7 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::SignRequest>,
     ) -> Result<Response<pb::SignResponse>, Status> {
-        let _in_flight = InFlight::new(&self.state.in_flight);
+        let _in_flight = InFlight::new(&self.state);
         let caller = caller(&request)?;
         let mut audit = AuditRecord::new("sign", &caller);
         let result = self
@@ -810,11 +925,10 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::AttestKeyRequest>,
     ) -> Result<Response<pb::AttestKeyResponse>, Status> {
-        let _in_flight = InFlight::new(&self.state.in_flight);
+        let _in_flight = InFlight::new(&self.state);
         let caller = caller(&request)?;
         let request = request.into_inner();
-        let key = self.resolve(request.key.as_ref())?;
-        self.authorize(&caller, Operation::List, &key.name)?;
+        let key = self.resolve_for(&caller, Operation::List, request.key.as_ref())?;
         if !(8..=32).contains(&request.nonce.len()) {
             return Err(Status::invalid_argument(format!(
                 "the nonce must have 8 to 32 bytes, not {}",
@@ -842,7 +956,7 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::ActivateCredentialRequest>,
     ) -> Result<Response<pb::ActivateCredentialResponse>, Status> {
-        let _in_flight = InFlight::new(&self.state.in_flight);
+        let _in_flight = InFlight::new(&self.state);
         let caller = caller(&request)?;
         if !self.state.policy().grants_any(&caller, Operation::List) {
             return Err(Status::permission_denied(format!(
@@ -851,10 +965,9 @@ impl pb::signer_server::Signer for SignerService {
             )));
         }
         let request = request.into_inner();
-        let backend = self
-            .state
-            .backend(&request.backend)
-            .ok_or_else(|| Status::not_found(format!("no backend named {:?}", request.backend)))?;
+        let backend = self.state.backend(&request.backend).ok_or_else(|| {
+            Status::not_found(format!("no backend named {}", shown(&request.backend)))
+        })?;
         let credential = backend
             .activate_credential(request.credential_blob, request.encrypted_secret)
             .await
@@ -866,6 +979,7 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::UnlockBackendRequest>,
     ) -> Result<Response<pb::UnlockBackendResponse>, Status> {
+        let _in_flight = InFlight::new(&self.state);
         let caller = caller(&request)?;
         let mut request = request.into_inner();
         let pin = Zeroizing::new(std::mem::take(&mut request.pin));
@@ -874,7 +988,7 @@ impl pb::signer_server::Signer for SignerService {
         let result = async {
             self.authorize(&caller, Operation::Unlock, &request.backend)?;
             let backend = self.state.backend(&request.backend).ok_or_else(|| {
-                Status::not_found(format!("no backend named {:?}", request.backend))
+                Status::not_found(format!("no backend named {}", shown(&request.backend)))
             })?;
             backend.unlock(pin).await.map_err(|e| backend_status(&e))
         }
@@ -887,6 +1001,7 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::ProvisionPivRequest>,
     ) -> Result<Response<pb::ProvisionPivResponse>, Status> {
+        let _in_flight = InFlight::new(&self.state);
         let caller = caller(&request)?;
         let mut request = request.into_inner();
         let secret = |s: &mut String| Zeroizing::new(std::mem::take(s));
@@ -904,7 +1019,7 @@ impl pb::signer_server::Signer for SignerService {
         let result = async {
             self.authorize(&caller, Operation::Provision, &request.backend)?;
             let backend = self.state.backend(&request.backend).ok_or_else(|| {
-                Status::not_found(format!("no backend named {:?}", request.backend))
+                Status::not_found(format!("no backend named {}", shown(&request.backend)))
             })?;
             backend
                 .provision_piv(provisioning)
@@ -922,6 +1037,7 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        let _in_flight = InFlight::new(&self.state);
         let caller = caller(&request)?;
         if !self.state.policy().grants_any(&caller, Operation::List) {
             return Err(Status::permission_denied(format!(
@@ -957,6 +1073,16 @@ impl pb::signer_server::Signer for SignerService {
             backends,
             requests_in_flight: self.state.in_flight.load(Ordering::Relaxed),
             keys: self.state.inventory.len() as u32,
+            protection: Some({
+                let guards = &self.state.guards;
+                let (open, refused) = guards.connections.counts();
+                pb::Protection {
+                    connections_open: open as u32,
+                    connections_refused: refused,
+                    requests_refused: guards.refused_requests.load(Ordering::Relaxed),
+                    buffered_bytes: guards.bytes.held() as u64,
+                }
+            }),
         }))
     }
 }

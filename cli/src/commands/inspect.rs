@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use trustctl::output::sanitize;
 
 use clap::Args;
 use trustctl::error::CliError;
@@ -116,14 +117,14 @@ pub async fn run(args: InspectArgs) -> Result<(), CliError> {
         match inspect_one(&args.notary, &store, text).await {
             Ok(report) => reports.push(report),
             Err(error) => {
-                eprintln!("trustctl: {error}");
+                eprintln!("trustctl: {}", sanitize(&error.to_string()));
                 first_error.get_or_insert(error);
             }
         }
     }
     if args.pretty {
         let texts: Vec<_> = reports.iter().map(inspect::pretty).collect();
-        print!("{}", texts.join("\n\n"));
+        print!("{}", sanitize(&texts.join("\n\n")));
     } else {
         println!("{}", inspect::to_json(&reports));
     }
@@ -146,7 +147,8 @@ async fn inspect_one(
     for skipped in &repo.skipped {
         eprintln!(
             "warning: {text}: ignoring {}, whose signatures do not verify: {}",
-            skipped.role, skipped.reason
+            sanitize(&skipped.role),
+            sanitize(&skipped.reason)
         );
     }
     let report = inspect::report(text, image.tag.as_deref(), &repo);

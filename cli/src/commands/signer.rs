@@ -3,6 +3,7 @@
 //! admin with the targets key in trustd.
 
 use std::path::{Path, PathBuf};
+use trustctl::output::sanitize;
 
 use clap::{Args, Subcommand};
 use trustctl::client;
@@ -310,9 +311,10 @@ pub async fn run_delegation(socket: &Path, command: DelegationCommand) -> Result
                 let paths = if role.paths.iter().any(|p| p.is_empty()) {
                     "\"\" <all paths>".to_owned()
                 } else {
-                    role.paths.join(",")
+                    sanitize(&role.paths.join(",")).into_owned()
                 };
-                for (i, keyid) in role.keyids.iter().enumerate() {
+                let role_keyids: Vec<_> = role.keyids.iter().map(|k| sanitize(k)).collect();
+                for (i, keyid) in role_keyids.iter().enumerate() {
                     if i == 0 {
                         println!(
                             "{:<24} {:<20} {:<66} {}",

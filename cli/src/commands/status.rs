@@ -59,6 +59,12 @@ pub async fn run(socket: &Path, args: StatusArgs) -> Result<(), CliError> {
                 "version": status.version,
                 "keys": status.keys,
                 "requests_in_flight": status.requests_in_flight,
+                "protection": status.protection.as_ref().map(|p| serde_json::json!({
+                    "connections_open": p.connections_open,
+                    "connections_refused": p.connections_refused,
+                    "requests_refused": p.requests_refused,
+                    "buffered_bytes": p.buffered_bytes,
+                })),
                 "backends": backends,
             }))
             .expect("JSON serializes")
@@ -71,6 +77,16 @@ pub async fn run(socket: &Path, args: StatusArgs) -> Result<(), CliError> {
             status.keys,
             status.requests_in_flight
         );
+        if let Some(p) = status
+            .protection
+            .as_ref()
+            .filter(|p| p.connections_refused + p.requests_refused > 0)
+        {
+            println!(
+                "  refused since start: {} connections (over limits.max_connections*), {} requests (no rule, too large or over the buffer budget)",
+                p.connections_refused, p.requests_refused
+            );
+        }
         for b in &status.backends {
             println!("\nbackend {:?}: {}", b.name, state_name(b.state));
             println!("  device:     {}", b.device);

@@ -12,6 +12,7 @@ use reqwest::header::WWW_AUTHENTICATE;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::http_limits;
 use crate::registry::Credentials;
 
 #[derive(Debug, thiserror::Error)]
@@ -198,11 +199,9 @@ impl Authenticator {
             reason,
         };
         let body = Zeroizing::new(
-            response
-                .bytes()
+            http_limits::read_body(response, http_limits::MAX_TOKEN_BODY)
                 .await
-                .map_err(|e| bad(e.to_string()))?
-                .to_vec(),
+                .map_err(|e| bad(format!("its answer: {e}")))?,
         );
         let parsed: TokenResponse =
             serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;

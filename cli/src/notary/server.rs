@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::auth::Authenticator;
+use crate::http_limits::{self, BodyError};
 use crate::registry::Credentials;
 use crate::tuf::keys::PublicKey;
 
@@ -32,8 +33,12 @@ pub enum ServerError {
         code: String,
         message: String,
     },
-    #[error("notary server sent more than {limit} bytes for {what}; refusing it")]
-    TooLarge { what: String, limit: u64 },
+    #[error("notary server {url} sent more than {limit} bytes for {what}; refusing it")]
+    TooLarge {
+        url: String,
+        what: String,
+        limit: u64,
+    },
     #[error("cannot read the CA certificate {path}: {reason}")]
     BadCa { path: String, reason: String },
     #[error("cannot authenticate to notary server {url}: {reason}")]
@@ -76,6 +81,7 @@ impl NotaryServer {
             .use_rustls_tls()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
+            .redirect(http_limits::same_origin_redirects())
             .user_agent(concat!("trustctl/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = ca {
             let bad = |reason: String| ServerError::BadCa {
@@ -120,7 +126,7 @@ impl NotaryServer {
 
     async fn refused(&self, response: reqwest::Response) -> ServerError {
         let status = response.status();
-        let body = response.bytes().await.unwrap_or_default();
+        let body = http_limits::read_prefix(response, http_limits::MAX_ERROR_BODY).await;
         let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(parsed) if !parsed.errors.is_empty() => {
                 let first = &parsed.errors[0];
@@ -160,35 +166,42 @@ impl NotaryServer {
         limit: u64,
     ) -> Result<Option<Vec<u8>>, ServerError> {
         let url = self.tuf_url(gun, file);
-        let mut response = self.execute(gun, || self.http.get(&url)).await?;
+        let response = self.execute(gun, || self.http.get(&url)).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if !response.status().is_success() {
             return Err(self.refused(response).await);
         }
-        let too_large = || ServerError::TooLarge {
-            what: format!("{gun} {file}"),
-            limit,
-        };
-        if response.content_length().is_some_and(|n| n > limit) {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.unreachable(e))? {
-            if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Some(body))
+        self.body(response, &format!("{gun} {file}"), limit)
+            .await
+            .map(Some)
+    }
+
+    /// A success's body, at most `limit` bytes.
+    async fn body(
+        &self,
+        response: reqwest::Response,
+        what: &str,
+        limit: u64,
+    ) -> Result<Vec<u8>, ServerError> {
+        http_limits::read_body(response, limit)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge { limit } => ServerError::TooLarge {
+                    url: self.url.clone(),
+                    what: what.to_owned(),
+                    limit,
+                },
+                BodyError::Transport(e) => self.unreachable(e),
+            })
     }
 
     /// The public key the server holds for `role` (`timestamp` or `snapshot`), created on
     /// first request.
     pub async fn key(&self, gun: &str, role: &str) -> Result<PublicKey, ServerError> {
         let body = self
-            .get(gun, &format!("{role}.key"), 64 * 1024)
+            .get(gun, &format!("{role}.key"), http_limits::MAX_KEY_BODY)
             .await?
             .ok_or_else(|| ServerError::BadKey {
                 role: role.to_owned(),
@@ -217,10 +230,13 @@ impl NotaryServer {
             role: role.to_owned(),
             reason,
         };
-        let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
-        if body.len() > 64 * 1024 {
-            return Err(bad("the key is larger than 64 KiB".into()));
-        }
+        let body = self
+            .body(
+                response,
+                &format!("{gun} {role}.key"),
+                http_limits::MAX_KEY_BODY,
+            )
+            .await?;
         let key: PublicKey = serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
         key.spki_der().map_err(|e| bad(e.to_string()))?;
         Ok(key)

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256, Sha512};
 use time::OffsetDateTime;
 
+use super::delegation;
 use super::pinning::{PinningError, TrustPinning};
 use super::server::{NotaryServer, ServerError, MAX_ROLE_BYTES, MAX_SMALL_ROLE_BYTES};
 use crate::tuf::certificate;
@@ -125,6 +126,50 @@ pub enum TrustError {
     Pinning(#[from] PinningError),
     #[error("local trust data in {path}: {error}")]
     Cache { path: String, error: std::io::Error },
+    #[error("refusing to use {name:?} as a path in the trust directory: {reason}")]
+    UnsafePath { name: String, reason: &'static str },
+}
+
+/// The top-level roles; every other role name must pass notary's delegation rules.
+const BASE_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
+
+/// `name` as a relative path of plain components only: what keeps a GUN or role name from a
+/// server or a command line inside the trust directory whatever it holds.
+fn contained(name: &str) -> Result<&Path, TrustError> {
+    let unsafe_path = |reason| TrustError::UnsafePath {
+        name: name.to_owned(),
+        reason,
+    };
+    if name.is_empty() || name.contains(['\\', '\0']) {
+        return Err(unsafe_path("empty, or holds a backslash or NUL"));
+    }
+    if name
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(unsafe_path("it has an empty, '.' or '..' component"));
+    }
+    let path = Path::new(name);
+    if !path
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(unsafe_path("it does not stay inside the trust directory"));
+    }
+    Ok(path)
+}
+
+/// A role name read from a server or a caller: a top-level role or a delegation by notary's
+/// rules (`targets/...`, lower case, no `.`/`..`).
+fn check_role(role: &str) -> Result<(), TrustError> {
+    if BASE_ROLES.contains(&role) || delegation::check_role_name(role).is_ok() {
+        Ok(())
+    } else {
+        Err(TrustError::UnsafePath {
+            name: role.to_owned(),
+            reason: "it is not a role name (root, targets, snapshot, timestamp or targets/...)",
+        })
+    }
 }
 
 /// The local cache of verified trust data: `<dir>/tuf/<gun>/metadata/<role>.json`, the same
@@ -148,16 +193,20 @@ impl TrustStore {
         self
     }
 
-    fn role_path(&self, gun: &str, role: &str) -> PathBuf {
-        self.dir
-            .join("tuf")
-            .join(gun)
-            .join("metadata")
-            .join(format!("{role}.json"))
+    /// `<dir>/tuf/<gun>`, refusing a GUN that would leave `<dir>/tuf`.
+    fn repository_dir(&self, gun: &str) -> Result<PathBuf, TrustError> {
+        Ok(self.dir.join("tuf").join(contained(gun)?))
+    }
+
+    /// `<dir>/tuf/<gun>/metadata/<role>.json`, for role names notary allows only.
+    fn role_path(&self, gun: &str, role: &str) -> Result<PathBuf, TrustError> {
+        check_role(role)?;
+        let file = format!("{}.json", contained(role)?.display());
+        Ok(self.repository_dir(gun)?.join("metadata").join(file))
     }
 
     pub fn cached(&self, gun: &str, role: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.role_path(gun, role)).ok()
+        std::fs::read(self.role_path(gun, role).ok()?).ok()
     }
 
     /// Replaces the cached files of `gun` with `files` (each written atomically). A file
@@ -165,7 +214,7 @@ impl TrustStore {
     /// timestamp, snapshot and targets, and a batch updates hundreds of repositories.
     fn save(&self, gun: &str, files: &BTreeMap<String, Vec<u8>>) -> Result<(), TrustError> {
         for (role, bytes) in files {
-            let path = self.role_path(gun, role);
+            let path = self.role_path(gun, role)?;
             if std::fs::read(&path).is_ok_and(|cached| &cached == bytes) {
                 continue;
             }
@@ -187,7 +236,7 @@ impl TrustStore {
 
     /// Forgets everything about `gun`.
     pub fn delete(&self, gun: &str) -> Result<(), TrustError> {
-        let path = self.dir.join("tuf").join(gun);
+        let path = self.repository_dir(gun)?;
         match std::fs::remove_dir_all(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -539,9 +588,14 @@ pub async fn update(
     let mut delegations = BTreeMap::new();
     let mut delegation_order = Vec::new();
     let mut skipped = Vec::new();
-    let mut queue = std::collections::VecDeque::from([(targets.clone(), vec![String::new()])]);
-    while let Some((parent, parent_paths)) = queue.pop_front() {
+    let mut queue = std::collections::VecDeque::from([(
+        "targets".to_owned(),
+        targets.clone(),
+        vec![String::new()],
+    )]);
+    while let Some((parent_name, parent, parent_paths)) = queue.pop_front() {
         for role in &parent.delegations.roles {
+            check_delegated_name(&parent_name, &role.name)?;
             let Some(meta) = snapshot.meta.get(&role.name) else {
                 continue; // delegated but never published
             };
@@ -595,7 +649,7 @@ pub async fn update(
                 .collect();
             delegations.insert(role.name.clone(), delegated.clone());
             delegation_order.push(role.name.clone());
-            queue.push_back((delegated, paths));
+            queue.push_back((role.name.clone(), delegated, paths));
         }
     }
 
@@ -615,6 +669,25 @@ pub async fn update(
         skipped,
         files,
     })
+}
+
+/// Notary's rule for the roles a targets role delegates to (`isValidTargetsStructure`): a
+/// valid delegation name whose parent is the delegating role. A role that breaks it makes the
+/// delegating role invalid, as it does for notary; the name is never used in a path or URL.
+fn check_delegated_name(parent: &str, name: &str) -> Result<(), TrustError> {
+    let child = delegation::check_role_name(name).is_ok()
+        && name.rsplit_once('/').is_some_and(|(dir, _)| dir == parent);
+    if child {
+        Ok(())
+    } else {
+        Err(malformed(
+            parent,
+            format!(
+                "it delegates to \"{}\", which is not a delegation role directly under {parent}",
+                crate::output::excerpt(name, 100)
+            ),
+        ))
+    }
 }
 
 async fn fetch_by_checksum(

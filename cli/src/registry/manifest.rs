@@ -1,7 +1,10 @@
-//! Talking to an image registry (Docker Registry HTTP API v2 / OCI distribution) through
-//! `oci-client`: what a tag points at (the digest and size Docker Content Trust signs),
-//! platform manifests of an index, and the manifests and blobs cosign-style signatures are
-//! made of.
+//! Talking to an image registry (Docker Registry HTTP API v2 / OCI distribution): what a tag
+//! points at (the digest and size Docker Content Trust signs), platform manifests of an
+//! index, and the manifests and blobs cosign-style signatures are made of.
+//!
+//! `oci-client` authenticates and pushes. Manifests and blobs are read here with a plain GET
+//! and the token `oci-client` obtained, because `oci-client` buffers whole bodies with no
+//! limit: a hostile registry streaming an endless manifest would exhaust memory.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::credentials::{Credentials, CredentialsError};
+use crate::http_limits::{self, BodyError};
 use crate::once::OncePerKey;
 use crate::reference::ImageRef;
 
@@ -102,6 +106,11 @@ pub struct RegistryOptions<'a> {
 }
 
 fn reason(error: &OciDistributionError) -> String {
+    error_chain(error)
+}
+
+/// An error and its sources, in one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
@@ -151,8 +160,17 @@ pub fn reference(image: &ImageRef, tag: &str) -> Reference {
 pub struct RegistryClient {
     client: Arc<oci_client::Client>,
     /// One authentication per (registry/repository, push?): each costs a request, so it is
-    /// done once per repository and operation, not per call, even by parallel jobs.
-    authenticated: OncePerKey<(String, bool)>,
+    /// done once per repository and operation, not per call, even by parallel jobs. The
+    /// value is the bearer token, when the registry uses tokens.
+    authenticated: OncePerKey<(String, bool), Option<String>>,
+    /// For the bounded reads of manifests and blobs.
+    http: reqwest::Client,
+}
+
+/// What a bounded GET found.
+enum Got {
+    Body(Vec<u8>),
+    NotFound,
 }
 
 impl RegistryClient {
@@ -165,19 +183,36 @@ impl RegistryClient {
             use_monolithic_push: true,
             ..ClientConfig::default()
         };
+        // Registries redirect blob reads to their storage (another host); reqwest drops the
+        // Authorization header when a redirect leaves the origin.
+        let mut http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .user_agent(concat!("trustctl/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = options.ca {
-            let data = std::fs::read(path).map_err(|e| RegistryError::BadCa {
+            let bad = |reason: String| RegistryError::BadCa {
                 path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+                reason,
+            };
+            let data = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            http = http.add_root_certificate(
+                reqwest::Certificate::from_pem(&data).map_err(|e| bad(e.to_string()))?,
+            );
             config.extra_root_certificates.push(Certificate {
                 encoding: CertificateEncoding::Pem,
                 data,
             });
         }
+        let http = http.build().map_err(|e| RegistryError::Unreachable {
+            registry: "(any)".into(),
+            reason: e.to_string(),
+        })?;
         Ok(RegistryClient {
             client: Arc::new(oci_client::Client::new(config)),
             authenticated: OncePerKey::default(),
+            http,
         })
     }
 
@@ -244,39 +279,127 @@ impl RegistryClient {
         &self,
         reference: &Reference,
         op: RegistryOperation,
-    ) -> Result<RegistryAuth, RegistryError> {
+    ) -> Result<(RegistryAuth, Option<String>), RegistryError> {
         let registry = reference.registry();
         let auth = self.auth_for(registry)?;
         let key = (
             format!("{registry}/{}", reference.repository()),
             op == RegistryOperation::Push,
         );
-        self.authenticated
+        let token = self
+            .authenticated
             .run(&key, || async {
                 self.client
                     .auth(reference, &auth, op)
                     .await
-                    .map(|_| ())
                     .map_err(|e| self.classify(reference, op, e))
             })
             .await?;
-        Ok(auth)
+        Ok((auth, token))
+    }
+
+    /// `GET /v2/<repository>/<path>` with the pull authorization, reading at most `limit`
+    /// bytes of the answer. A 401 (an expired token) is retried once with a new token.
+    async fn get(
+        &self,
+        reference: &Reference,
+        path: &str,
+        accept: &[&str],
+        limit: u64,
+    ) -> Result<Got, RegistryError> {
+        let url = format!(
+            "https://{}/v2/{}/{path}",
+            reference.resolve_registry(),
+            reference.repository()
+        );
+        let (auth, mut token) = self
+            .authenticate(reference, RegistryOperation::Pull)
+            .await?;
+        let unreachable = |e: reqwest::Error| RegistryError::Unreachable {
+            registry: reference.registry().to_owned(),
+            reason: error_chain(&e),
+        };
+        let mut retried = false;
+        let response = loop {
+            let mut request = self.http.get(&url);
+            if !accept.is_empty() {
+                request = request.header(reqwest::header::ACCEPT, accept.join(", "));
+            }
+            request = match (&token, &auth) {
+                (Some(token), _) => request.bearer_auth(token),
+                (None, RegistryAuth::Basic(user, password)) => {
+                    request.basic_auth(user, Some(password))
+                }
+                (None, _) => request,
+            };
+            let response = request.send().await.map_err(unreachable)?;
+            if response.status() != reqwest::StatusCode::UNAUTHORIZED || retried || token.is_none()
+            {
+                break response;
+            }
+            retried = true;
+            token = self
+                .client
+                .auth(reference, &auth, RegistryOperation::Pull)
+                .await
+                .map_err(|e| self.classify(reference, RegistryOperation::Pull, e))?;
+        };
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(Got::NotFound);
+        }
+        if !status.is_success() {
+            let body = http_limits::read_prefix(response, http_limits::MAX_ERROR_BODY).await;
+            let detail = first_error(&String::from_utf8_lossy(&body));
+            return Err(match status.as_u16() {
+                code @ (401 | 403) => RegistryError::Denied {
+                    registry: reference.registry().to_owned(),
+                    repository: reference.repository().to_owned(),
+                    action: "read",
+                    status: code,
+                    detail: detail.map(|e| format!(" {e}")).unwrap_or_default(),
+                },
+                code => RegistryError::Refused {
+                    registry: reference.registry().to_owned(),
+                    reason: format!(
+                        "GET {path} answered {code}{}",
+                        detail.map(|e| format!(": {e}")).unwrap_or_default()
+                    ),
+                },
+            });
+        }
+        match http_limits::read_body(response, limit).await {
+            Ok(body) => Ok(Got::Body(body)),
+            Err(BodyError::TooLarge { limit }) => Err(RegistryError::BadManifest {
+                image: reference.whole(),
+                reason: format!(
+                    "registry {} sent more than {limit} bytes for {path}; refusing it",
+                    reference.registry()
+                ),
+            }),
+            Err(BodyError::Transport(e)) => Err(unreachable(e)),
+        }
     }
 
     /// The manifest `image:tag_or_digest` names, or None when there is none (404). The
     /// digest is computed over the bytes received, never taken on the registry's word.
     pub async fn manifest(&self, reference: &Reference) -> Result<Option<Fetched>, RegistryError> {
-        let auth = self
-            .authenticate(reference, RegistryOperation::Pull)
-            .await?;
-        let (body, _) = match self
-            .client
-            .pull_manifest_raw(reference, &auth, MANIFEST_TYPES)
-            .await
+        let target = reference
+            .digest()
+            .or(reference.tag())
+            .unwrap_or("latest")
+            .to_owned();
+        let body = match self
+            .get(
+                reference,
+                &format!("manifests/{target}"),
+                MANIFEST_TYPES,
+                http_limits::MAX_MANIFEST_BODY,
+            )
+            .await?
         {
-            Ok(found) => found,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(self.classify(reference, RegistryOperation::Pull, e)),
+            Got::Body(body) => body,
+            Got::NotFound => return Ok(None),
         };
         let platforms = platforms(&body).map_err(|reason| RegistryError::BadManifest {
             image: reference.whole(),
@@ -311,25 +434,18 @@ impl RegistryClient {
         digest: &str,
         limit: usize,
     ) -> Result<Vec<u8>, RegistryError> {
-        let auth = self
-            .authenticate(reference, RegistryOperation::Pull)
-            .await?;
-        let _ = auth;
-        let descriptor = oci_client::manifest::OciDescriptor {
-            digest: digest.to_owned(),
-            ..Default::default()
+        let out = match self
+            .get(reference, &format!("blobs/{digest}"), &[], limit as u64)
+            .await?
+        {
+            Got::Body(body) => body,
+            Got::NotFound => {
+                return Err(RegistryError::BadManifest {
+                    image: reference.whole(),
+                    reason: format!("the registry has no blob {digest}"),
+                })
+            }
         };
-        let mut out = Vec::new();
-        self.client
-            .pull_blob(reference, &descriptor, &mut out)
-            .await
-            .map_err(|e| self.classify(reference, RegistryOperation::Pull, e))?;
-        if out.len() > limit {
-            return Err(RegistryError::BadManifest {
-                image: reference.whole(),
-                reason: format!("blob {digest} is larger than {limit} bytes"),
-            });
-        }
         if format!("sha256:{}", hex::encode(Sha256::digest(&out))) != digest {
             return Err(RegistryError::BadManifest {
                 image: reference.whole(),

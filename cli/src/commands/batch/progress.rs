@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Instant;
+use trustctl::output::sanitize;
 
 use trustctl::error::CliError;
 
@@ -33,11 +34,11 @@ impl Progress {
     /// One image is done: `Ok(what was done)` or `Err(why not)`.
     pub fn report(&mut self, text: &str, result: &Result<String, String>) {
         match (result, &self.bar) {
-            (Ok(what), None) => println!("{what} {text}"),
+            (Ok(what), None) => println!("{}", sanitize(&format!("{what} {text}"))),
             (Ok(_), Some(_)) => {}
             (Err(reason), bar) => {
                 self.failed += 1;
-                let line = format!("failed {text}: {reason}");
+                let line = sanitize(&format!("failed {text}: {reason}")).into_owned();
                 match bar {
                     Some(bar) => bar.suspend(|| eprintln!("{line}")),
                     None => eprintln!("{line}"),
