@@ -77,7 +77,13 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Stream `body` over and over, with no length, until the peer hangs up (or
+    /// [`ENDLESS_CAP`] bytes went out): a server that never stops sending.
+    pub endless: bool,
 }
+
+/// What an endless response sends at most, so a client that does buffer everything ends.
+pub const ENDLESS_CAP: usize = 3 << 30;
 
 impl Response {
     pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Response {
@@ -85,6 +91,15 @@ impl Response {
             status,
             headers: Vec::new(),
             body: body.into(),
+            endless: false,
+        }
+    }
+
+    /// `status` with a body that never ends (repeating `chunk`).
+    pub fn endless(status: u16, chunk: impl Into<Vec<u8>>) -> Response {
+        Response {
+            endless: true,
+            ..Response::new(status, chunk)
         }
     }
 
@@ -207,16 +222,23 @@ fn serve<S: Read + Write>(stream: S, handler: &Handler) -> std::io::Result<()> {
     };
     let response = handler(&request);
     let mut stream = reader.into_inner();
-    let mut head = format!(
-        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-        response.status,
-        response.body.len()
-    );
+    let mut head = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", response.status);
+    if !response.endless {
+        head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    }
     for (name, value) in &response.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
+    if response.endless {
+        let mut sent = 0;
+        while sent < ENDLESS_CAP && !response.body.is_empty() {
+            stream.write_all(&response.body)?;
+            sent += response.body.len();
+        }
+        return stream.flush();
+    }
     stream.write_all(&response.body)?;
     stream.flush()
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 pub mod bench;
 pub mod dct;
+pub mod forged;
 pub mod hostile;
 pub mod http;
 pub mod notary;
