@@ -22,18 +22,90 @@ pub fn resolve_socket(explicit: Option<PathBuf>, config: &crate::config::Config)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
 }
 
+/// The user trustd runs as, besides root (`trustd_user` in trustctl's config; set once by
+/// the binary before connecting).
+pub static TRUSTD_USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The user the Debian package and the systemd unit run trustd as.
+const DEFAULT_TRUSTD_USER: &str = "trustd";
+
+/// Who may be at the other end of trustd's socket: root, the configured trustd user, or this
+/// very user (a trustd of one's own, as the quickstart runs it).
+fn trusted_server_uids() -> Vec<u32> {
+    let name = TRUSTD_USER
+        .get()
+        .map(String::as_str)
+        .unwrap_or(DEFAULT_TRUSTD_USER);
+    let mut uids = vec![0, effective_uid()];
+    if let Some(uid) = uid_of(name) {
+        uids.push(uid);
+    }
+    uids
+}
+
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The uid of user `name`, from the passwd database.
+fn uid_of(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: passwd is plain old data; all-zero is a valid value for getpwnam_r to fill.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call: `entry` and `result` are ours, `buf` has
+    // the length passed, and `name` is NUL-terminated.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            name.as_ptr(),
+            &mut entry,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    (rc == 0 && !result.is_null()).then_some(entry.pw_uid)
+}
+
+/// Refuses a socket served by anyone but trustd: in a directory others can write, another
+/// user can put their own socket in trustd's place and receive what trustctl sends (a key
+/// for `key load`, a PIN). The kernel says who listens (SO_PEERCRED); nothing is sent first.
+fn check_server(stream: &UnixStream, socket: &Path) -> std::io::Result<()> {
+    let peer = stream.peer_cred()?;
+    let trusted = trusted_server_uids();
+    if trusted.contains(&peer.uid()) {
+        return Ok(());
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        format!(
+            "the process serving {} runs as uid {}, which is neither root, trustd's user ({}) nor you: it is not trustd, and trustctl sends it nothing (if trustd does run as that user, set trustd_user in trustctl's config)",
+            socket.display(),
+            peer.uid(),
+            TRUSTD_USER.get().map(String::as_str).unwrap_or(DEFAULT_TRUSTD_USER),
+        ),
+    ))
+}
+
 /// Opens a connection to trustd; fails with a message that says how to fix it.
 pub async fn connect(socket: &Path) -> Result<Client, CliError> {
     // Connect once up front: the error for a missing or forbidden socket is clearer than the
     // transport error tonic would report.
-    UnixStream::connect(socket)
+    let first = UnixStream::connect(socket)
         .await
         .map_err(|e| CliError::connect(socket, e))?;
+    check_server(&first, socket).map_err(|e| CliError::Unreachable(e.to_string()))?;
+    drop(first);
     let path = socket.to_owned();
     let channel = Endpoint::from_static("http://trustd.invalid")
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
-            async move { UnixStream::connect(path).await.map(TokioIo::new) }
+            async move {
+                let stream = UnixStream::connect(&path).await?;
+                check_server(&stream, &path)?;
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
+            }
         }))
         .await
         .map_err(|e| {

@@ -4,6 +4,7 @@
 //!
 //! ```toml
 //! socket = "/run/trustd/trustd.sock"
+//! trustd_user = "trustd"
 //!
 //! [notary]
 //! server = "https://notary.example.com"
@@ -33,6 +34,9 @@ use crate::notary::pinning::TrustPinning;
 pub struct Config {
     /// trustd's socket.
     pub socket: Option<PathBuf>,
+    /// The user trustd runs as (default `trustd`): trustctl only talks to a socket served by
+    /// root, this user, or the user running trustctl.
+    pub trustd_user: Option<String>,
     #[serde(default)]
     pub notary: NotaryConfig,
     #[serde(default)]

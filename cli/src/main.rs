@@ -76,6 +76,9 @@ fn main() -> ExitCode {
         }
     };
     let socket = trustctl::client::resolve_socket(cli.socket, &config);
+    if let Some(user) = &config.trustd_user {
+        let _ = trustctl::client::TRUSTD_USER.set(user.clone());
+    }
     commands::set_config(config);
     // Two workers: a batch's parallel jobs spend their CPU on TLS and JSON, and a single
     // command costs no more than with one.

@@ -4,8 +4,10 @@
 //! tonic reads a whole message into memory before the handler (and so the policy) sees it.
 //! Without this layer, any local user could make trustd buffer 8 MiB per stream, 64 streams
 //! per connection, on as many connections as they like. Here:
-//! - a caller no policy rule names is refused (PermissionDenied) before a byte of its message
-//!   is read;
+//! - a caller no policy rule names may only send small messages ([`UNKNOWN_CALLER_MESSAGE`]):
+//!   a larger one is refused (PermissionDenied) from its frame header, before it is read.
+//!   Small ones still reach the handler, so the denial is audited with the payload's hash as
+//!   every denied Sign is;
 //! - each method has its own size limit (a Sign carries at most `max_payload_bytes`, ListKeys
 //!   and Status almost nothing), enforced from the gRPC frame header as soon as it arrives;
 //! - bytes received for messages not yet handed over are taken from a per-uid and a total
@@ -36,6 +38,8 @@ const SMALL_MESSAGE: usize = 16 * 1024;
 const IMPORT_MESSAGE: usize = 64 * 1024;
 /// Largest health check.
 const HEALTH_MESSAGE: usize = 1024;
+/// Largest message of a caller no policy rule names.
+const UNKNOWN_CALLER_MESSAGE: usize = 64 * 1024;
 
 static REFUSED_LOG: RateLimitedLog = RateLimitedLog::new(Duration::from_secs(10));
 
@@ -122,32 +126,24 @@ where
         let path = request.uri().path().to_owned();
         let method = path.rsplit('/').next().unwrap_or_default().to_owned();
         let caller = request.extensions().get::<PeerCredentials>().cloned();
-        let health = path.starts_with("/grpc.health.");
-        let refusal = match &caller {
-            None => Some(Status::unauthenticated(
-                "the connection carries no peer credentials",
-            )),
-            Some(caller) if !health && !self.limits.state.policy().names_caller(caller) => {
-                Some(Status::permission_denied(format!(
-                    "uid {} may not use trustd: no policy rule names this caller (ask the trustd administrator for a [[policy.rule]])",
-                    caller.uid
-                )))
-            }
-            Some(_) => None,
-        };
-        if let Some(status) = refusal {
-            self.limits.refuse(caller.as_ref(), &method, &status);
-            // The request (and its unread body) is dropped here: nothing was buffered.
+        let Some(caller) = caller else {
+            let status = Status::unauthenticated("the connection carries no peer credentials");
+            self.limits.refuse(None, &method, &status);
             return Box::pin(std::future::ready(Ok(status.into_http())));
-        }
-        let caller = caller.expect("checked above");
-        let limit = self.limits.message_limit(&path);
+        };
+        let health = path.starts_with("/grpc.health.");
+        let unknown = !health && !self.limits.state.policy().names_caller(&caller);
+        let limit = match unknown {
+            true => self.limits.message_limit(&path).min(UNKNOWN_CALLER_MESSAGE),
+            false => self.limits.message_limit(&path),
+        };
         let held = self.limits.state.guards.bytes.holding(caller.uid);
         let limits = self.limits.clone();
         let request = request.map(|body| {
             Body::new(LimitedBody {
                 inner: body,
                 limit,
+                unknown_caller: unknown.then_some(caller.uid),
                 received: 0,
                 held,
                 on_refusal: Box::new(move |status: &Status| {
@@ -164,6 +160,8 @@ where
 struct LimitedBody {
     inner: Body,
     limit: usize,
+    /// The uid, when no policy rule names the caller: too large is then "not allowed".
+    unknown_caller: Option<u32>,
     received: usize,
     held: HeldBytes,
     on_refusal: Box<dyn Fn(&Status) + Send + Sync>,
@@ -209,9 +207,15 @@ impl HttpBody for LimitedBody {
         let limit = self.limit;
         if declared.is_some_and(|d| d + 5 > limit) || self.received > limit {
             let size = declared.map_or(self.received, |d| d + 5);
-            return self.refuse(Status::resource_exhausted(format!(
-                "the request has {size} bytes or more, over trustd's limit of {limit} for this method"
-            )));
+            let status = match self.unknown_caller {
+                Some(uid) => Status::permission_denied(format!(
+                    "uid {uid} may not use trustd: no policy rule names this caller (ask the trustd administrator for a [[policy.rule]])"
+                )),
+                None => Status::resource_exhausted(format!(
+                    "the request has {size} bytes or more, over trustd's limit of {limit} for this method"
+                )),
+            };
+            return self.refuse(status);
         }
         if let Err(over) = self.held.grow(len) {
             return self.refuse(Status::resource_exhausted(match over {

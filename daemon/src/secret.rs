@@ -31,7 +31,7 @@ pub enum SecretError {
         source_desc: String,
         error: std::io::Error,
     },
-    #[error("the PIN file {0} is readable by other users: run `chmod 600 {0}` (and chown it to the trustd user)")]
+    #[error("the PIN file {0} is open to its group or other users: run `chmod 600 {0}` (and chown it to the trustd user)")]
     TooOpen(String),
     #[error("the PIN in {0} is empty")]
     Empty(String),
@@ -78,7 +78,9 @@ impl SecretSource {
             .map_err(unreadable)?;
         if check_mode {
             let mode = file.metadata().map_err(unreadable)?.mode();
-            if mode & 0o007 != 0 {
+            // Owner only, as the message says: a group (even trustd's) is more readers than
+            // a PIN should have; systemd credentials are the way to share it with a service.
+            if mode & 0o077 != 0 {
                 return Err(SecretError::TooOpen(path.display().to_string()));
             }
         }
@@ -122,12 +124,17 @@ mod tests {
     }
 
     #[test]
-    fn refuses_world_readable_pin_file() {
+    fn refuses_pin_files_open_to_group_or_others() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(&dir, "pin", "1234", 0o644);
-        let err = SecretSource::File(path).read().err().unwrap();
-        assert!(matches!(err, SecretError::TooOpen(_)), "{err}");
-        assert!(err.to_string().contains("chmod 600"));
+        for mode in [0o644, 0o640, 0o620, 0o604] {
+            let path = write(&dir, &format!("pin-{mode:o}"), "1234", mode);
+            let err = SecretSource::File(path).read().err().unwrap();
+            assert!(matches!(err, SecretError::TooOpen(_)), "{mode:o}: {err}");
+            assert!(err.to_string().contains("chmod 600"));
+        }
+        assert!(SecretSource::File(write(&dir, "pin-400", "1234", 0o400))
+            .read()
+            .is_ok());
     }
 
     #[test]

@@ -98,7 +98,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         // What a connection may send before trustd reads it: h2 flow control holds the rest
         // on the caller's side.
         .initial_stream_window_size(256 * 1024)
-        .initial_connection_window_size(1024 * 1024)
+        .initial_connection_window_size(512 * 1024)
         .layer(RequestLimitsLayer(request_limits))
         .add_service(health_service)
         .add_service(signer)

@@ -80,8 +80,7 @@ fn expires() -> String {
 /// characters in names) is signed as serde_json writes it: verifiers check the signature
 /// over the body as written first, so an attacker can serve it all the same.
 fn signed_file(body: Value, key: &Key, keyid: &str) -> Vec<u8> {
-    let canonical =
-        canonical::to_vec(&body).unwrap_or_else(|_| serde_json::to_vec(&body).unwrap());
+    let canonical = canonical::to_vec(&body).unwrap_or_else(|_| serde_json::to_vec(&body).unwrap());
     let sig: Signature = key.signing.sign(&canonical);
     let signature = envelope::Signature {
         keyid: keyid.to_owned(),
@@ -155,9 +154,7 @@ impl ForgedRepository {
         let delegated: Vec<Value> = self
             .delegations
             .iter()
-            .map(|d| {
-                json!({"name": d.name, "keyids": [key_id], "threshold": 1, "paths": [""]})
-            })
+            .map(|d| json!({"name": d.name, "keyids": [key_id], "threshold": 1, "paths": [""]}))
             .collect();
         let delegations = json!({
             "keys": {key_id.clone(): serde_json::to_value(&key.public).unwrap()},

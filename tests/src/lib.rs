@@ -214,6 +214,8 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// `[[backend]]` tables (TOML) replacing the SoftHSM backend.
     pub backends: Option<String>,
+    /// More `[limits]` lines (TOML).
+    pub limits: String,
 }
 
 /// Root may do everything; nobody else anything.
@@ -240,6 +242,7 @@ impl Options {
             audit_path: None,
             env: Vec::new(),
             backends: None,
+            limits: String::new(),
         }
     }
 
@@ -258,6 +261,7 @@ impl Options {
             audit_path: None,
             env: Vec::new(),
             backends: Some(backends),
+            limits: String::new(),
         }
     }
 }
@@ -366,6 +370,7 @@ mode = "{mode}"
 
 [limits]
 max_payload_bytes = {max_payload}
+{limits}
 
 [audit]
 sink = "file"
@@ -379,6 +384,7 @@ path = "{audit}"
             socket = self.socket.display(),
             mode = options.socket_mode,
             max_payload = options.max_payload_bytes,
+            limits = options.limits,
             audit = self.audit.display(),
             policy = options.policy,
         );

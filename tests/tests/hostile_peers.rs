@@ -149,10 +149,20 @@ fn delegation_names_that_leave_the_trust_directory_are_refused_and_nothing_is_wr
         ])
     };
     let run = inspect(gun);
-    assert_refused(&run, "climbing delegation", "not a delegation role directly under targets");
+    assert_refused(
+        &run,
+        "climbing delegation",
+        "not a delegation role directly under targets",
+    );
     assert_eq!(run.code, Some(1));
-    assert!(files_under(victim.path()).is_empty(), "written outside the trust directory");
-    assert!(files_under(trust.path()).is_empty(), "unverified data cached");
+    assert!(
+        files_under(victim.path()).is_empty(),
+        "written outside the trust directory"
+    );
+    assert!(
+        files_under(trust.path()).is_empty(),
+        "unverified data cached"
+    );
     let asked = server.requests.lock().unwrap().clone();
     assert!(
         asked.iter().all(|p| !p.contains("..")),
@@ -160,7 +170,11 @@ fn delegation_names_that_leave_the_trust_directory_are_refused_and_nothing_is_wr
     );
 
     let run = inspect("127.0.0.1:1/team/other");
-    assert_refused(&run, "stranger delegation", "\"targets/a/b\", which is not a delegation role directly under targets");
+    assert_refused(
+        &run,
+        "stranger delegation",
+        "\"targets/a/b\", which is not a delegation role directly under targets",
+    );
     assert!(files_under(trust.path()).is_empty());
 }
 
@@ -202,7 +216,10 @@ fn tag_names_with_terminal_escapes_are_shown_escaped() {
         !text.contains(['\u{1b}', '\u{7}', '\u{202e}']),
         "control characters reached the terminal: {text:?}"
     );
-    assert!(text.contains("v1\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{202e}"), "{text}");
+    assert!(
+        text.contains("v1\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{202e}"),
+        "{text}"
+    );
     // JSON output carries the name exactly (escaped by JSON), as docker's does.
     let json = inspect(false);
     assert_eq!(json.code, Some(0), "{}", json.stderr);
@@ -305,7 +322,9 @@ fn endless_bodies_from_notary_servers_token_services_and_registries_are_cut_off(
     let key = p256::ecdsa::SigningKey::random(&mut rand::thread_rng());
     let pem = {
         use p256::pkcs8::{EncodePublicKey, LineEnding};
-        key.verifying_key().to_public_key_pem(LineEnding::LF).unwrap()
+        key.verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap()
     };
     let pem_path = trust.path().join("cosign.pub");
     std::fs::write(&pem_path, pem).unwrap();
@@ -325,8 +344,15 @@ fn endless_bodies_from_notary_servers_token_services_and_registries_are_cut_off(
     let said = format!("{}{}", String::from_utf8_lossy(&run.stdout), run.stderr);
     assert!(run.code.is_some_and(|c| c != 0), "{said}");
     assert!(said.contains("sent more than 4194304 bytes"), "{said}");
-    assert!(run.max_rss_mib < MAX_RSS_MIB, "registry manifest: {} MiB", run.max_rss_mib);
-    eprintln!("endless manifest: refused, peak RSS {} MiB", run.max_rss_mib);
+    assert!(
+        run.max_rss_mib < MAX_RSS_MIB,
+        "registry manifest: {} MiB",
+        run.max_rss_mib
+    );
+    eprintln!(
+        "endless manifest: refused, peak RSS {} MiB",
+        run.max_rss_mib
+    );
 }
 
 #[test]
@@ -339,7 +365,9 @@ fn redirects_to_another_host_are_not_followed() {
         Response::new(404, "{}")
     });
     let target = format!("https://localhost:{}/stolen", elsewhere.port);
-    let notary = server(&ca, move |_| Response::new(302, "").header("Location", &target));
+    let notary = server(&ca, move |_| {
+        Response::new(302, "").header("Location", &target)
+    });
     let trust = tempfile::tempdir().unwrap();
     let run = trustctl(&[
         "inspect",
