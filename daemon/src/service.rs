@@ -1071,7 +1071,12 @@ impl pb::signer_server::Signer for SignerService {
         Ok(Response::new(pb::StatusResponse {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             backends,
-            requests_in_flight: self.state.in_flight.load(Ordering::Relaxed),
+            // Not counting this Status request itself.
+            requests_in_flight: self
+                .state
+                .in_flight
+                .load(Ordering::Relaxed)
+                .saturating_sub(1),
             keys: self.state.inventory.len() as u32,
             protection: Some({
                 let guards = &self.state.guards;

@@ -142,6 +142,7 @@ async fn partial(
                 message.extend_from_slice(&(declared as u32).to_be_bytes());
                 message.resize(sent.max(5) as usize, b'A');
                 let mut data = Bytes::from(message);
+                let mut sent_any = false;
                 // Send what flow control allows, in pieces, without ever finishing.
                 while !data.is_empty() {
                     body.reserve_capacity(data.len().min(64 * 1024));
@@ -158,9 +159,15 @@ async fn partial(
                     if body.send_data(piece, false).is_err() {
                         break;
                     }
+                    sent_any = true;
                 }
+                let held = match (sent_any, data.is_empty()) {
+                    (false, _) => "held: flow control let nothing out",
+                    (true, false) => "held: flow control stopped it",
+                    (true, true) => "held: sent",
+                };
                 match tokio::time::timeout(Duration::from_secs(hold), response).await {
-                    Err(_) => ("held".to_owned(), Some(body)),
+                    Err(_) => (held.to_owned(), Some(body)),
                     Ok(Err(e)) => (format!("reset: {e}"), None),
                     Ok(Ok(response)) => {
                         let grpc = response
