@@ -195,6 +195,21 @@ impl ForgedRepository {
     }
 }
 
+/// `path` with `.` and `..` segments resolved, as URL parsers do before a request is sent.
+fn resolve_dots(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/').skip(1) {
+        match segment {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    format!("/{}", segments.join("/"))
+}
+
 /// The attacker's notary server: HTTPS with a certificate from `ca`, serving forged
 /// repositories; it also records every path asked for.
 pub struct ForgedNotary {
@@ -208,7 +223,9 @@ impl ForgedNotary {
         let mut files = BTreeMap::new();
         for repository in repositories {
             for (name, bytes) in repository.files() {
-                files.insert(format!("/v2/{}/_trust/tuf/{name}", repository.gun), bytes);
+                // As a client's URL parser resolves it: a name with `..` is asked for there.
+                let path = resolve_dots(&format!("/v2/{}/_trust/tuf/{name}", repository.gun));
+                files.insert(path, bytes);
             }
         }
         let requests: Arc<Mutex<Vec<String>>> = Arc::default();
