@@ -83,7 +83,9 @@ fn proc_status(pid: i32, field: &str) -> u64 {
 }
 
 fn descriptors(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 /// Signs a small file as root while an attack runs; returns how long it took.
@@ -143,7 +145,10 @@ fn a_connection_flood_from_one_uid_is_closed_and_others_are_served() {
     );
     let status = status_json(&trustd);
     assert!(
-        status["protection"]["connections_refused"].as_u64().unwrap() >= 500,
+        status["protection"]["connections_refused"]
+            .as_u64()
+            .unwrap()
+            >= 500,
         "{status}"
     );
 }
@@ -160,12 +165,16 @@ fn half_sent_messages_are_bounded_per_uid_and_memory_is_given_back() {
     // A uid with no rule declares 7 MB messages: refused from the frame header.
     let stranger = attack(
         STRANGER,
-        &["partial", &socket, sign, "10", "32", "7000000", "7000000", "4"],
+        &[
+            "partial", &socket, sign, "10", "32", "7000000", "7000000", "4",
+        ],
     );
     // A uid with a rule sends nearly whole 1 MB messages and never finishes them.
     let nobody = attack(
         NOBODY,
-        &["partial", &socket, sign, "10", "32", "1000000", "999000", "4"],
+        &[
+            "partial", &socket, sign, "10", "32", "1000000", "999000", "4",
+        ],
     );
     let mut worst = Duration::ZERO;
     let until = Instant::now() + Duration::from_secs(3);
@@ -179,7 +188,12 @@ fn half_sent_messages_are_bounded_per_uid_and_memory_is_given_back() {
     // on the attacker's side (nothing of theirs is in trustd).
     let count = |seen: &serde_json::Value, what: &str| seen["statuses"][what].as_u64().unwrap_or(0);
     let total = |seen: &serde_json::Value| -> u64 {
-        seen["statuses"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum()
+        seen["statuses"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum()
     };
     assert!(
         count(&stranger, "grpc-status 7") >= 10 && count(&stranger, "held: sent") == 0,
@@ -199,14 +213,27 @@ fn half_sent_messages_are_bounded_per_uid_and_memory_is_given_back() {
     // A method that carries nothing refuses a large message outright.
     let listing = report(attack(
         NOBODY,
-        &["partial", &socket, "/trustd.v1.Signer/ListKeys", "1", "1", "1000000", "100000", "2"],
+        &[
+            "partial",
+            &socket,
+            "/trustd.v1.Signer/ListKeys",
+            "1",
+            "1",
+            "1000000",
+            "100000",
+            "2",
+        ],
     ));
     assert_eq!(listing["statuses"]["grpc-status 8"], 1, "{listing}");
 
     // Memory goes back once the attack is over.
     std::thread::sleep(Duration::from_millis(500));
     let rss_after = proc_status(pid, "VmRSS");
-    eprintln!("trustd RSS {} MiB before, {} MiB after", rss_before / 1024, rss_after / 1024);
+    eprintln!(
+        "trustd RSS {} MiB before, {} MiB after",
+        rss_before / 1024,
+        rss_after / 1024
+    );
     assert!(
         rss_after < rss_before + 40 * 1024,
         "RSS stayed at {} MiB after the attack (was {} MiB)",
@@ -249,15 +276,27 @@ fn the_audit_trail_stays_small_under_a_flood_of_denials() {
         .args([&socket, "ci-build"])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK", "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "OK",
+        "{}",
+        stderr(&out)
+    );
 
     let bytes = std::fs::metadata(&trustd.audit).unwrap().len();
     let records = trustd.audit_records();
     let of = |uid: u64| records.iter().filter(move |r| r["caller_uid"] == uid);
     let denied = of(65534).filter(|r| r["result"] == "denied").count();
     let allowed: Vec<_> = of(65534).filter(|r| r["result"] == "allowed").collect();
-    eprintln!("audit flood: {bytes} audit bytes in {} records", records.len());
-    assert_eq!(denied, audit_denials_per_window(), "denials past the rate are not written");
+    eprintln!(
+        "audit flood: {bytes} audit bytes in {} records",
+        records.len()
+    );
+    assert_eq!(
+        denied,
+        audit_denials_per_window(),
+        "denials past the rate are not written"
+    );
     assert_eq!(allowed.len(), 1);
     assert_eq!(allowed[0]["denials_not_recorded"], 200 - denied as u64);
     assert!(of(4242).count() <= audit_denials_per_window());
@@ -281,7 +320,11 @@ impl SmallFilesystem {
             .arg(dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "mount a small tmpfs: {}", stderr(&out));
+        assert!(
+            out.status.success(),
+            "mount a small tmpfs: {}",
+            stderr(&out)
+        );
         SmallFilesystem(dir.to_owned())
     }
 }
@@ -335,7 +378,10 @@ fn a_full_audit_filesystem_stops_signing_until_space_is_freed_without_a_restart(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    eprintln!("signing resumed {:?} after space was freed", started.elapsed());
+    eprintln!(
+        "signing resumed {:?} after space was freed",
+        started.elapsed()
+    );
     assert!(trustd.log_text().contains("audit log writable again"));
 }
 
@@ -386,7 +432,10 @@ async fn racing_and_cancelled_lifecycle_calls_leave_token_and_inventory_equal() 
     // Wait for trustd to finish what the callers left.
     let started = Instant::now();
     while status_json(&trustd)["requests_in_flight"] != 0 {
-        assert!(started.elapsed() < Duration::from_secs(60), "work never finished");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "work never finished"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let listed: serde_json::Value =
@@ -405,12 +454,25 @@ async fn racing_and_cancelled_lifecycle_calls_leave_token_and_inventory_equal() 
         .map(|l| l.trim().to_owned())
         .collect();
     on_token.sort();
-    eprintln!("races: {} generates ({} ok), {} deletes ok; token {on_token:?}, inventory {inventory:?}", generates, ok.0, ok.1);
-    assert_eq!(on_token, inventory, "every key on the token is in the inventory and back");
+    eprintln!(
+        "races: {} generates ({} ok), {} deletes ok; token {on_token:?}, inventory {inventory:?}",
+        generates, ok.0, ok.1
+    );
+    assert_eq!(
+        on_token, inventory,
+        "every key on the token is in the inventory and back"
+    );
     let race_left = inventory.iter().filter(|n| *n == "race").count();
-    assert_eq!(ok.1 + race_left, ok.0, "a key is deleted once per time it was generated");
+    assert_eq!(
+        ok.1 + race_left,
+        ok.0,
+        "a key is deleted once per time it was generated"
+    );
     for i in 0..4 {
-        assert!(inventory.contains(&format!("cancelled-{i}")), "{inventory:?}");
+        assert!(
+            inventory.contains(&format!("cancelled-{i}")),
+            "{inventory:?}"
+        );
     }
     let records = trustd.audit_records();
     assert_eq!(
@@ -441,15 +503,21 @@ fn a_caller_who_may_not_list_cannot_tell_which_keys_exist() {
     assert_eq!(existing.replace("prod", "prof"), missing);
     let by_id = ask(&format!("#{prod_id}"));
     assert!(by_id.starts_with("PermissionDenied"), "{by_id}");
-    assert!(!by_id.contains("\"prod\""), "a key ID lookup reveals the name: {by_id}");
+    assert!(
+        !by_id.contains("\"prod\""),
+        "a key ID lookup reveals the name: {by_id}"
+    );
 }
 
 #[test]
 fn trustctl_sends_nothing_to_a_socket_another_user_serves() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let taken = dir.path().join("taken");
     std::fs::create_dir(&taken).unwrap();
     nix::unistd::chown(&taken, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
@@ -457,7 +525,10 @@ fn trustctl_sends_nothing_to_a_socket_another_user_serves() {
     let impostor = attack(NOBODY, &["impostor", socket.to_str().unwrap(), "3"]);
     let started = Instant::now();
     while !socket.exists() {
-        assert!(started.elapsed() < Duration::from_secs(5), "impostor never listened");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "impostor never listened"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let key = dir.path().join("key.pem");
@@ -477,7 +548,11 @@ fn trustctl_sends_nothing_to_a_socket_another_user_serves() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("runs as uid 65534"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("runs as uid 65534"),
+        "{}",
+        stderr(&out)
+    );
     let seen = report(impostor);
     assert_eq!(seen["bytes_received"], 0, "{seen}");
 }

@@ -29,6 +29,8 @@ struct Run {
 
 /// Runs trustctl with `args` (no trustd: these commands only talk to servers) and measures
 /// its peak resident memory with wait4.
+// The child is reaped by wait4 (which also gives its rusage), not by Child::wait.
+#[allow(clippy::zombie_processes)]
 fn trustctl(args: &[&str]) -> Run {
     let mut child = Command::new(bin("trustctl"))
         .args(args)

@@ -1,6 +1,5 @@
 //! Talking to a notary-server, and trusting what it serves only after verification.
 
-pub mod auth;
 pub mod delegation;
 pub mod draft;
 pub mod pinning;

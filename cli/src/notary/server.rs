@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::auth::Authenticator;
+use crate::auth::Authenticator;
 use crate::http_limits::{self, BodyError};
 use crate::registry::Credentials;
 use crate::tuf::keys::PublicKey;

@@ -2,11 +2,14 @@
 //! `config.json` and credential helpers) and what a tag points at (its manifest's digest and
 //! size), read through the OCI distribution API.
 
+pub mod client;
 pub mod credentials;
 pub mod manifest;
+pub mod target;
 
 pub use credentials::{Credentials, CredentialsError};
 pub use manifest::{
     reference, Fetched, ManifestRef, PlatformManifest, RegistryClient, RegistryError,
     RegistryOptions,
 };
+pub use target::RegistryRef;

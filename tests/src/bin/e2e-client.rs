@@ -41,7 +41,7 @@ async fn main() {
         "",
         trustd_proto::SignatureAlgorithm::EcdsaP256Sha256,
         trustd_proto::SignatureEncoding::Raw,
-        b"from another uid".to_vec(),
+        b"from nobody".to_vec(),
     );
     request.key = Some(trustd_proto::KeySelector {
         selector: Some(selector),

@@ -1,7 +1,8 @@
-//! Authentication to a notary server the way the notary client and `docker trust` do it:
-//! a server answering 401 with a `Bearer` challenge is asked again with a token from the
+//! Authentication to registries and notary servers the way docker and the notary client do
+//! it: a server answering 401 with a `Bearer` challenge is asked again with a token from the
 //! challenge's realm (the registry's token service), obtained with the registry's docker
-//! credentials; a `Basic` challenge is answered with the credentials themselves.
+//! credentials; a `Basic` challenge is answered with the credentials themselves, and then
+//! sent up front for that repository.
 //!
 //! Tokens are kept in memory for the life of the command and never written anywhere.
 
@@ -85,11 +86,18 @@ struct TokenResponse {
 #[derive(Clone, Default)]
 pub struct Authenticator {
     credentials: Option<Arc<Credentials>>,
-    /// Per repository (GUN), the token of the last challenge answered for it; sent with
-    /// every later request for that repository, since a token for push and pull also opens
-    /// reads. Keyed by repository so that one server's client serves many repositories at
-    /// once without their tokens displacing each other.
-    tokens: Arc<Mutex<HashMap<String, Zeroizing<String>>>>,
+    /// Per repository (GUN), how the last challenge for it was answered (a token, or the
+    /// credentials themselves); sent with every later request for that repository, since a
+    /// token for push and pull also opens reads. Keyed by repository so that one server's
+    /// client serves many repositories at once without their tokens displacing each other.
+    tokens: Arc<Mutex<HashMap<String, Answered>>>,
+}
+
+/// How a repository's last challenge was answered.
+#[derive(Clone)]
+enum Answered {
+    Bearer(Zeroizing<String>),
+    Basic,
 }
 
 /// How to authorize one request.
@@ -110,9 +118,18 @@ impl Authenticator {
     /// What to send with the next request for repository `gun`, before any challenge.
     pub fn current(&self, gun: &str) -> Authorization {
         match self.tokens.lock().expect("token lock").get(gun) {
-            Some(token) => Authorization::Bearer(token.clone()),
+            Some(Answered::Bearer(token)) => Authorization::Bearer(token.clone()),
+            Some(Answered::Basic) => match &self.credentials {
+                Some(credentials) => Authorization::Basic(credentials.clone()),
+                None => Authorization::None,
+            },
             None => Authorization::None,
         }
+    }
+
+    /// Whether there are credentials to answer with (else only anonymous tokens).
+    pub fn has_credentials(&self) -> bool {
+        self.credentials.is_some()
     }
 
     /// Answers a 401's challenge: the authorization to retry with, or None when there is
@@ -132,7 +149,16 @@ impl Authenticator {
         };
         match parse_challenge(header)? {
             None => Ok(None),
-            Some(Challenge::Basic) => Ok(self.credentials.clone().map(Authorization::Basic)),
+            Some(Challenge::Basic) => {
+                let Some(credentials) = self.credentials.clone() else {
+                    return Ok(None);
+                };
+                self.tokens
+                    .lock()
+                    .expect("token lock")
+                    .insert(gun.to_owned(), Answered::Basic);
+                Ok(Some(Authorization::Basic(credentials)))
+            }
             Some(Challenge::Bearer {
                 realm,
                 service,
@@ -144,7 +170,7 @@ impl Authenticator {
                 self.tokens
                     .lock()
                     .expect("token lock")
-                    .insert(gun.to_owned(), token.clone());
+                    .insert(gun.to_owned(), Answered::Bearer(token.clone()));
                 Ok(Some(Authorization::Bearer(token)))
             }
         }
@@ -215,6 +241,16 @@ impl Authenticator {
 }
 
 impl Authorization {
+    /// Whether two authorizations would send the same thing.
+    pub fn same_as(&self, other: &Authorization) -> bool {
+        match (self, other) {
+            (Authorization::None, Authorization::None) => true,
+            (Authorization::Bearer(a), Authorization::Bearer(b)) => a == b,
+            (Authorization::Basic(a), Authorization::Basic(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     pub fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match self {
             Authorization::None => request,
