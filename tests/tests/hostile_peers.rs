@@ -312,15 +312,7 @@ fn endless_bodies_from_notary_servers_token_services_and_registries_are_cut_off(
         "more than 1048576 bytes",
     );
 
-    // A registry whose manifest never ends.
-    let c = chunk.clone();
-    let registry = server(&ca, move |path| {
-        if path == "/v2/" {
-            Response::new(200, "{}")
-        } else {
-            Response::endless(200, c.clone())
-        }
-    });
+    // Registries: an endless manifest, an endless error, an endless token answer.
     let key = p256::ecdsa::SigningKey::random(&mut rand::thread_rng());
     let pem = {
         use p256::pkcs8::{EncodePublicKey, LineEnding};
@@ -331,30 +323,63 @@ fn endless_bodies_from_notary_servers_token_services_and_registries_are_cut_off(
     let pem_path = trust.path().join("cosign.pub");
     std::fs::write(&pem_path, pem).unwrap();
     let failed = trust.path().join("failed.txt");
-    let run = trustctl(&[
-        "validate",
-        &format!("127.0.0.1:{}/team/app:v1", registry.port),
-        "--format",
-        "cosign",
-        "--public-key",
-        pem_path.to_str().unwrap(),
-        "--tls-ca",
-        &ca_arg,
-        "--failed",
-        failed.to_str().unwrap(),
-    ]);
-    let said = format!("{}{}", String::from_utf8_lossy(&run.stdout), run.stderr);
-    assert!(run.code.is_some_and(|c| c != 0), "{said}");
-    assert!(said.contains("sent more than 4194304 bytes"), "{said}");
-    assert!(
-        run.max_rss_mib < MAX_RSS_MIB,
-        "registry manifest: {} MiB",
-        run.max_rss_mib
-    );
-    eprintln!(
-        "endless manifest: refused, peak RSS {} MiB",
-        run.max_rss_mib
-    );
+    let validate = |port: u16| {
+        let run = trustctl(&[
+            "validate",
+            &format!("127.0.0.1:{port}/team/app:v1"),
+            "--format",
+            "cosign",
+            "--public-key",
+            pem_path.to_str().unwrap(),
+            "--tls-ca",
+            &ca_arg,
+            "--failed",
+            failed.to_str().unwrap(),
+        ]);
+        let said = format!("{}{}", String::from_utf8_lossy(&run.stdout), run.stderr);
+        (run, said)
+    };
+    let c = chunk.clone();
+    let manifest = server(&ca, move |_| Response::endless(200, c.clone()));
+    let c = chunk.clone();
+    let error = server(&ca, move |_| Response::endless(500, c.clone()));
+    let realm: Arc<Mutex<String>> = Arc::default();
+    let realm_of = realm.clone();
+    let c = chunk.clone();
+    let token = server(&ca, move |path| {
+        if path == "/token" {
+            return Response::endless(200, c.clone());
+        }
+        let header = format!(
+            "Bearer realm=\"{}/token\",service=\"registry\",scope=\"repository:team/app:pull\"",
+            realm_of.lock().unwrap()
+        );
+        Response::new(401, "{}").header("WWW-Authenticate", &header)
+    });
+    *realm.lock().unwrap() = token.url.clone();
+    for (what, port, expected) in [
+        (
+            "endless manifest",
+            manifest.port,
+            "sent more than 4194304 bytes",
+        ),
+        ("endless registry error", error.port, "answered 500"),
+        (
+            "endless registry token",
+            token.port,
+            "more than 1048576 bytes",
+        ),
+    ] {
+        let (run, said) = validate(port);
+        assert!(run.code.is_some_and(|c| c != 0), "{what}: {said}");
+        assert!(said.contains(expected), "{what}: {said}");
+        assert!(
+            run.max_rss_mib < MAX_RSS_MIB,
+            "{what}: {} MiB",
+            run.max_rss_mib
+        );
+        eprintln!("{what}: refused, peak RSS {} MiB", run.max_rss_mib);
+    }
 }
 
 #[test]
