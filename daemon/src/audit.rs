@@ -26,7 +26,8 @@ use crate::config::{AuditConfig, AuditSinkKind};
 use crate::peer::PeerCredentials;
 
 const QUEUE_DEPTH: usize = 4096;
-/// Denials recorded per caller (uid) per window; the rest are counted, not written.
+/// Denials (and refusals before a handler) recorded per caller (uid) per window; the rest
+/// are counted, not written.
 pub const DENIALS_PER_WINDOW: u32 = 20;
 pub const DENIAL_WINDOW: Duration = Duration::from_secs(10);
 /// How often a failed sink is tried again.
@@ -164,7 +165,9 @@ impl AuditLog {
             });
         }
         let count = denials.entry(record.caller_uid).or_default();
-        if record.result == "denied" {
+        // Denials, and requests refused before any handler (too large, over a budget): both
+        // are made at will by whoever can reach the socket.
+        if record.result == "denied" || record.event == "request" {
             if count
                 .window_start
                 .is_none_or(|start| now - start >= DENIAL_WINDOW)

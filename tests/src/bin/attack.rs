@@ -51,6 +51,18 @@ async fn main() {
 }
 
 async fn idle(socket: &str, n: u64, hold: u64) -> serde_json::Value {
+    // Room for the flood on this side: the soft descriptor limit up to the hard one.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
     let mut streams = Vec::new();
     let mut refused = 0;
     for _ in 0..n {
@@ -104,6 +116,12 @@ async fn partial(
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     let mut tasks = Vec::new();
     let mut held = Vec::new();
+    // One buffer shared by every stream (they all send the same bytes).
+    let mut message = Vec::with_capacity(sent.max(5) as usize);
+    message.push(0);
+    message.extend_from_slice(&(declared as u32).to_be_bytes());
+    message.resize(sent.max(5) as usize, b'A');
+    let message = Bytes::from(message);
     for _ in 0..conns {
         let Ok(io) = UnixStream::connect(socket).await else {
             *statuses.entry("connect failed".into()).or_default() += 1;
@@ -123,6 +141,7 @@ async fn partial(
         for _ in 0..streams {
             let client = client.clone();
             let path = path.to_owned();
+            let message = message.clone();
             tasks.push(tokio::spawn(async move {
                 let Ok(mut ready) = client.ready().await else {
                     return ("stream refused".to_owned(), None);
@@ -137,11 +156,7 @@ async fn partial(
                 let Ok((response, mut body)) = ready.send_request(request, false) else {
                     return ("send failed".to_owned(), None);
                 };
-                let mut message = Vec::with_capacity(sent as usize);
-                message.push(0);
-                message.extend_from_slice(&(declared as u32).to_be_bytes());
-                message.resize(sent.max(5) as usize, b'A');
-                let mut data = Bytes::from(message);
+                let mut data = message;
                 let mut sent_any = false;
                 // Send what flow control allows, in pieces, without ever finishing.
                 while !data.is_empty() {
