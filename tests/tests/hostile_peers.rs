@@ -135,7 +135,18 @@ fn delegation_names_that_leave_the_trust_directory_are_refused_and_nothing_is_wr
             tags: Vec::new(),
         }],
     };
-    let server = ForgedNotary::start(&ca, &[escape, stranger]);
+    // More delegated roles than anyone uses: refused before fetching any of them.
+    let many = ForgedRepository {
+        gun: "127.0.0.1:1/team/many".into(),
+        tags: Vec::new(),
+        delegations: (0..1001)
+            .map(|i| ForgedDelegation {
+                name: format!("targets/r{i}"),
+                tags: Vec::new(),
+            })
+            .collect(),
+    };
+    let server = ForgedNotary::start(&ca, &[escape, stranger, many]);
     let trust = tempfile::tempdir().unwrap();
     let ca_path = ca.ca_cert();
     let inspect = |gun: &str| {

@@ -130,6 +130,10 @@ pub enum TrustError {
     UnsafePath { name: String, reason: &'static str },
 }
 
+/// Most delegated roles a repository may have: each costs a download, and a server listing
+/// millions would keep trustctl fetching for hours (docker and notary use a handful).
+pub const MAX_DELEGATED_ROLES: usize = 1000;
+
 /// The top-level roles; every other role name must pass notary's delegation rules.
 const BASE_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
 
@@ -594,6 +598,12 @@ pub async fn update(
         vec![String::new()],
     )]);
     while let Some((parent_name, parent, parent_paths)) = queue.pop_front() {
+        if delegations.len() + parent.delegations.roles.len() > MAX_DELEGATED_ROLES {
+            return Err(malformed(
+                &parent_name,
+                format!("the repository delegates to more than {MAX_DELEGATED_ROLES} roles; refusing to read them all"),
+            ));
+        }
         for role in &parent.delegations.roles {
             check_delegated_name(&parent_name, &role.name)?;
             let Some(meta) = snapshot.meta.get(&role.name) else {
