@@ -588,6 +588,24 @@ impl Drop for Trustd {
     }
 }
 
+/// Every file below `dir` (recursively) and its bytes, by path: to show a directory did not
+/// change, or stayed empty.
+pub fn files_under(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                files.insert(path.display().to_string(), bytes);
+            }
+        }
+    }
+    files
+}
+
 /// stderr of a finished command, as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -91,20 +91,21 @@ fn assert_refused(run: &Run, what: &str, expected: &str) {
     eprintln!("{what}: refused, peak RSS {} MiB", run.max_rss_mib);
 }
 
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path.display().to_string());
-            }
-        }
-    }
-    files
+/// `trustctl inspect [extra] GUN` against a notary server at `url` trusted through `ca`,
+/// caching in `trust`.
+fn inspect(url: &str, ca: &Path, trust: &Path, gun: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "inspect",
+        gun,
+        "--server",
+        url,
+        "--tls-ca",
+        ca.to_str().unwrap(),
+        "--trust-dir",
+        trust.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    trustctl(&args)
 }
 
 #[test]
@@ -149,18 +150,7 @@ fn delegation_names_that_leave_the_trust_directory_are_refused_and_nothing_is_wr
     let server = ForgedNotary::start(&ca, &[escape, stranger, many]);
     let trust = tempfile::tempdir().unwrap();
     let ca_path = ca.ca_cert();
-    let inspect = |gun: &str| {
-        trustctl(&[
-            "inspect",
-            gun,
-            "--server",
-            &server.url,
-            "--tls-ca",
-            ca_path.to_str().unwrap(),
-            "--trust-dir",
-            trust.path().to_str().unwrap(),
-        ])
-    };
+    let inspect = |gun: &str| inspect(&server.url, &ca_path, trust.path(), gun, &[]);
     let run = inspect(gun);
     assert_refused(
         &run,
@@ -207,20 +197,8 @@ fn tag_names_with_terminal_escapes_are_shown_escaped() {
     let trust = tempfile::tempdir().unwrap();
     let ca_path = ca.ca_cert();
     let inspect = |pretty: bool| {
-        let mut args = vec![
-            "inspect",
-            gun,
-            "--server",
-            &server.url,
-            "--tls-ca",
-            ca_path.to_str().unwrap(),
-            "--trust-dir",
-            trust.path().to_str().unwrap(),
-        ];
-        if pretty {
-            args.push("--pretty");
-        }
-        trustctl(&args)
+        let extra: &[&str] = if pretty { &["--pretty"] } else { &[] };
+        inspect(&server.url, &ca_path, trust.path(), gun, extra)
     };
     let pretty = inspect(true);
     assert_eq!(pretty.code, Some(0), "{}", pretty.stderr);
@@ -287,18 +265,7 @@ fn endless_bodies_from_notary_servers_token_services_and_registries_are_cut_off(
     let c = chunk.clone();
     let notary = server(&ca, move |_| Response::endless(500, c.clone()));
     let gun = format!("127.0.0.1:{}/team/app", notary.port);
-    let inspect = |url: &str| {
-        trustctl(&[
-            "inspect",
-            &gun,
-            "--server",
-            url,
-            "--tls-ca",
-            &ca_arg,
-            "--trust-dir",
-            trust.path().to_str().unwrap(),
-        ])
-    };
+    let inspect = |url: &str| inspect(url, &ca_path, trust.path(), &gun, &[]);
     assert_refused(&inspect(&notary.url), "endless error body", "answered 500");
 
     // A notary server that sends trustctl to a token service whose answer never ends.
@@ -407,16 +374,8 @@ fn redirects_to_another_host_are_not_followed() {
         Response::new(302, "").header("Location", &target)
     });
     let trust = tempfile::tempdir().unwrap();
-    let run = trustctl(&[
-        "inspect",
-        &format!("127.0.0.1:{}/team/app", notary.port),
-        "--server",
-        &notary.url,
-        "--tls-ca",
-        ca.ca_cert().to_str().unwrap(),
-        "--trust-dir",
-        trust.path().to_str().unwrap(),
-    ]);
+    let gun = format!("127.0.0.1:{}/team/app", notary.port);
+    let run = inspect(&notary.url, &ca.ca_cert(), trust.path(), &gun, &[]);
     assert_refused(&run, "cross-host redirect", "redirected to another host");
     assert!(elsewhere_asked.lock().unwrap().is_empty());
 }

@@ -16,22 +16,6 @@ const OTHER: &str = "registry.example.test/team/other";
 const DIGEST_A: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const DIGEST_B: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
-fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.insert(path.display().to_string(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
-}
-
 /// What a case is called, how the server lies, the exit code and the message expected.
 type Case<'a> = (&'a str, Box<dyn Fn(&HostileNotary) + 'a>, i32, &'a str);
 
