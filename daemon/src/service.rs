@@ -510,6 +510,27 @@ impl SignerService {
         result
     }
 
+    /// [`Self::create_key`] run to its end whether or not the caller waits for it, and
+    /// counted in flight until then.
+    async fn create_detached(
+        &self,
+        caller: PeerCredentials,
+        name: String,
+        backend: String,
+        scope: Option<pb::KeyScope>,
+        source: KeySource,
+    ) -> Result<KeyRecord, Status> {
+        let in_flight = InFlight::new(&self.state);
+        let service = self.clone();
+        run_detached(async move {
+            let _in_flight = in_flight;
+            service
+                .create_key(&caller, name, &backend, scope, source)
+                .await
+        })
+        .await
+    }
+
     /// Deletes a key from its device and the inventory, under the name's lifecycle lock, and
     /// audits the outcome. The record removed is the one whose key was deleted (not whatever
     /// holds the name by then), and a key already gone is NotFound.
@@ -821,26 +842,15 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::GenerateKeyRequest>,
     ) -> Result<Response<pb::GenerateKeyResponse>, Status> {
-        let in_flight = InFlight::new(&self.state);
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let service = self.clone();
-        let record = run_detached(async move {
-            let _in_flight = in_flight;
-            service
-                .create_key(
-                    &caller,
-                    req.name,
-                    &req.backend,
-                    req.scope,
-                    KeySource::Generate {
-                        algorithm: req.algorithm,
-                        piv: req.piv,
-                    },
-                )
-                .await
-        })
-        .await?;
+        let source = KeySource::Generate {
+            algorithm: req.algorithm,
+            piv: req.piv,
+        };
+        let record = self
+            .create_detached(caller, req.name, req.backend, req.scope, source)
+            .await?;
         Ok(Response::new(pb::GenerateKeyResponse {
             key: Some(key_info(&self.state, &record)),
         }))
@@ -850,27 +860,20 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::ImportKeyRequest>,
     ) -> Result<Response<pb::ImportKeyResponse>, Status> {
-        let in_flight = InFlight::new(&self.state);
         let caller = caller(&request)?;
         let mut req = request.into_inner();
-        let der = Zeroizing::new(std::mem::take(&mut req.pkcs8_der));
-        let service = self.clone();
-        let record = run_detached(async move {
-            let _in_flight = in_flight;
-            service
-                .create_key(
-                    &caller,
-                    std::mem::take(&mut req.name),
-                    &req.backend,
-                    req.scope.take(),
-                    KeySource::Import {
-                        pkcs8: der,
-                        cert: std::mem::take(&mut req.certificate_der),
-                    },
-                )
-                .await
-        })
-        .await?;
+        let source = KeySource::Import {
+            pkcs8: Zeroizing::new(std::mem::take(&mut req.pkcs8_der)),
+            cert: std::mem::take(&mut req.certificate_der),
+        };
+        // The request zeroizes itself on drop (it carried a private key): take, not move.
+        let (name, backend) = (
+            std::mem::take(&mut req.name),
+            std::mem::take(&mut req.backend),
+        );
+        let record = self
+            .create_detached(caller, name, backend, req.scope.take(), source)
+            .await?;
         Ok(Response::new(pb::ImportKeyResponse {
             key: Some(key_info(&self.state, &record)),
         }))
