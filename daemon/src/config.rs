@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::policy::Operation;
+use crate::operation::Operation;
 use crate::secret::SecretSource;
 
 /// Why a configuration could not be used.

@@ -10,6 +10,7 @@ mod config;
 mod inventory;
 mod key_locks;
 mod listener;
+mod operation;
 mod peer;
 mod policy;
 mod private_key;

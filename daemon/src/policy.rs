@@ -5,40 +5,11 @@
 //! whose names match a pattern. A request is allowed when at least one rule matches the
 //! caller, the operation and the key; everything else is denied.
 
-use serde::Deserialize;
 use wildmatch::WildMatch;
 
 use crate::config::{PolicyConfig, RuleConfig};
+pub use crate::operation::Operation;
 use crate::peer::PeerCredentials;
-
-/// What a caller asks to do. `List` also covers reading public keys and daemon status.
-/// `Unlock` (hand a card its PIN) and `Provision` (replace a card's PIN, PUK and management
-/// key) act on a backend: a rule's key patterns match the backend's name for them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Operation {
-    Sign,
-    Generate,
-    Import,
-    Delete,
-    List,
-    Unlock,
-    Provision,
-}
-
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Sign => "sign",
-            Operation::Generate => "generate",
-            Operation::Import => "import",
-            Operation::Delete => "delete",
-            Operation::List => "list",
-            Operation::Unlock => "unlock",
-            Operation::Provision => "provision",
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
