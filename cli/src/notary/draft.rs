@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::publish::{expires_in, file_meta, publish_and_verify, TARGETS_DAYS};
+use super::roles::{expires_in, file_meta, publish_and_verify, TARGETS_DAYS};
 use super::server::NotaryServer;
 use super::trust::{TrustStore, VerifiedRepository};
 use crate::error::CliError;

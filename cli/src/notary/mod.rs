@@ -4,6 +4,7 @@ pub mod delegation;
 pub mod draft;
 pub mod pinning;
 pub mod publish;
+pub mod roles;
 pub mod rotate;
 pub mod server;
 pub mod trust;

@@ -2,7 +2,7 @@
 //! the root re-signed by the (unchanged) root key, and every role the new key signs
 //! re-published, as `notary key rotate` does it.
 
-use super::publish::{
+use super::roles::{
     expires_in, file_meta, generate_key, key_name, publish_and_verify, signed_file, ROOT_DAYS,
     TARGETS_DAYS,
 };
