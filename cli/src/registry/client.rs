@@ -17,7 +17,7 @@ use reqwest::header::{CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode};
 
 use super::credentials::Credentials;
-use super::manifest::{first_error, RegistryError};
+use super::error::{first_error, RegistryError};
 use super::target::RegistryRef;
 use crate::auth::{AuthError, Authenticator, Authorization};
 use crate::http_limits::{self, BodyError};

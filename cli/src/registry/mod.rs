@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod credentials;
+pub mod error;
 pub mod manifest;
 pub mod target;
 
