@@ -5,6 +5,7 @@ pub mod batch;
 pub mod blob;
 pub mod inspect;
 pub mod key;
+pub mod repository;
 pub mod signer;
 pub mod status;
 pub mod token;

@@ -17,7 +17,7 @@ use trustctl::tuf::model::RoleKeys;
 use trustctl::tuf::{envelope::RawEnvelope, threshold};
 
 use super::inspect::{trust_error, NotaryArgs};
-use super::trust::open_or_init;
+use super::repository::open_or_init;
 
 #[derive(Subcommand)]
 pub enum SignerCommand {

@@ -5,15 +5,14 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use trustctl::client;
-use trustctl::client::Client;
 use trustctl::error::CliError;
 use trustctl::notary::publish::{self, InitOptions, SignAs, Target};
-use trustctl::notary::server::NotaryServer;
-use trustctl::notary::trust::{self, TrustError, TrustStore, VerifiedRepository};
+use trustctl::notary::trust;
 use trustctl::reference::ImageRef;
 use trustctl::registry::{ManifestRef, RegistryClient, RegistryError, RegistryOptions};
 
 use super::inspect::{trust_error, NotaryArgs};
+use super::repository::open_or_init;
 
 #[derive(Args)]
 pub struct InitArgs {
@@ -56,47 +55,6 @@ pub struct SignArgs {
     signer: Option<String>,
     #[command(flatten)]
     notary: NotaryArgs,
-}
-
-/// The repository's verified trust data; a repository with none is initialized first (root
-/// and targets keys generated in trustd on `backend`), as `docker trust sign` and
-/// `docker trust signer add` do.
-pub async fn open_or_init(
-    server: &NotaryServer,
-    store: &TrustStore,
-    client: &Client,
-    gun: &str,
-    backend: &str,
-) -> Result<VerifiedRepository, CliError> {
-    let announce = || eprintln!("{gun} has no trust data yet: initializing it");
-    let (repo, _) = open_or_init_announcing(server, store, client, gun, backend, announce).await?;
-    Ok(repo)
-}
-
-/// The repository's verified trust data, initialized first when it has none (then
-/// `announce` is called before, and true returned); for callers that report it their own
-/// way, such as a batch under its progress bar.
-pub async fn open_or_init_announcing(
-    server: &NotaryServer,
-    store: &TrustStore,
-    client: &Client,
-    gun: &str,
-    backend: &str,
-    announce: impl FnOnce(),
-) -> Result<(VerifiedRepository, bool), CliError> {
-    match trust::update(server, store, gun, time::OffsetDateTime::now_utc()).await {
-        Ok(repo) => Ok((repo, false)),
-        Err(TrustError::NoTrustData(_)) => {
-            announce();
-            let options = InitOptions {
-                backend,
-                local_snapshot: false,
-            };
-            let repo = publish::init(server, store, client.clone(), gun, &options).await?;
-            Ok((repo, true))
-        }
-        Err(e) => Err(trust_error(gun, e)),
-    }
 }
 
 pub async fn init(socket: &Path, args: InitArgs) -> Result<(), CliError> {

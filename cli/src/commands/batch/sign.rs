@@ -23,7 +23,7 @@ use super::{
     combine, fetch, parse_entry, public_key, read_list, selected_platforms, BatchArgs, Entry,
 };
 use crate::commands::inspect::NotaryArgs;
-use crate::commands::trust::open_or_init_announcing;
+use crate::commands::repository::open_or_init_announcing;
 
 /// What every job of one batch shares.
 struct Shared {
