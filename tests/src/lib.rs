@@ -10,6 +10,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod bench;
+pub mod ca;
 pub mod dct;
 pub mod forged;
 pub mod hostile;

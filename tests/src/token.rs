@@ -11,8 +11,8 @@ use base64::Engine;
 use p256::ecdsa::signature::Signer;
 use p256::pkcs8::DecodePrivateKey;
 
+use crate::ca::TestCa;
 use crate::http::{HttpServer, Response};
-use crate::notary::TestCa;
 
 pub const ISSUER: &str = "trustd-test-token-issuer";
 
