@@ -1,24 +1,5 @@
-//! trustd: keeps signing keys on hardware and signs for authorized local callers.
-
-mod admission;
-mod algorithm;
-mod atomic_file;
-mod audit;
-mod backend;
-mod certificate;
-mod config;
-mod inventory;
-mod key_locks;
-mod listener;
-mod operation;
-mod peer;
-mod policy;
-mod private_key;
-mod request_limits;
-mod secret;
-mod server;
-mod service;
-mod time;
+//! trustd: keeps signing keys on hardware and signs for authorized local callers. The
+//! daemon itself is the `trustd` library; this is its command line.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,10 +34,7 @@ fn main() -> ExitCode {
     harden_process();
 
     if args.check_config {
-        return match config::Config::load(&args.config)
-            .map_err(anyhow::Error::from)
-            .and_then(|c| policy::Policy::from_config(&c.policy).map_err(Into::into))
-        {
+        return match trustd::check_config(&args.config) {
             Ok(_) => {
                 println!("{}: ok", args.config.display());
                 ExitCode::SUCCESS
@@ -79,7 +57,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::run(&args.config)) {
+    match runtime.block_on(trustd::server::run(&args.config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
