@@ -42,12 +42,16 @@ fn trusted_server_uids() -> Vec<u32> {
     uids
 }
 
+// unsafe_code allowed here: libc::geteuid (FFI).
+#[allow(unsafe_code)]
 fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
 
 /// The uid of user `name`, from the passwd database.
+// unsafe_code allowed here: getpwnam_r (FFI).
+#[allow(unsafe_code)]
 fn uid_of(name: &str) -> Option<u32> {
     let name = std::ffi::CString::new(name).ok()?;
     // SAFETY: passwd is plain old data; all-zero is a valid value for getpwnam_r to fill.

@@ -54,12 +54,18 @@ enum Command {
     Token(commands::token::TokenCommand),
 }
 
-fn main() -> ExitCode {
-    // Die quietly on a closed pipe (`trustctl key list | head`) like other Unix tools.
+/// Die quietly on a closed pipe (`trustctl key list | head`) like other Unix tools.
+// unsafe_code allowed here: signal (FFI).
+#[allow(unsafe_code)]
+fn default_sigpipe() {
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+fn main() -> ExitCode {
+    default_sigpipe();
     // `trustctl sign validate ...` is `trustctl validate ...` (hangar's spelling).
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(at) = argv.iter().position(|a| a == "sign") {

@@ -224,6 +224,8 @@ impl Drop for HeldBytes {
 }
 
 /// Returns the allocator's free memory to the system, off the async runtime.
+// unsafe_code allowed here: malloc_trim (FFI).
+#[allow(unsafe_code)]
 fn give_memory_back() {
     let trim = || {
         // SAFETY: malloc_trim only walks glibc's own heap structures under their locks; it

@@ -68,6 +68,8 @@ pub fn listen(config: &SocketConfig) -> Result<Listener, ListenerError> {
     bind(config)
 }
 
+// unsafe_code allowed here: adopting the descriptor systemd passed.
+#[allow(unsafe_code)]
 fn activated_socket() -> Result<Option<OwnedFd>, ListenerError> {
     let fds: Vec<_> = sd_notify::listen_fds()
         .map_err(|e| ListenerError::Activation(e.to_string()))?

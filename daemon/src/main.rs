@@ -69,6 +69,8 @@ fn main() -> ExitCode {
 
 /// PINs pass through this process's memory: keep it out of core dumps and away from ptrace by
 /// other processes of the same user.
+// unsafe_code allowed here: prctl and setrlimit (FFI).
+#[allow(unsafe_code)]
 fn harden_process() {
     // SAFETY: plain prctl/setrlimit calls with constant arguments.
     unsafe {

@@ -35,6 +35,8 @@ impl PeerCredentials {
     }
 }
 
+// unsafe_code allowed here: getsockopt(SO_PEERCRED) (FFI).
+#[allow(unsafe_code)]
 fn peer_cred(fd: RawFd) -> std::io::Result<libc::ucred> {
     let mut cred = libc::ucred {
         pid: 0,
@@ -58,6 +60,8 @@ fn peer_cred(fd: RawFd) -> std::io::Result<libc::ucred> {
     Ok(cred)
 }
 
+// unsafe_code allowed here: getsockopt(SO_PEERGROUPS) (FFI).
+#[allow(unsafe_code)]
 fn peer_groups(fd: RawFd) -> std::io::Result<Vec<u32>> {
     // Linux caps supplementary groups at 65536; start small and grow on ERANGE.
     let mut groups: Vec<libc::gid_t> = vec![0; 64];

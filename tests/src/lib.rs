@@ -30,6 +30,8 @@ pub const SO_PIN: &str = "77553311";
 /// Has the kernel stop a server the harness starts when the harness dies: a killed test run
 /// or benchmark runs no destructors, and its servers must not outlive it. The signal follows
 /// the thread that spawns the server, which is always the one that owns it.
+// unsafe_code allowed here: pre_exec with prctl (FFI).
+#[allow(unsafe_code)]
 pub fn dies_with_harness(command: &mut Command) -> &mut Command {
     use std::os::unix::process::CommandExt;
     let harness = std::process::id();

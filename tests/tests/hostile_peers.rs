@@ -31,6 +31,8 @@ struct Run {
 /// its peak resident memory with wait4.
 // The child is reaped by wait4 (which also gives its rusage), not by Child::wait.
 #[allow(clippy::zombie_processes)]
+// unsafe_code allowed here: wait4 for the child's rusage (FFI).
+#[allow(unsafe_code)]
 fn trustctl(args: &[&str]) -> Run {
     let mut child = Command::new(bin("trustctl"))
         .args(args)

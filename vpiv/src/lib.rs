@@ -161,6 +161,8 @@ fn serve(shared: &Shared, port: u16) {
 /// vpcd writes a message's length and its body in two writes, with Nagle's algorithm on: the
 /// body waits until the length is acknowledged. Acknowledge at once (TCP_QUICKACK is not
 /// sticky, so before every read), or each exchange stalls for a delayed ACK (~40 ms).
+// unsafe_code allowed here: setsockopt(TCP_QUICKACK) (FFI).
+#[allow(unsafe_code)]
 fn quick_ack(stream: &TcpStream) {
     use std::os::fd::AsRawFd;
     let on: libc::c_int = 1;
