@@ -249,6 +249,7 @@ impl Stream for PeerIncoming {
                             _slot: slot,
                             deadline: Box::pin(deadline),
                             idle: self.timeouts.idle,
+                            last_read: None,
                         })));
                     }
                     Err(error) => {
@@ -274,8 +275,13 @@ pub struct PeerStream {
     peer: PeerCredentials,
     /// Holds the connection's place under the connection limits until it closes.
     _slot: ConnectionSlot,
+    /// When to look again: the handshake deadline, then a point at which the idle timeout
+    /// may have passed. Moved only when it fires (not on every read: re-arming a timer per
+    /// read costs more than the read).
     deadline: Pin<Box<tokio::time::Sleep>>,
     idle: Duration,
+    /// When bytes last arrived; None before the first.
+    last_read: Option<tokio::time::Instant>,
 }
 
 impl Connected for PeerStream {
@@ -296,18 +302,26 @@ impl AsyncRead for PeerStream {
         match Pin::new(&mut self.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    let next = tokio::time::Instant::now() + self.idle;
-                    self.deadline.as_mut().reset(next);
+                    self.last_read = Some(tokio::time::Instant::now());
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the peer sent nothing within the handshake or idle timeout",
-                ))),
-                Poll::Pending => Poll::Pending,
+            Poll::Pending => loop {
+                ready!(self.deadline.as_mut().poll(cx));
+                match self.last_read.map(|at| at + self.idle) {
+                    // Bytes came since the timer was set: look again when the idle time
+                    // after the last of them is up.
+                    Some(next) if next > tokio::time::Instant::now() => {
+                        self.deadline.as_mut().reset(next);
+                    }
+                    _ => {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the peer sent nothing within the handshake or idle timeout",
+                        )))
+                    }
+                }
             },
         }
     }
@@ -367,6 +381,51 @@ mod tests {
         let err = listen(&config(&path)).err().expect("live socket refused");
         assert!(matches!(err, ListenerError::InUse(_)), "{err}");
         drop(live);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_connections_are_closed_and_reads_keep_them_open() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let limits = crate::config::Limits::default();
+        let gate = ConnectionGate::new(&limits);
+        let connect = |handshake: Duration| {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            let stream = PeerStream {
+                stream: ours,
+                peer: PeerCredentials {
+                    uid: 0,
+                    gid: 0,
+                    pid: 1,
+                    groups: Vec::new(),
+                },
+                _slot: gate.admit(0).unwrap(),
+                deadline: Box::pin(tokio::time::sleep(handshake)),
+                idle: Duration::from_secs(60),
+                last_read: None,
+            };
+            (stream, theirs)
+        };
+        let mut buf = [0u8; 8];
+
+        // Nothing at all: closed when the handshake time is up.
+        let (mut silent, _peer) = connect(Duration::from_secs(5));
+        let started = tokio::time::Instant::now();
+        let err = silent.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed().as_secs(), 5);
+
+        // Bytes keep a connection open past the handshake time; then the idle time counts
+        // from the last of them.
+        let (mut talking, mut peer) = connect(Duration::from_secs(5));
+        peer.write_all(b"a").await.unwrap();
+        assert_eq!(talking.read(&mut buf).await.unwrap(), 1);
+        tokio::time::advance(Duration::from_secs(50)).await;
+        peer.write_all(b"b").await.unwrap();
+        assert_eq!(talking.read(&mut buf).await.unwrap(), 1);
+        let last = tokio::time::Instant::now();
+        let err = talking.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(last.elapsed().as_secs(), 60);
     }
 
     #[tokio::test]
