@@ -319,3 +319,33 @@ async fn a_role_written_in_another_json_layout_verifies_over_its_canonical_form(
         result.err()
     );
 }
+
+#[test]
+fn the_trust_store_refuses_any_path_that_leaves_its_directory() {
+    let parent = tempfile::tempdir().unwrap();
+    let trust_dir = parent.path().join("trust");
+    let victim = parent.path().join("victim");
+    std::fs::create_dir_all(trust_dir.join("tuf/localhost:1")).unwrap();
+    std::fs::create_dir_all(&victim).unwrap();
+    let store = TrustStore::new(&trust_dir);
+    for gun in [
+        "localhost:1/../../../victim",
+        "/abs/path",
+        "localhost:1/./x",
+        "a//b",
+        "",
+        "a\\..\\b",
+    ] {
+        assert!(
+            matches!(store.delete(gun), Err(TrustError::UnsafePath { .. })),
+            "{gun}"
+        );
+        assert!(store.cached(gun, "root").is_none());
+    }
+    assert!(victim.is_dir());
+    assert!(store
+        .cached("localhost:1/app", "targets/../../../x")
+        .is_none());
+    assert!(store.delete("localhost:1").is_ok());
+    assert!(!trust_dir.join("tuf/localhost:1").exists());
+}
