@@ -112,15 +112,9 @@ impl NotaryServer {
     }
 
     fn unreachable(&self, error: reqwest::Error) -> ServerError {
-        let mut reason = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(inner) = source {
-            reason = format!("{reason}: {inner}");
-            source = inner.source();
-        }
         ServerError::Unreachable {
             url: self.url.clone(),
-            reason,
+            reason: crate::error::error_chain(&error),
         }
     }
 

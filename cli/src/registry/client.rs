@@ -20,6 +20,7 @@ use super::credentials::Credentials;
 use super::error::{first_error, RegistryError};
 use super::target::RegistryRef;
 use crate::auth::{AuthError, Authenticator, Authorization};
+use crate::error::error_chain;
 use crate::http_limits::{self, BodyError};
 
 /// What a request is for: the words a refusal uses.
@@ -342,15 +343,4 @@ fn auth_error(
             reason: other.to_string(),
         },
     }
-}
-
-/// An error and its sources, in one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text = format!("{text}: {inner}");
-        source = inner.source();
-    }
-    text
 }
