@@ -129,6 +129,9 @@ pub struct AuditLog {
     queue: mpsc::Sender<AuditRecord>,
     failed: Arc<AtomicBool>,
     denials: Arc<Mutex<HashMap<u32, DenialCount>>>,
+    /// Whether any caller has denials left out: while none has, an allowed record (every
+    /// signature) skips the denials table and its lock.
+    left_out: Arc<AtomicBool>,
 }
 
 impl AuditLog {
@@ -151,12 +154,17 @@ impl AuditLog {
             queue,
             failed,
             denials: Arc::default(),
+            left_out: Arc::default(),
         })
     }
 
     /// Whether `record` is written: denials beyond the caller's rate are counted instead,
     /// and the count rides on the caller's next written record.
     fn admit(&self, record: &mut AuditRecord) -> bool {
+        let refusal = record.result == "denied" || record.event == "request";
+        if !refusal && !self.left_out.load(Ordering::Acquire) {
+            return true;
+        }
         let mut denials = self.denials.lock().expect("audit denials lock");
         let now = Instant::now();
         if denials.len() > 4096 {
@@ -167,7 +175,7 @@ impl AuditLog {
         let count = denials.entry(record.caller_uid).or_default();
         // Denials, and requests refused before any handler (too large, over a budget): both
         // are made at will by whoever can reach the socket.
-        if record.result == "denied" || record.event == "request" {
+        if refusal {
             if count
                 .window_start
                 .is_none_or(|start| now - start >= DENIAL_WINDOW)
@@ -177,12 +185,15 @@ impl AuditLog {
             }
             if count.in_window >= DENIALS_PER_WINDOW {
                 count.left_out += 1;
+                self.left_out.store(true, Ordering::Release);
                 return false;
             }
             count.in_window += 1;
         }
         if count.left_out > 0 {
             record.denials_not_recorded = Some(std::mem::take(&mut count.left_out));
+            let any = denials.values().any(|d| d.left_out > 0);
+            self.left_out.store(any, Ordering::Release);
         }
         true
     }
