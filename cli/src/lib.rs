@@ -17,6 +17,3 @@ pub mod once;
 pub mod output;
 pub mod reference;
 pub mod registry;
-pub mod tuf;
-pub mod verify;
-pub mod x509_chain;

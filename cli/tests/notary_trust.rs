@@ -22,7 +22,7 @@ struct Memory {
 impl Memory {
     fn state(name: &str) -> Memory {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/notary")
+            .join("../notary/tests/fixtures/notary")
             .join(name);
         let mut roles = BTreeMap::new();
         for role in ["root", "targets", "snapshot", "timestamp"] {
@@ -163,7 +163,7 @@ async fn refuses_rollback_and_keeps_the_newer_cache() {
     let mut old_timestamp = Memory::state("07-after-remove");
     let older = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/notary/04-snapshot-server-managed/timestamp.json"),
+            .join("../notary/tests/fixtures/notary/04-snapshot-server-managed/timestamp.json"),
     )
     .unwrap();
     old_timestamp.replace("timestamp", older);
@@ -278,7 +278,7 @@ async fn inspect_prints_what_docker_trust_inspect_printed_for_the_same_repositor
     let repo = trust::update(&Memory::state("03-delegated-targets"), &store, GUN, NOW)
         .await
         .unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notary");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../notary/tests/fixtures/notary");
     let all = trustctl::inspect::report(GUN, None, &repo);
     assert_eq!(
         trustctl::inspect::to_json(&[all]),

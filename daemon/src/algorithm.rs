@@ -1,7 +1,8 @@
 //! Key and signature algorithms, and how their public keys and signatures are encoded.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use trustd_notary::keys::{KeyType, PublicKey};
+
 use trustd_proto as pb;
 
 /// Algorithms a key can have. Each fixes exactly one signature scheme.
@@ -81,11 +82,11 @@ impl KeyAlgorithm {
 
     /// The Notary/TUF `keytype` of the public key (notary itself signs with P-256 only; a
     /// P-384 key still gets an ID computed the same way).
-    pub fn notary_key_type(self) -> &'static str {
+    pub fn notary_key_type(self) -> KeyType {
         match self {
-            Self::EcdsaP256 | Self::EcdsaP384 => "ecdsa",
-            Self::Ed25519 => "ed25519",
-            Self::Rsa2048 | Self::Rsa3072 | Self::Rsa4096 => "rsa",
+            Self::EcdsaP256 | Self::EcdsaP384 => KeyType::Ecdsa,
+            Self::Ed25519 => KeyType::Ed25519,
+            Self::Rsa2048 | Self::Rsa3072 | Self::Rsa4096 => KeyType::Rsa,
         }
     }
 }
@@ -138,33 +139,12 @@ impl SignatureAlgorithm {
     }
 }
 
-/// The key ID notary shows: hex SHA-256 of the canonical JSON of the public key object.
-///
-/// The canonical form of `{"keytype":T,"keyval":{"private":null,"public":B64}}` is exactly this
-/// text (keys already sorted, and neither the key type nor base64 needs escaping), so it is
-/// written directly rather than through a JSON serializer.
+/// The key's Notary key ID, by the Notary library's own rule (the one trustctl writes into
+/// TUF metadata), so trustd and trustctl can never disagree on it.
 pub fn notary_key_id(algorithm: KeyAlgorithm, spki_der: &[u8]) -> Result<String, String> {
-    use base64::Engine;
-    let public = match algorithm {
-        // Notary's ed25519 keys carry the 32 raw bytes, not the SubjectPublicKeyInfo.
-        KeyAlgorithm::Ed25519 => ed25519_raw_public(spki_der)?.to_vec(),
-        _ => spki_der.to_vec(),
-    };
-    let canonical = format!(
-        r#"{{"keytype":"{}","keyval":{{"private":null,"public":"{}"}}}}"#,
-        algorithm.notary_key_type(),
-        base64::engine::general_purpose::STANDARD.encode(public)
-    );
-    Ok(hex::encode(Sha256::digest(canonical.as_bytes())))
-}
-
-fn ed25519_raw_public(spki_der: &[u8]) -> Result<[u8; 32], String> {
-    use spki::der::Decode;
-    let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der).map_err(|e| e.to_string())?;
-    info.subject_public_key
-        .as_bytes()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| "Ed25519 public key is not 32 bytes".to_owned())
+    PublicKey::from_spki(algorithm.notary_key_type(), spki_der)
+        .map(|key| key.id())
+        .map_err(|e| e.to_string())
 }
 
 /// DER SubjectPublicKeyInfo of a P-256 point given in SEC1 uncompressed form.
@@ -252,7 +232,7 @@ mod tests {
 
     #[test]
     fn ecdsa_key_id_matches_notary_fixture() {
-        // shared/notary-fixtures/01-init-v1/root.json, written by notary 0.7.
+        // notary/tests/fixtures/notary/01-init-v1/root.json, written by notary 0.7.
         let spki = b64("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEJV+I25S8tadUn+4kxLHbrkPrbzH32AxMWN5aI5e7Xq/lKUjJlzRoouo5IrCIj2ar5YggP3XFNWePRRUG92iH7A==");
         assert_eq!(
             notary_key_id(KeyAlgorithm::EcdsaP256, &spki).unwrap(),

@@ -23,7 +23,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::config::{AuditConfig, AuditSinkKind};
-use crate::peer::PeerCredentials;
+use crate::front::Caller;
 
 const QUEUE_DEPTH: usize = 4096;
 /// Denials (and refusals before a handler) recorded per caller (uid) per window; the rest
@@ -49,9 +49,16 @@ pub enum AuditError {
 pub struct AuditRecord {
     pub time: String,
     pub event: &'static str,
-    pub caller_uid: u32,
-    pub caller_gid: u32,
-    pub caller_pid: i32,
+    /// A local caller's kernel credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller_uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller_gid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller_pid: Option<i32>,
+    /// A remote caller's certificate subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller_identity: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,13 +91,18 @@ fn bound(text: &mut String, max: usize) {
 }
 
 impl AuditRecord {
-    pub fn new(event: &'static str, caller: &PeerCredentials) -> Self {
+    pub fn new(event: &'static str, caller: &Caller) -> Self {
+        let local = caller.local();
         AuditRecord {
             time: crate::time::now_rfc3339(),
             event,
-            caller_uid: caller.uid,
-            caller_gid: caller.gid,
-            caller_pid: caller.pid,
+            caller_uid: local.map(|peer| peer.uid),
+            caller_gid: local.map(|peer| peer.gid),
+            caller_pid: local.map(|peer| peer.pid),
+            caller_identity: match caller {
+                Caller::Remote(remote) => Some(remote.subject.clone()),
+                Caller::Local(_) => None,
+            },
             key_name: None,
             payload_sha384: None,
             key_id: None,
@@ -103,6 +115,16 @@ impl AuditRecord {
         }
     }
 
+    /// Marks the record as the failure `status` reports: "denied" by policy or "failed".
+    pub fn note_failure(&mut self, status: &tonic::Status) {
+        self.result = if status.code() == tonic::Code::PermissionDenied {
+            "denied"
+        } else {
+            "failed"
+        };
+        self.detail = Some(status.message().to_owned());
+    }
+
     /// Cuts every field a caller can choose to its bound.
     fn bounded(mut self) -> Self {
         for text in [&mut self.key_name, &mut self.key_id].into_iter().flatten() {
@@ -112,6 +134,22 @@ impl AuditRecord {
             bound(detail, MAX_DETAIL_CHARS);
         }
         self
+    }
+}
+
+/// Whose denials are counted together: a local uid, or a remote identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum DenialKey {
+    Uid(Option<u32>),
+    Identity(String),
+}
+
+impl DenialKey {
+    fn of(record: &AuditRecord) -> DenialKey {
+        match &record.caller_identity {
+            Some(identity) => DenialKey::Identity(identity.clone()),
+            None => DenialKey::Uid(record.caller_uid),
+        }
     }
 }
 
@@ -128,7 +166,7 @@ struct DenialCount {
 pub struct AuditLog {
     queue: mpsc::Sender<AuditRecord>,
     failed: Arc<AtomicBool>,
-    denials: Arc<Mutex<HashMap<u32, DenialCount>>>,
+    denials: Arc<Mutex<HashMap<DenialKey, DenialCount>>>,
     /// Whether any caller has denials left out: while none has, an allowed record (every
     /// signature) skips the denials table and its lock.
     left_out: Arc<AtomicBool>,
@@ -172,7 +210,7 @@ impl AuditLog {
                 d.left_out > 0 || d.window_start.is_some_and(|t| now - t < DENIAL_WINDOW)
             });
         }
-        let count = denials.entry(record.caller_uid).or_default();
+        let count = denials.entry(DenialKey::of(record)).or_default();
         // Denials, and requests refused before any handler (too large, over a budget): both
         // are made at will by whoever can reach the socket.
         if refusal {
@@ -302,12 +340,12 @@ mod tests {
     use super::*;
 
     fn denied(uid: u32) -> AuditRecord {
-        let peer = PeerCredentials {
+        let peer = Caller::Local(crate::front::peer::PeerCredentials {
             uid,
             gid: uid,
             pid: 1,
             groups: Vec::new(),
-        };
+        });
         let mut record = AuditRecord::new("sign", &peer);
         record.result = "denied";
         record

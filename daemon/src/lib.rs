@@ -2,29 +2,33 @@
 //! its command line and calls [`server::run`]; tests and tools can build the same daemon
 //! in-process.
 //!
-//! The layers, from the socket inward: `listener` (the Unix socket, peer credentials,
-//! connection limits) and `request_limits` (message sizes and buffered bytes, before any
-//! handler), `service` (the gRPC handlers: authorization by `policy`, `audit`, key lifecycle
-//! with `key_locks`), `backend` (PKCS#11, TPM, YubiKey PIV), `inventory` (what keys exist).
+//! The layers, from the socket inward:
+//! - `front`: where requests come from and who sends them (the Unix socket and its peer
+//!   credentials, connection limits, message sizes and buffered bytes before any handler);
+//! - `rpc`: the gRPC service, one path every call takes (caller, in-flight count, `audit`)
+//!   and thin handlers that convert messages and map errors to status codes;
+//! - `keys`: the key service (authorization by `policy`, key lifecycle under `key_locks`,
+//!   signing), whoever the front end;
+//! - `backend`: the devices (PKCS#11, TPM, YubiKey PIV) behind one trait; `inventory`: which
+//!   keys exist and where.
 
-mod admission;
 mod algorithm;
 mod atomic_file;
 mod audit;
 mod backend;
 mod certificate;
 pub mod config;
+mod front;
 mod inventory;
 mod key_locks;
-mod listener;
+mod keys;
 mod operation;
-mod peer;
 pub mod policy;
 mod private_key;
-mod request_limits;
+mod rpc;
 mod secret;
 pub mod server;
-mod service;
+mod state;
 mod time;
 
 use std::path::Path;

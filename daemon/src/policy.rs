@@ -8,8 +8,8 @@
 use wildmatch::WildMatch;
 
 use crate::config::{PolicyConfig, RuleConfig};
+use crate::front::Caller;
 pub use crate::operation::Operation;
-use crate::peer::PeerCredentials;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -35,8 +35,14 @@ struct Rule {
 }
 
 impl Rule {
-    fn matches_caller(&self, caller: &PeerCredentials) -> bool {
-        self.uids.contains(&caller.uid) || self.gids.iter().any(|gid| caller.in_group(*gid))
+    /// Rules name local users and groups; a remote caller matches none of them.
+    fn matches_caller(&self, caller: &Caller) -> bool {
+        match caller {
+            Caller::Local(peer) => {
+                self.uids.contains(&peer.uid) || self.gids.iter().any(|gid| peer.in_group(*gid))
+            }
+            Caller::Remote(_) => false,
+        }
     }
 
     fn matches_key(&self, key_name: &str) -> bool {
@@ -74,7 +80,7 @@ impl Policy {
         Ok(Policy { rules })
     }
 
-    pub fn decide(&self, caller: &PeerCredentials, op: Operation, key_name: &str) -> Decision {
+    pub fn decide(&self, caller: &Caller, op: Operation, key_name: &str) -> Decision {
         self.rules
             .iter()
             .enumerate()
@@ -93,12 +99,12 @@ impl Policy {
 
     /// True when some rule names the caller at all, for any operation: a caller no rule
     /// names is refused before trustd reads its request.
-    pub fn names_caller(&self, caller: &PeerCredentials) -> bool {
+    pub fn names_caller(&self, caller: &Caller) -> bool {
         self.rules.iter().any(|r| r.matches_caller(caller))
     }
 
     /// True when some rule grants `op` to the caller on at least one key name.
-    pub fn grants_any(&self, caller: &PeerCredentials, op: Operation) -> bool {
+    pub fn grants_any(&self, caller: &Caller, op: Operation) -> bool {
         self.rules
             .iter()
             .any(|r| r.operations.contains(&op) && r.matches_caller(caller))
@@ -164,19 +170,20 @@ fn resolve_group(rule: usize, name: &str) -> Result<u32, PolicyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::front::peer::PeerCredentials;
 
     fn policy(toml_rules: &str) -> Policy {
         let config: PolicyConfig = toml::from_str(toml_rules).unwrap();
         Policy::from_config(&config).unwrap()
     }
 
-    fn caller(uid: u32, gid: u32, groups: &[u32]) -> PeerCredentials {
-        PeerCredentials {
+    fn caller(uid: u32, gid: u32, groups: &[u32]) -> Caller {
+        Caller::Local(PeerCredentials {
             uid,
             gid,
             pid: 1,
             groups: groups.to_vec(),
-        }
+        })
     }
 
     const RULES: &str = r#"

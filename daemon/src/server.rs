@@ -13,17 +13,16 @@ use tonic::transport::Server;
 use trustd_proto::signer_server::SignerServer;
 
 use crate::audit::AuditLog;
-use crate::backend::piv::PivBackend;
 use crate::backend::pkcs11::Pkcs11Backend;
-use crate::backend::tpm::TpmBackend;
-use crate::backend::{Backend, BackendState};
+use crate::backend::{piv, tpm, Backend, BackendState};
 use crate::config::{BackendConfig, Config};
+use crate::front::request_limits::{RequestLimits, RequestLimitsLayer};
+use crate::front::unix_socket::{self as listener, PeerIncoming, Timeouts};
 use crate::inventory::Inventory;
 use crate::key_locks::KeyLocks;
-use crate::listener::{self, PeerIncoming, Timeouts};
 use crate::policy::Policy;
-use crate::request_limits::{RequestLimits, RequestLimitsLayer};
-use crate::service::{DaemonState, Guards, SignerService};
+use crate::rpc::SignerService;
+use crate::state::{DaemonState, Guards};
 
 /// How long in-flight requests get to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,8 +41,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         .iter()
         .map(|b| match b {
             BackendConfig::Pkcs11(c) => Arc::new(Pkcs11Backend::new(c.clone())) as Arc<dyn Backend>,
-            BackendConfig::Tpm(c) => Arc::new(TpmBackend::new(c.clone(), config.state_dir.clone())),
-            BackendConfig::Piv(c) => Arc::new(PivBackend::new(c.clone())),
+            BackendConfig::Tpm(c) => Arc::new(tpm::backend(c.clone(), config.state_dir.clone())),
+            BackendConfig::Piv(c) => Arc::new(piv::backend(c.clone())),
         })
         .collect();
     let state = Arc::new(DaemonState {

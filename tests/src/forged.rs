@@ -15,10 +15,10 @@ use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::EncodePublicKey;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256, Sha512};
-use trustctl::tuf::canonical;
-use trustctl::tuf::envelope::{self, Envelope};
-use trustctl::tuf::keys::{KeyType, PublicKey};
-use trustctl::tuf::root_cert::{self, RootCertSpec};
+use trustd_notary::canonical;
+use trustd_notary::envelope::{self, Envelope};
+use trustd_notary::keys::{KeyType, PublicKey};
+use trustd_notary::root_cert::{self, RootCertSpec};
 
 use crate::http::{HttpServer, Response};
 use crate::notary::TestCa;

@@ -118,6 +118,22 @@ impl Swtpm {
         }
     }
 
+    /// Stops swtpm (SIGSTOP) without closing its sockets: a TPM that takes as long as the
+    /// test likes to answer.
+    pub fn freeze(&self) {
+        self.send(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a frozen swtpm go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.send(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn send(&self, signal: nix::sys::signal::Signal) {
+        let child = self.child.as_ref().expect("swtpm running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    }
+
     /// Starts swtpm again on the same ports and state.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "swtpm already running");

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 /// The crates' source roots, from the workspace root; binaries under `src/bin` are crates of
 /// their own (each one file) and are left out.
 const ROOTS: &[&str] = &[
+    "notary/src",
     "daemon/src",
     "cli/src",
     "tests/src",

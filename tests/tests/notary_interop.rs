@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
-use trustctl::tuf::envelope::Envelope;
-use trustctl::tuf::model::{self, Meta, RoleKeys, RoleType, Root, Targets};
-use trustctl::tuf::threshold;
 use trustd_e2e::notary::NotaryServer;
+use trustd_notary::envelope::Envelope;
+use trustd_notary::model::{self, Meta, RoleKeys, RoleType, Root, Targets};
+use trustd_notary::threshold;
 
 const GUN: &str = "registry.example.test/team/app";
 

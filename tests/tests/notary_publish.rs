@@ -5,16 +5,16 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
+use trustctl::client::signer::TrustdSigner;
 use trustctl::notary::server::{NotaryServer as ApiClient, ServerError, MAX_SMALL_ROLE_BYTES};
-use trustctl::tuf::envelope::Envelope;
-use trustctl::tuf::keys::PublicKey;
-use trustctl::tuf::model::{
-    self, Base64Bytes, Delegations, FileMeta, RoleKeys, RoleType, Root, Targets,
-};
-use trustctl::tuf::signer::TrustdSigner;
-use trustctl::tuf::threshold;
 use trustd_e2e::notary::NotaryServer;
 use trustd_e2e::*;
+use trustd_notary::envelope::Envelope;
+use trustd_notary::keys::PublicKey;
+use trustd_notary::model::{
+    self, Base64Bytes, Delegations, FileMeta, RoleKeys, RoleType, Root, Targets,
+};
+use trustd_notary::threshold;
 use trustd_proto::KeyAlgorithm;
 
 const GUN: &str = "registry.example.test/team/hardware-signed";
@@ -118,7 +118,7 @@ async fn notary_server_accepts_and_the_notary_client_lists_a_repository_signed_i
             serde_json::to_value(&targets).unwrap(),
         ),
     ] {
-        let body = trustctl::tuf::canonical::to_vec(&signed).unwrap();
+        let body = trustd_notary::canonical::to_vec(&signed).unwrap();
         let signature = signer.sign_canonical(key, keyid, &body).await.unwrap();
         let envelope = Envelope {
             signed,

@@ -230,7 +230,7 @@ fn a_certificate_signer_added_by_trustctl_is_used_by_the_notary_client() {
 fn expired_certificate() -> String {
     use p256::ecdsa::signature::Signer;
     use p256::pkcs8::EncodePublicKey;
-    use trustctl::tuf::root_cert::{self, RootCertSpec};
+    use trustd_notary::root_cert::{self, RootCertSpec};
     use x509_cert::der::Encode;
     let key = p256::ecdsa::SigningKey::random(&mut rand::thread_rng());
     let spki = key.verifying_key().to_public_key_der().unwrap();

@@ -521,3 +521,79 @@ fn rsa_3072_keys_make_pss_signatures_that_openssl_verifies() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attestations_are_audited_like_every_other_use_of_a_key() {
+    let tpm = Swtpm::start();
+    let trustd = trustd_on(&tpm, "");
+    let mut client = trustd.client().await;
+    let key = generate_key(&mut client, "k", KeyAlgorithm::EcdsaP256).await;
+    let attest = |nonce: &[u8]| trustd_proto::AttestKeyRequest {
+        key: Some(trustd_proto::KeySelector {
+            selector: Some(trustd_proto::key_selector::Selector::Name("k".into())),
+        }),
+        nonce: nonce.to_vec(),
+    };
+    client
+        .attest_key(attest(b"sixteen byte nce"))
+        .await
+        .unwrap();
+    let err = client.attest_key(attest(b"short")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+
+    let records: Vec<_> = trustd
+        .audit_records()
+        .into_iter()
+        .filter(|r| r["event"] == "attest")
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    for record in &records {
+        assert_eq!(record["key_name"], "k");
+        assert_eq!(record["key_id"], key.key_id.as_str());
+        assert_eq!(record["caller_uid"], nix::unistd::getuid().as_raw());
+    }
+    assert_eq!(records[0]["result"], "allowed");
+    assert_eq!(records[1]["result"], "failed");
+    assert!(
+        records[1]["detail"].as_str().unwrap().contains("nonce"),
+        "{records:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_waits_for_a_status_call_held_up_by_the_tpm() {
+    let tpm = Swtpm::start();
+    let mut trustd = trustd_on(&tpm, "");
+    let mut client = trustd.client().await;
+    client.status(trustd_proto::StatusRequest {}).await.unwrap();
+
+    tpm.freeze();
+    let slow = tokio::spawn(async move { client.status(trustd_proto::StatusRequest {}).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    if slow.is_finished() {
+        panic!("Status did not wait for the frozen TPM: {:?}", slow.await);
+    }
+    trustd.signal(nix::sys::signal::Signal::SIGTERM);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(
+        trustd.is_running(),
+        "trustd exited while a Status call was still in flight:\n{}",
+        trustd.log_text()
+    );
+
+    tpm.thaw();
+    let reply = slow
+        .await
+        .unwrap()
+        .expect("the Status call in flight is answered")
+        .into_inner();
+    assert_eq!(
+        reply.backends[0].state,
+        trustd_proto::BackendState::Ready as i32,
+        "{reply:?}"
+    );
+    let exit = tokio::task::spawn_blocking(move || trustd.stop())
+        .await
+        .unwrap();
+    assert!(exit.success(), "trustd exited with {exit}");
+}

@@ -30,7 +30,7 @@ use serde::Serialize;
 use x509_cert::Certificate;
 
 use self::tpm_structures::{attributes, CertifyInfo, PublicArea, PublicKey};
-use crate::x509_chain::chains_to;
+use trustd_notary::x509_chain::chains_to;
 use trustd_proto as pb;
 
 /// Why evidence was not accepted.

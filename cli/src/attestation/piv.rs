@@ -14,7 +14,7 @@ use serde::Serialize;
 use x509_cert::Certificate;
 
 use super::AttestationError;
-use crate::x509_chain::chains_to;
+use trustd_notary::x509_chain::chains_to;
 use trustd_proto as pb;
 
 const YUBICO_PIV_ROOT: &str = include_str!("yubico-piv-root-ca.pem");

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256, Sha384};
 use trustctl::client;
 use trustctl::error::CliError;
 use trustctl::keyfile;
-use trustctl::verify::{self, Signed};
+use trustd_notary::verify::{self, Signed};
 use trustd_proto as pb;
 
 /// Files up to this size are sent whole, so trustd hashes (and audits) what it signs; larger

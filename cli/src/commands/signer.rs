@@ -12,9 +12,9 @@ use trustctl::notary::delegation::{self, DelegationError, RELEASES};
 use trustctl::notary::draft::{self, Draft};
 use trustctl::notary::trust::{self, VerifiedRepository};
 use trustctl::reference::ImageRef;
-use trustctl::tuf::keys::PublicKey;
-use trustctl::tuf::model::RoleKeys;
-use trustctl::tuf::{envelope::RawEnvelope, threshold};
+use trustd_notary::keys::PublicKey;
+use trustd_notary::model::RoleKeys;
+use trustd_notary::{envelope::RawEnvelope, threshold};
 
 use super::inspect::{trust_error, NotaryArgs};
 use super::repository::open_or_init;

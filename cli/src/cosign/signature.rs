@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{signature_tag, Payload, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE};
+use crate::client::signer::TrustdSigner;
 use crate::error::CliError;
 use crate::once::OncePerKey;
 use crate::reference::ImageRef;
 use crate::registry::{reference, RegistryClient, RegistryError};
-use crate::tuf::signer::TrustdSigner;
-use crate::verify::{self, Signed};
+use trustd_notary::verify::{self, Signed};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";

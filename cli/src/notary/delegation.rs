@@ -3,10 +3,10 @@
 
 use time::OffsetDateTime;
 
-use crate::tuf::certificate;
-use crate::tuf::keys::{KeyType, PublicKey};
-use crate::tuf::model::{DelegatedRole, Delegations};
-use crate::tuf::root_cert;
+use trustd_notary::certificate;
+use trustd_notary::keys::{KeyType, PublicKey};
+use trustd_notary::model::{DelegatedRole, Delegations};
+use trustd_notary::root_cert;
 
 /// The role every docker signer is also added to; docker reads released tags from it.
 pub const RELEASES: &str = "targets/releases";

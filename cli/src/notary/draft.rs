@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::roles::{expires_in, file_meta, publish_and_verify, TARGETS_DAYS};
 use super::server::NotaryServer;
 use super::trust::{TrustStore, VerifiedRepository};
+use crate::client::signer::TrustdSigner;
 use crate::error::CliError;
-use crate::tuf::canonical;
-use crate::tuf::envelope::Envelope;
-use crate::tuf::model::{DelegatedRole, Delegations, RoleType, Targets};
-use crate::tuf::signer::TrustdSigner;
+use trustd_notary::canonical;
+use trustd_notary::envelope::Envelope;
+use trustd_notary::model::{DelegatedRole, Delegations, RoleType, Targets};
 
 pub struct Draft<'a> {
     pub repo: &'a VerifiedRepository,

@@ -11,12 +11,12 @@ use super::roles::{
 };
 use super::server::NotaryServer;
 use super::trust::{TrustStore, VerifiedRepository};
+use crate::client::signer::TrustdSigner;
 use crate::error::CliError;
-use crate::tuf::keys::PublicKey;
-use crate::tuf::model::{
+use trustd_notary::keys::PublicKey;
+use trustd_notary::model::{
     Base64Bytes, Delegations, FileMeta, Meta, RoleKeys, RoleType, Root, Targets,
 };
-use crate::tuf::signer::TrustdSigner;
 
 /// Options for a new repository.
 pub struct InitOptions<'a> {

@@ -10,10 +10,10 @@ use trustd_proto as pb;
 
 use super::server::NotaryServer;
 use super::trust::{self, TrustError, TrustStore, VerifiedRepository};
+use crate::client::signer::TrustdSigner;
 use crate::error::CliError;
-use crate::tuf::envelope::Envelope;
-use crate::tuf::model::{self, Base64Bytes, FileMeta};
-use crate::tuf::signer::TrustdSigner;
+use trustd_notary::envelope::Envelope;
+use trustd_notary::model::{self, Base64Bytes, FileMeta};
 
 /// Notary's default lifetimes.
 pub(super) const ROOT_DAYS: i64 = 3650;
@@ -95,7 +95,7 @@ pub(super) async fn signed_file(
 ) -> Result<Vec<u8>, CliError> {
     let value: Value = serde_json::to_value(role).expect("roles serialize");
     // Canonicalized once: the same bytes are signed and written.
-    let body = crate::tuf::canonical::to_vec(&value)
+    let body = trustd_notary::canonical::to_vec(&value)
         .map_err(|e| CliError::Failed(format!("cannot write the role: {e}")))?;
     let signature = signer.sign_canonical(key, keyid, &body).await?;
     Ok(Envelope::wire(&body, &[signature]))

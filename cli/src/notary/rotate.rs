@@ -8,10 +8,10 @@ use super::roles::{
 };
 use super::server::NotaryServer;
 use super::trust::{TrustStore, VerifiedRepository};
+use crate::client::signer::TrustdSigner;
 use crate::error::CliError;
-use crate::tuf::keys::PublicKey;
-use crate::tuf::model::RoleKeys;
-use crate::tuf::signer::TrustdSigner;
+use trustd_notary::keys::PublicKey;
+use trustd_notary::model::RoleKeys;
 
 /// Where the new key lives.
 pub enum NewKey<'a> {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::auth::Authenticator;
 use crate::http_limits::{self, BodyError};
 use crate::registry::Credentials;
-use crate::tuf::keys::PublicKey;
+use trustd_notary::keys::PublicKey;
 
 /// Largest role file trustctl downloads (notary's own client allows the same for targets).
 pub const MAX_ROLE_BYTES: u64 = 100 * 1024 * 1024;

@@ -17,11 +17,11 @@ use time::OffsetDateTime;
 use super::delegation;
 use super::pinning::{PinningError, TrustPinning};
 use super::server::{NotaryServer, ServerError, MAX_ROLE_BYTES, MAX_SMALL_ROLE_BYTES};
-use crate::tuf::certificate;
-use crate::tuf::envelope::{Envelope, RawEnvelope};
-use crate::tuf::keys::KeyType;
-use crate::tuf::model::{self, FileMeta, Meta, RoleKeys, RoleType, Root, Targets};
-use crate::tuf::threshold::{self, ThresholdError};
+use trustd_notary::certificate;
+use trustd_notary::envelope::{Envelope, RawEnvelope};
+use trustd_notary::keys::KeyType;
+use trustd_notary::model::{self, FileMeta, Meta, RoleKeys, RoleType, Root, Targets};
+use trustd_notary::threshold::{self, ThresholdError};
 
 /// Where role files come from: the notary server, or anything else that serves them.
 #[allow(async_fn_in_trait)]
@@ -298,7 +298,7 @@ fn parse_verified<T: serde::de::DeserializeOwned + model::Role>(
     role: &str,
     bytes: &[u8],
     role_type: RoleType,
-    keys: &BTreeMap<String, crate::tuf::keys::PublicKey>,
+    keys: &BTreeMap<String, trustd_notary::keys::PublicKey>,
     listed: &RoleKeys,
 ) -> Result<T, TrustError> {
     let raw = RawEnvelope::parse(bytes).map_err(|e| malformed(role, e))?;
@@ -467,7 +467,7 @@ impl RoleCheck<'_> {
         role: &str,
         bytes: &[u8],
         role_type: RoleType,
-        keys: &BTreeMap<String, crate::tuf::keys::PublicKey>,
+        keys: &BTreeMap<String, trustd_notary::keys::PublicKey>,
         listed: &RoleKeys,
     ) -> Result<T, TrustError>
     where

@@ -68,6 +68,7 @@ impl<D: Send + 'static> DeviceQueue<D> {
                 detail: error.to_string(),
                 device,
                 algorithms: Vec::new(),
+                queue: None,
             },
         }
     }

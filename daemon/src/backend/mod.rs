@@ -1,11 +1,20 @@
-//! The device side: one trait every kind of hardware implements.
+//! The device side: one small trait every kind of hardware implements.
 //!
 //! A backend owns its device I/O and keeps it off the async runtime; callers only see async
 //! operations and a small error vocabulary that maps one-to-one onto gRPC status codes.
+//!
+//! [`Backend`] holds what every device does (status, generate, import, sign, delete). What only
+//! some devices can do is a capability reached through an accessor that returns `None` when
+//! the device lacks it: [`Attest`] (evidence that the device made a key), [`PinEntry`] (a PIN
+//! handed over by a caller), [`PivAdmin`] (a fresh card's PIN, PUK and management key) and
+//! [`CredentialActivation`] (a verifier's challenge to the attestation key). PKCS#11 tokens
+//! are driven by a worker pool (`pkcs11`, `workers`); devices that run one command at a time
+//! (`tpm`, `piv`) implement the synchronous [`serial::SerialDevice`] and share one adapter.
 
 pub mod device_queue;
 pub mod piv;
 pub mod pkcs11;
+pub mod serial;
 pub mod tpm;
 pub mod workers;
 
@@ -61,6 +70,8 @@ pub struct BackendStatus {
     pub detail: String,
     pub device: String,
     pub algorithms: Vec<KeyAlgorithm>,
+    /// For a device behind a queue: requests waiting now, and the queue's depth.
+    pub queue: Option<(usize, usize)>,
 }
 
 /// A key just created or imported on a device.
@@ -103,9 +114,10 @@ impl BackendKind {
     }
 }
 
-/// Where and how a PIV key is generated (ignored by other backends).
+/// Where a key is made and under which use policies, for devices that have slots and
+/// policies (a PIV card); devices without them ignore these.
 #[derive(Debug, Clone, Default)]
-pub struct PivGenerate {
+pub struct GenerateOptions {
     pub slot: Option<String>,
     pub pin_policy: Option<PinPolicy>,
     pub touch_policy: Option<TouchPolicy>,
@@ -127,16 +139,12 @@ pub trait Backend: Send + Sync {
     fn name(&self) -> &str;
     fn kind(&self) -> BackendKind;
     async fn status(&self) -> BackendStatus;
-    /// For a device behind a queue: requests waiting now, and the queue's depth.
-    fn queue_load(&self) -> Option<(usize, usize)> {
-        None
-    }
     /// Generates a non-extractable key pair on the device, labelled `label`.
     async fn generate(
         &self,
         label: &str,
         algorithm: KeyAlgorithm,
-        piv: &PivGenerate,
+        options: &GenerateOptions,
     ) -> Result<NewKey, BackendError>;
     /// Writes a private key to the device as non-extractable; the caller's copy is zeroized
     /// when `key` is dropped.
@@ -144,50 +152,64 @@ pub trait Backend: Send + Sync {
     /// Signs; ECDSA signatures come back as fixed-width r||s.
     async fn sign(
         &self,
-        device: &DeviceHandle,
+        key: &DeviceHandle,
         algorithm: KeyAlgorithm,
         input: SignInput,
     ) -> Result<Vec<u8>, BackendError>;
     /// Removes the key from the device. Removing a key that is already gone succeeds.
-    async fn delete(&self, device: &DeviceHandle) -> Result<(), BackendError>;
-    /// Fresh evidence from the device that it generated the key, bound to the caller's nonce.
-    async fn attest(
-        &self,
-        _device: &DeviceHandle,
-        _nonce: Vec<u8>,
-    ) -> Result<Attestation, BackendError> {
-        Err(BackendError::Unsupported(format!(
-            "backend {:?} ({}) cannot attest its keys",
-            self.name(),
-            self.kind().as_str()
-        )))
+    async fn delete(&self, key: &DeviceHandle) -> Result<(), BackendError>;
+
+    fn attestation(&self) -> Option<&dyn Attest> {
+        None
     }
-    /// Keeps a PIN handed over by an authorized caller (in memory only), after checking it.
-    async fn unlock(&self, _pin: zeroize::Zeroizing<String>) -> Result<(), BackendError> {
-        Err(BackendError::Unsupported(format!(
-            "backend {:?} ({}) takes no PIN from callers",
-            self.name(),
-            self.kind().as_str()
-        )))
+    fn pin_entry(&self) -> Option<&dyn PinEntry> {
+        None
     }
-    /// Replaces a PIV card's factory PIN, PUK and management key; returns the card's serial.
-    async fn provision_piv(&self, _request: PivProvisioning) -> Result<u32, BackendError> {
-        Err(BackendError::Unsupported(format!(
-            "backend {:?} ({}) is not a PIV card",
-            self.name(),
-            self.kind().as_str()
-        )))
+    fn piv_admin(&self) -> Option<&dyn PivAdmin> {
+        None
     }
-    /// Answers a verifier's MakeCredential challenge with the device's attestation key.
+    fn credential_activation(&self) -> Option<&dyn CredentialActivation> {
+        None
+    }
+}
+
+/// Fresh evidence from the device that it generated a key.
+#[async_trait]
+pub trait Attest: Send + Sync {
+    /// Evidence for `key`, bound to the caller's nonce where the device can bind one.
+    async fn attest(&self, key: &DeviceHandle, nonce: Vec<u8>)
+        -> Result<Attestation, BackendError>;
+}
+
+/// A device unlocked by a PIN that an authorized caller hands over (kept in memory only).
+#[async_trait]
+pub trait PinEntry: Send + Sync {
+    /// Checks the PIN on the device and keeps it.
+    async fn unlock(&self, pin: zeroize::Zeroizing<String>) -> Result<(), BackendError>;
+}
+
+/// A PIV card's own administration.
+#[async_trait]
+pub trait PivAdmin: Send + Sync {
+    /// Replaces the card's factory PIN, PUK and management key; returns the card's serial.
+    async fn provision(&self, request: PivProvisioning) -> Result<u32, BackendError>;
+}
+
+/// A device with an attestation key that answers a verifier's MakeCredential challenge.
+#[async_trait]
+pub trait CredentialActivation: Send + Sync {
     async fn activate_credential(
         &self,
-        _credential_blob: Vec<u8>,
-        _encrypted_secret: Vec<u8>,
-    ) -> Result<Vec<u8>, BackendError> {
-        Err(BackendError::Unsupported(format!(
-            "backend {:?} ({}) has no attestation key to activate a credential with",
-            self.name(),
-            self.kind().as_str()
-        )))
-    }
+        credential_blob: Vec<u8>,
+        encrypted_secret: Vec<u8>,
+    ) -> Result<Vec<u8>, BackendError>;
+}
+
+/// Unsupported, for a capability `backend` lacks: "backend \"x\" (pkcs11) {lacks}".
+pub fn lacks(backend: &dyn Backend, lacks: &str) -> BackendError {
+    BackendError::Unsupported(format!(
+        "backend {:?} ({}) {lacks}",
+        backend.name(),
+        backend.kind().as_str()
+    ))
 }

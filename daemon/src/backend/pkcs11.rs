@@ -505,6 +505,7 @@ impl Shared {
                             .all(|(m, _)| token.offers(*m))
                     })
                     .collect(),
+                queue: None,
             },
             Err(error) => BackendStatus {
                 state: match error {
@@ -515,6 +516,7 @@ impl Shared {
                 detail: error.to_string(),
                 device: self.token_name(),
                 algorithms: Vec::new(),
+                queue: None,
             },
         }
     }
@@ -641,6 +643,7 @@ impl Backend for Pkcs11Backend {
                 detail: "status check failed (see trustd's log)".into(),
                 device: String::new(),
                 algorithms: Vec::new(),
+                queue: None,
             })
     }
 
@@ -648,7 +651,7 @@ impl Backend for Pkcs11Backend {
         &self,
         label: &str,
         algorithm: KeyAlgorithm,
-        _piv: &super::PivGenerate,
+        _options: &super::GenerateOptions,
     ) -> Result<NewKey, BackendError> {
         if !ALGORITHMS.contains(&algorithm) {
             return Err(BackendError::Unsupported(format!(

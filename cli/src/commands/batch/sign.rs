@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use trustctl::client::signer::TrustdSigner;
 use trustctl::client::{self, Client};
 use trustctl::cosign::{self, SignOutcome, UploadedConfigs};
 use trustctl::error::CliError;
@@ -15,7 +16,6 @@ use trustctl::notary::publish::{self, SignAs, Target};
 use trustctl::notary::server::NotaryServer;
 use trustctl::notary::trust::TrustStore;
 use trustctl::registry::{Fetched, RegistryClient, RegistryOptions};
-use trustctl::tuf::signer::TrustdSigner;
 
 use super::progress::{Tally, SIGNING};
 use super::scheduler::Scheduler;

@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::algorithm::{self, KeyAlgorithm};
 use crate::backend::{
-    BackendError, BackendState, BackendStatus, NewKey, PivGenerate, PivProvisioning, SignInput,
+    BackendError, BackendState, BackendStatus, GenerateOptions, NewKey, PivProvisioning, SignInput,
 };
 use crate::config::PivConfig;
 use crate::inventory::{Attestation, DeviceHandle, PinPolicy, PivEvidence, TouchPolicy};
@@ -85,6 +85,11 @@ impl PivCard {
         }
     }
 
+    /// The backend's configured name.
+    pub fn name(&self) -> &str {
+        &self.state.config.name
+    }
+
     pub fn status(&mut self) -> BackendStatus {
         let probed = self.with_card(|card, yk| {
             let retries = yubikey::piv::metadata(yk, SlotId::Management(ManagementSlotId::Pin))
@@ -113,6 +118,7 @@ impl PivCard {
                     detail,
                     device,
                     algorithms: ALGORITHMS.to_vec(),
+                    queue: None,
                 }
             }
             Err(error) => BackendStatus {
@@ -124,6 +130,7 @@ impl PivCard {
                 detail: error.to_string(),
                 device: self.who(),
                 algorithms: ALGORITHMS.to_vec(),
+                queue: None,
             },
         }
     }
@@ -132,7 +139,7 @@ impl PivCard {
         &mut self,
         label: &str,
         algorithm: KeyAlgorithm,
-        options: &PivGenerate,
+        options: &GenerateOptions,
     ) -> Result<NewKey, BackendError> {
         let algorithm_id = match algorithm {
             KeyAlgorithm::EcdsaP256 => AlgorithmId::EccP256,
@@ -573,7 +580,7 @@ impl CardState {
     fn choose_slot(
         &mut self,
         yk: &mut YubiKey,
-        options: &PivGenerate,
+        options: &GenerateOptions,
     ) -> Result<SlotId, CardError> {
         let occupied = |yk: &mut YubiKey, slot: SlotId| yubikey::piv::metadata(yk, slot).is_ok();
         match &options.slot {

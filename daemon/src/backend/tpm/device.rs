@@ -110,11 +110,21 @@ impl Device {
         }
     }
 
+    /// The backend's configured name.
+    pub fn name(&self) -> &str {
+        &self.settings.config.name
+    }
+
     pub fn status(&mut self) -> BackendStatus {
         let result = self.with_connection(|conn, _| {
-            // A cheap round trip, so a TPM that vanished since the last request shows.
+            // A cheap round trip, so a TPM that vanished since the last request shows. Not
+            // `get_tpm_property`: tss-esapi caches what it read once and never asks again.
             conn.context
-                .get_tpm_property(PropertyTag::LockoutCounter)
+                .get_capability(
+                    tss_esapi::constants::CapabilityType::TpmProperties,
+                    PropertyTag::LockoutCounter.into(),
+                    1,
+                )
                 .during("reading TPM properties")
         });
         let device = self
@@ -135,6 +145,7 @@ impl Device {
             detail,
             device,
             algorithms: templates::ALGORITHMS.to_vec(),
+            queue: None,
         }
     }
 

@@ -20,9 +20,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::Stream;
 use tonic::transport::server::Connected;
 
-use crate::admission::{ConnectionGate, ConnectionSlot, RateLimitedLog};
 use crate::config::SocketConfig;
-use crate::peer::PeerCredentials;
+use crate::front::admission::{ConnectionGate, ConnectionSlot, RateLimitedLog};
+use crate::front::peer::PeerCredentials;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {

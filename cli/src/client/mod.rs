@@ -1,4 +1,7 @@
-//! Connecting to trustd over its Unix socket.
+//! trustd as trustctl and the tests reach it: the connection over its Unix socket (here), and
+//! the signer that puts trustd's keys behind the Notary library's signing (`signer`).
+
+pub mod signer;
 
 use std::path::{Path, PathBuf};
 

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256, Sha512};
-use trustctl::tuf::envelope::Envelope;
-use trustctl::tuf::keys::{KeyError, KeyType, PublicKey};
-use trustctl::tuf::model::{self, Meta, RoleKeys, RoleType, Root, Targets};
-use trustctl::tuf::{canonical, threshold};
+use trustd_notary::envelope::Envelope;
+use trustd_notary::keys::{KeyError, KeyType, PublicKey};
+use trustd_notary::model::{self, Meta, RoleKeys, RoleType, Root, Targets};
+use trustd_notary::{canonical, threshold};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notary")

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::canonical::{self, CanonicalError};
+use crate::canonical::{self, CanonicalError};
 
 /// One signature over the canonical `signed` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, HashMap};
 use trustd_proto as pb;
 use x509_cert::der::Encode;
 
-use super::envelope::Signature;
-use super::keys::{KeyType, PublicKey};
-use super::model::Root;
-use super::root_cert::{self, RootCertSpec};
-use crate::client::{self, Client};
+use super::{self as client, Client};
 use crate::error::CliError;
+use trustd_notary::envelope::Signature;
+use trustd_notary::keys::{KeyType, PublicKey};
+use trustd_notary::model::Root;
+use trustd_notary::root_cert::{self, RootCertSpec};
 
 /// Signs with keys in trustd; remembers each key's public information for its lifetime so a
 /// publish asks trustd about a key once, not once per signature.

@@ -27,10 +27,11 @@ use tonic::body::Body;
 use tonic::Status;
 use tower::{Layer, Service};
 
-use crate::admission::{HeldBytes, OverBudget, RateLimitedLog};
 use crate::audit::AuditRecord;
-use crate::peer::PeerCredentials;
-use crate::service::DaemonState;
+use crate::front::admission::{HeldBytes, OverBudget, RateLimitedLog};
+use crate::front::peer::PeerCredentials;
+use crate::front::Caller;
+use crate::state::DaemonState;
 
 /// Largest message of methods that carry only names and options.
 const SMALL_MESSAGE: usize = 16 * 1024;
@@ -64,22 +65,18 @@ impl RequestLimits {
     }
 
     /// Counts, logs and audits a request refused before its handler.
-    fn refuse(&self, caller: Option<&PeerCredentials>, method: &str, status: &Status) {
+    fn refuse(&self, caller: Option<&Caller>, method: &str, status: &Status) {
         self.state
             .guards
             .refused_requests
             .fetch_add(1, Ordering::Relaxed);
-        let uid = caller.map(|c| c.uid);
+        let uid = caller.and_then(|c| c.local()).map(|peer| peer.uid);
         REFUSED_LOG.log(|suppressed| {
             tracing::warn!(?uid, method, code = ?status.code(), reason = status.message(), suppressed, "request refused before its handler")
         });
         if let Some(caller) = caller {
             let mut record = AuditRecord::new("request", caller);
-            record.result = if status.code() == tonic::Code::PermissionDenied {
-                "denied"
-            } else {
-                "failed"
-            };
+            record.note_failure(status);
             record.detail = Some(format!("{method}: {}", status.message()));
             self.state.audit.record_now(record);
         }
@@ -125,25 +122,27 @@ where
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let path = request.uri().path().to_owned();
         let method = path.rsplit('/').next().unwrap_or_default().to_owned();
-        let caller = request.extensions().get::<PeerCredentials>().cloned();
-        let Some(caller) = caller else {
+        let peer = request.extensions().get::<PeerCredentials>().cloned();
+        let Some(peer) = peer else {
             let status = Status::unauthenticated("the connection carries no peer credentials");
             self.limits.refuse(None, &method, &status);
             return Box::pin(std::future::ready(Ok(status.into_http())));
         };
         let health = path.starts_with("/grpc.health.");
+        let uid = peer.uid;
+        let caller = Caller::Local(peer);
         let unknown = !health && !self.limits.state.policy().names_caller(&caller);
         let limit = match unknown {
             true => self.limits.message_limit(&path).min(UNKNOWN_CALLER_MESSAGE),
             false => self.limits.message_limit(&path),
         };
-        let held = self.limits.state.guards.bytes.holding(caller.uid);
+        let held = self.limits.state.guards.bytes.holding(uid);
         let limits = self.limits.clone();
         let request = request.map(|body| {
             Body::new(LimitedBody {
                 inner: body,
                 limit,
-                unknown_caller: unknown.then_some(caller.uid),
+                unknown_caller: unknown.then_some(uid),
                 received: 0,
                 held,
                 on_refusal: Box::new(move |status: &Status| {

@@ -176,8 +176,8 @@ fn go_time(unix_seconds: u64) -> Result<Time, CertError> {
 mod tests {
     use super::*;
 
-    /// The root certificate notary 0.7 wrote in shared/notary-fixtures/01-init-v1.
-    const FIXTURE_ROOT_CERT: &str = include_str!("../../tests/fixtures/notary/01-init-v1-root.pem");
+    /// The root certificate notary 0.7 wrote in notary/tests/fixtures/notary/01-init-v1-root.pem (the certificate in 01-init-v1/root.json).
+    const FIXTURE_ROOT_CERT: &str = include_str!("../tests/fixtures/notary/01-init-v1-root.pem");
 
     #[test]
     fn tbs_equals_what_notary_wrote_for_the_same_inputs() {

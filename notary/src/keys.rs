@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use x509_cert::der::{DecodePem, Encode};
 
-use super::canonical;
+use crate::canonical;
 use crate::verify::{self, Signed, VerifyError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +89,33 @@ impl PublicKey {
                 private: None,
                 public,
             },
+        }
+    }
+
+    /// The plain-form key (`ecdsa`, `rsa` or `ed25519`) of a DER SubjectPublicKeyInfo, as
+    /// Notary writes it: ed25519 keys carry the 32 raw bytes, the others the DER itself.
+    pub fn from_spki(keytype: KeyType, spki_der: &[u8]) -> Result<PublicKey, KeyError> {
+        let unreadable = |reason: String| KeyError::Unreadable {
+            id: String::new(),
+            keytype: keytype.as_str(),
+            reason,
+        };
+        match keytype {
+            KeyType::Ecdsa | KeyType::Rsa => Ok(PublicKey::new(keytype, spki_der.to_vec())),
+            KeyType::Ed25519 => {
+                use spki::der::Decode;
+                let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+                    .map_err(|e| unreadable(e.to_string()))?;
+                let raw = info
+                    .subject_public_key
+                    .as_bytes()
+                    .filter(|raw| raw.len() == 32)
+                    .ok_or_else(|| unreadable("the Ed25519 key is not 32 bytes".into()))?;
+                Ok(PublicKey::new(keytype, raw.to_vec()))
+            }
+            KeyType::EcdsaX509 | KeyType::RsaX509 => Err(unreadable(
+                "a certificate key is made from a certificate, not a bare public key".into(),
+            )),
         }
     }
 

@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::envelope::{Envelope, Signature};
-use super::keys::{KeyError, PublicKey};
-use super::model::RoleKeys;
+use crate::envelope::{Envelope, Signature};
+use crate::keys::{KeyError, PublicKey};
+use crate::model::RoleKeys;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThresholdError {
