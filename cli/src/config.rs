@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::notary::pinning::TrustPinning;
+use trustd_notary::pinning::TrustPinning;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -72,13 +72,4 @@ impl From<std::io::Error> for CliError {
     }
 }
 
-/// An error and its sources, in one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text = format!("{text}: {inner}");
-        source = inner.source();
-    }
-    text
-}
+pub use trustd_notary::client::error_chain;

@@ -4,16 +4,12 @@
 //! (`key load`); everything else works with public keys and signatures only.
 
 pub mod attestation;
-pub mod auth;
 pub mod client;
 pub mod config;
 pub mod cosign;
 pub mod error;
-pub mod http_limits;
-pub mod inspect;
 pub mod keyfile;
 pub mod notary;
 pub mod once;
-pub mod output;
 pub mod reference;
 pub mod registry;

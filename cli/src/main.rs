@@ -115,7 +115,7 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!(
                 "trustctl: {}",
-                trustctl::output::sanitize(&error.to_string())
+                trustd_notary::text::sanitize(&error.to_string())
             );
             ExitCode::from(error.exit_code())
         }

@@ -15,14 +15,30 @@
 //! - [`threshold`]: whether a role carries enough valid signatures from the keys it must.
 //! - [`certificate`], [`root_cert`]: the X.509 certificates that carry Notary root keys.
 //! - [`verify`], [`x509_chain`]: signature and certificate chain checks.
+//! - [`text`]: server-supplied text made safe to show on a terminal.
+//! - [`delegation`]: delegated roles and the paths they may sign; [`pinning`]: trust pinning
+//!   of a repository's root (by certificate, CA or key ID), as notary's client config has it.
+//! - With the `client` feature: [`client`] (a notary-server's HTTP API, docker's token
+//!   authentication and credentials, bounded bodies), [`trust`] (a repository read through
+//!   full verification from a trusted root, and the local trust cache) and [`inspect`]
+//!   (`docker trust inspect`'s report of a verified repository).
 
 pub mod canonical;
 pub mod certificate;
+#[cfg(feature = "client")]
+pub mod client;
+pub mod delegation;
 mod encoding;
 pub mod envelope;
+#[cfg(feature = "client")]
+pub mod inspect;
 pub mod keys;
 pub mod model;
+pub mod pinning;
 pub mod root_cert;
+pub mod text;
 pub mod threshold;
+#[cfg(feature = "client")]
+pub mod trust;
 pub mod verify;
 pub mod x509_chain;

@@ -166,22 +166,24 @@ async fn what_the_notary_client_publishes_is_rewritten_byte_for_byte_and_verifie
     assert!(targets.version >= 2);
 
     // The full verification on read, straight from the live server, trusts the same data.
-    let api =
-        trustctl::notary::server::NotaryServer::new(&server.url, Some(&server.ca.ca_cert()), None)
-            .unwrap();
+    let api = trustd_notary::client::server::NotaryServer::new(
+        &server.url,
+        Some(&server.ca.ca_cert()),
+        None,
+    )
+    .unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let store = trustctl::notary::trust::TrustStore::new(cache.path());
-    let verified =
-        trustctl::notary::trust::update(&api, &store, GUN, time::OffsetDateTime::now_utc())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+    let store = trustd_notary::trust::TrustStore::new(cache.path());
+    let verified = trustd_notary::trust::update(&api, &store, GUN, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(verified.targets.targets.contains_key("v1"));
     assert!(verified.delegations["targets/releases"]
         .targets
         .contains_key("v2"));
     assert_eq!(verified.files["snapshot"], files["snapshot"]);
     // Warm: a second read with the cache in place agrees.
-    let again = trustctl::notary::trust::update(&api, &store, GUN, time::OffsetDateTime::now_utc())
+    let again = trustd_notary::trust::update(&api, &store, GUN, time::OffsetDateTime::now_utc())
         .await
         .unwrap();
     assert_eq!(again.timestamp.version, verified.timestamp.version);

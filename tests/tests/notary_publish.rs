@@ -6,9 +6,9 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 use trustctl::client::signer::TrustdSigner;
-use trustctl::notary::server::{NotaryServer as ApiClient, ServerError, MAX_SMALL_ROLE_BYTES};
 use trustd_e2e::notary::NotaryServer;
 use trustd_e2e::*;
+use trustd_notary::client::server::{NotaryServer as ApiClient, ServerError, MAX_SMALL_ROLE_BYTES};
 use trustd_notary::envelope::Envelope;
 use trustd_notary::keys::PublicKey;
 use trustd_notary::model::{

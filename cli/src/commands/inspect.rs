@@ -4,15 +4,15 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use trustctl::output::sanitize;
+use trustd_notary::text::sanitize;
 
 use clap::Args;
 use trustctl::error::CliError;
-use trustctl::inspect;
-use trustctl::notary::server::{NotaryServer, ServerError};
-use trustctl::notary::trust::{self, TrustError, TrustStore};
 use trustctl::reference::ImageRef;
 use trustctl::registry::Credentials;
+use trustd_notary::client::server::{NotaryServer, ServerError};
+use trustd_notary::inspect;
+use trustd_notary::trust::{self, TrustError, TrustStore};
 
 /// Where trust data comes from and where it is cached.
 #[derive(Args)]

@@ -540,14 +540,10 @@ async fn rotate(socket: &Path, args: RotateArgs) -> Result<(), CliError> {
     let image = ImageRef::parse(&args.gun).map_err(CliError::Usage)?;
     let server = args.notary.server(&image)?;
     let store = args.notary.trust_store();
-    let repo = trustctl::notary::trust::update(
-        &server,
-        &store,
-        &image.gun,
-        time::OffsetDateTime::now_utc(),
-    )
-    .await
-    .map_err(|e| super::inspect::trust_error(&args.gun, e))?;
+    let repo =
+        trustd_notary::trust::update(&server, &store, &image.gun, time::OffsetDateTime::now_utc())
+            .await
+            .map_err(|e| super::inspect::trust_error(&args.gun, e))?;
     let client = client::connect(socket).await?;
     let new_key = if args.server_managed {
         NewKey::Server

@@ -5,8 +5,8 @@
 use trustctl::client::Client;
 use trustctl::error::CliError;
 use trustctl::notary::publish::{self, InitOptions};
-use trustctl::notary::server::NotaryServer;
-use trustctl::notary::trust::{self, TrustError, TrustStore, VerifiedRepository};
+use trustd_notary::client::server::NotaryServer;
+use trustd_notary::trust::{self, TrustError, TrustStore, VerifiedRepository};
 
 use super::inspect::trust_error;
 

@@ -3,17 +3,17 @@
 //! admin with the targets key in trustd.
 
 use std::path::{Path, PathBuf};
-use trustctl::output::sanitize;
+use trustd_notary::text::sanitize;
 
 use clap::{Args, Subcommand};
 use trustctl::client;
 use trustctl::error::CliError;
-use trustctl::notary::delegation::{self, DelegationError, RELEASES};
 use trustctl::notary::draft::{self, Draft};
-use trustctl::notary::trust::{self, VerifiedRepository};
 use trustctl::reference::ImageRef;
+use trustd_notary::delegation::{self, DelegationError, RELEASES};
 use trustd_notary::keys::PublicKey;
 use trustd_notary::model::RoleKeys;
+use trustd_notary::trust::{self, VerifiedRepository};
 use trustd_notary::{envelope::RawEnvelope, threshold};
 
 use super::inspect::{trust_error, NotaryArgs};

@@ -7,9 +7,9 @@ use clap::Args;
 use trustctl::client;
 use trustctl::error::CliError;
 use trustctl::notary::publish::{self, InitOptions, SignAs, Target};
-use trustctl::notary::trust;
 use trustctl::reference::ImageRef;
 use trustctl::registry::{ManifestRef, RegistryClient, RegistryError, RegistryOptions};
+use trustd_notary::trust;
 
 use super::inspect::{trust_error, NotaryArgs};
 use super::repository::open_or_init;

@@ -9,13 +9,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::roles::{expires_in, file_meta, publish_and_verify, TARGETS_DAYS};
-use super::server::NotaryServer;
-use super::trust::{TrustStore, VerifiedRepository};
 use crate::client::signer::TrustdSigner;
 use crate::error::CliError;
 use trustd_notary::canonical;
+use trustd_notary::client::server::NotaryServer;
 use trustd_notary::envelope::Envelope;
 use trustd_notary::model::{DelegatedRole, Delegations, RoleType, Targets};
+use trustd_notary::trust::{TrustStore, VerifiedRepository};
 
 pub struct Draft<'a> {
     pub repo: &'a VerifiedRepository,

@@ -3,20 +3,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::delegation::RELEASES;
 use super::draft::{self, Draft};
 pub use super::roles::key_name;
 use super::roles::{
     ensure_key, expires_in, file_meta, publish_and_verify, signed_file, ROOT_DAYS, TARGETS_DAYS,
 };
-use super::server::NotaryServer;
-use super::trust::{TrustStore, VerifiedRepository};
 use crate::client::signer::TrustdSigner;
 use crate::error::CliError;
+use trustd_notary::client::server::NotaryServer;
+use trustd_notary::delegation::RELEASES;
 use trustd_notary::keys::PublicKey;
 use trustd_notary::model::{
     Base64Bytes, Delegations, FileMeta, Meta, RoleKeys, RoleType, Root, Targets,
 };
+use trustd_notary::trust::{TrustStore, VerifiedRepository};
 
 /// Options for a new repository.
 pub struct InitOptions<'a> {
@@ -51,7 +51,8 @@ pub async fn init(
         ensure_key(&mut signer, &mut client, gun, "targets", options.backend).await?;
     let root_key = signer.root_certificate(&root_name, gun).await?;
     let targets_key = signer.tuf_key(&targets_name).await?;
-    let unreachable = |e: super::server::ServerError| CliError::Unreachable(e.to_string());
+    let unreachable =
+        |e: trustd_notary::client::server::ServerError| CliError::Unreachable(e.to_string());
     let timestamp_key = server.key(gun, "timestamp").await.map_err(unreachable)?;
     let (snapshot_key, snapshot_name) = if options.local_snapshot {
         let name = ensure_key(&mut signer, &mut client, gun, "snapshot", options.backend).await?;

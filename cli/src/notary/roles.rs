@@ -8,12 +8,12 @@ use sha2::{Digest, Sha256, Sha512};
 use time::OffsetDateTime;
 use trustd_proto as pb;
 
-use super::server::NotaryServer;
-use super::trust::{self, TrustError, TrustStore, VerifiedRepository};
 use crate::client::signer::TrustdSigner;
 use crate::error::CliError;
+use trustd_notary::client::server::NotaryServer;
 use trustd_notary::envelope::Envelope;
 use trustd_notary::model::{self, Base64Bytes, FileMeta};
+use trustd_notary::trust::{self, TrustError, TrustStore, VerifiedRepository};
 
 /// Notary's default lifetimes.
 pub(super) const ROOT_DAYS: i64 = 3650;

@@ -6,12 +6,12 @@ use super::roles::{
     expires_in, file_meta, generate_key, key_name, publish_and_verify, signed_file, ROOT_DAYS,
     TARGETS_DAYS,
 };
-use super::server::NotaryServer;
-use super::trust::{TrustStore, VerifiedRepository};
 use crate::client::signer::TrustdSigner;
 use crate::error::CliError;
+use trustd_notary::client::server::NotaryServer;
 use trustd_notary::keys::PublicKey;
 use trustd_notary::model::RoleKeys;
+use trustd_notary::trust::{TrustStore, VerifiedRepository};
 
 /// Where the new key lives.
 pub enum NewKey<'a> {
@@ -80,7 +80,8 @@ pub async fn rotate(
     })?;
     let old = signer.role_key(&repo.root, role).await?;
 
-    let unreachable = |e: super::server::ServerError| CliError::Unreachable(e.to_string());
+    let unreachable =
+        |e: trustd_notary::client::server::ServerError| CliError::Unreachable(e.to_string());
     let (key, trustd_name): (PublicKey, Option<String>) = match new_key {
         NewKey::Server => (
             server.rotate_key(gun, role).await.map_err(unreachable)?,

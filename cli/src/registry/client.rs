@@ -16,12 +16,12 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode};
 
-use super::credentials::Credentials;
 use super::error::{first_error, RegistryError};
 use super::target::RegistryRef;
-use crate::auth::{AuthError, Authenticator, Authorization};
 use crate::error::error_chain;
-use crate::http_limits::{self, BodyError};
+use trustd_notary::client::auth::{AuthError, Authenticator, Authorization};
+use trustd_notary::client::credentials::Credentials;
+use trustd_notary::client::http_limits::{self, BodyError};
 
 /// What a request is for: the words a refusal uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! What can go wrong talking to a registry, in words that say what to do; shared by the
 //! requests (`client`) and what is made of their answers (`manifest`).
 
-use super::credentials::CredentialsError;
+use trustd_notary::client::credentials::CredentialsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {

@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 use super::client::{Got, RegistryHttp};
 pub use super::error::RegistryError;
 use super::target::RegistryRef;
-use crate::http_limits;
 use crate::reference::ImageRef;
+use trustd_notary::client::http_limits;
 
 /// OCI and Docker manifest media types.
 const OCI_IMAGE_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";

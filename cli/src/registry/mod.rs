@@ -3,14 +3,14 @@
 //! size), read through the OCI distribution API.
 
 pub mod client;
-pub mod credentials;
+
 pub mod error;
 pub mod manifest;
 pub mod target;
 
-pub use credentials::{Credentials, CredentialsError};
 pub use manifest::{
     reference, Fetched, ManifestRef, PlatformManifest, RegistryClient, RegistryError,
     RegistryOptions,
 };
 pub use target::RegistryRef;
+pub use trustd_notary::client::credentials::{Credentials, CredentialsError};

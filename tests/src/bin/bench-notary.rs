@@ -17,10 +17,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use trustctl::notary::publish::{self, Target};
-use trustctl::notary::server::NotaryServer as ApiClient;
-use trustctl::notary::trust::{self, TrustStore};
 use trustd_e2e::notary::NotaryServer;
 use trustd_e2e::*;
+use trustd_notary::client::server::NotaryServer as ApiClient;
+use trustd_notary::trust::{self, TrustStore};
 
 struct Args {
     sizes: Vec<usize>,

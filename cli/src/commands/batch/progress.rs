@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Instant;
-use trustctl::output::sanitize;
+use trustd_notary::text::sanitize;
 
 use trustctl::error::CliError;
 

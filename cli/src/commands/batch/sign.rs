@@ -13,9 +13,9 @@ use trustctl::client::{self, Client};
 use trustctl::cosign::{self, SignOutcome, UploadedConfigs};
 use trustctl::error::CliError;
 use trustctl::notary::publish::{self, SignAs, Target};
-use trustctl::notary::server::NotaryServer;
-use trustctl::notary::trust::TrustStore;
 use trustctl::registry::{Fetched, RegistryClient, RegistryOptions};
+use trustd_notary::client::server::NotaryServer;
+use trustd_notary::trust::TrustStore;
 
 use super::progress::{Tally, SIGNING};
 use super::scheduler::Scheduler;

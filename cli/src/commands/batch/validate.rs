@@ -9,10 +9,10 @@ use clap::Args;
 use trustctl::client;
 use trustctl::cosign;
 use trustctl::error::CliError;
-use trustctl::notary::server::NotaryServer;
-use trustctl::notary::trust::{self, TrustStore, VerifiedRepository};
 use trustctl::once::OncePerKey;
 use trustctl::registry::{RegistryClient, RegistryOptions};
+use trustd_notary::client::server::NotaryServer;
+use trustd_notary::trust::{self, TrustStore, VerifiedRepository};
 
 use super::progress::{Tally, VALIDATING};
 use super::scheduler::Scheduler;
@@ -82,7 +82,7 @@ async fn validate_one(
             })
             .await
             .map_err(|e| format!("notary: {e}"))?;
-        let report = trustctl::inspect::report(&entry.text, Some(tag), &repo);
+        let report = trustd_notary::inspect::report(&entry.text, Some(tag), &repo);
         let signed = report
             .signed_tags
             .iter()

@@ -11,8 +11,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::notary::delegation::RELEASES;
-use crate::notary::trust::VerifiedRepository;
+use crate::delegation::RELEASES;
+use crate::trust::VerifiedRepository;
 
 const REPO_ADMIN: &str = "Repo Admin";
 

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use time::macros::datetime;
-use trustctl::notary::server::ServerError;
-use trustctl::notary::trust::{self, RoleSource, TrustError, TrustStore};
+use trustd_notary::client::server::ServerError;
+use trustd_notary::trust::{self, RoleSource, TrustError, TrustStore};
 
 const GUN: &str = "127.0.0.1:5000/demo";
 /// Shortly after the fixtures were made: everything in them is valid then.
@@ -22,7 +22,7 @@ struct Memory {
 impl Memory {
     fn state(name: &str) -> Memory {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../notary/tests/fixtures/notary")
+            .join("tests/fixtures/notary")
             .join(name);
         let mut roles = BTreeMap::new();
         for role in ["root", "targets", "snapshot", "timestamp"] {
@@ -163,7 +163,7 @@ async fn refuses_rollback_and_keeps_the_newer_cache() {
     let mut old_timestamp = Memory::state("07-after-remove");
     let older = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../notary/tests/fixtures/notary/04-snapshot-server-managed/timestamp.json"),
+            .join("tests/fixtures/notary/04-snapshot-server-managed/timestamp.json"),
     )
     .unwrap();
     old_timestamp.replace("timestamp", older);
@@ -278,17 +278,17 @@ async fn inspect_prints_what_docker_trust_inspect_printed_for_the_same_repositor
     let repo = trust::update(&Memory::state("03-delegated-targets"), &store, GUN, NOW)
         .await
         .unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../notary/tests/fixtures/notary");
-    let all = trustctl::inspect::report(GUN, None, &repo);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notary");
+    let all = trustd_notary::inspect::report(GUN, None, &repo);
     assert_eq!(
-        trustctl::inspect::to_json(&[all]),
+        trustd_notary::inspect::to_json(&[all]),
         std::fs::read_to_string(fixtures.join("docker-trust-inspect-all.json"))
             .unwrap()
             .trim_end()
     );
-    let v1 = trustctl::inspect::report(&format!("{GUN}:v1"), Some("v1"), &repo);
+    let v1 = trustd_notary::inspect::report(&format!("{GUN}:v1"), Some("v1"), &repo);
     assert_eq!(
-        trustctl::inspect::to_json(&[v1]),
+        trustd_notary::inspect::to_json(&[v1]),
         std::fs::read_to_string(fixtures.join("docker-trust-inspect-v1.json"))
             .unwrap()
             .trim_end()

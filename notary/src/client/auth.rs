@@ -13,8 +13,8 @@ use reqwest::header::WWW_AUTHENTICATE;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::http_limits;
-use crate::registry::Credentials;
+use crate::client::credentials::Credentials;
+use crate::client::http_limits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {

@@ -3,10 +3,10 @@
 
 use time::OffsetDateTime;
 
-use trustd_notary::certificate;
-use trustd_notary::keys::{KeyType, PublicKey};
-use trustd_notary::model::{DelegatedRole, Delegations};
-use trustd_notary::root_cert;
+use crate::certificate;
+use crate::keys::{KeyType, PublicKey};
+use crate::model::{DelegatedRole, Delegations};
+use crate::root_cert;
 
 /// The role every docker signer is also added to; docker reads released tags from it.
 pub const RELEASES: &str = "targets/releases";

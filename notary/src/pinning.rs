@@ -17,8 +17,8 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use x509_cert::Certificate;
 
-use trustd_notary::model::Root;
-use trustd_notary::x509_chain::chains_to;
+use crate::model::Root;
+use crate::x509_chain::chains_to;
 
 /// The `[trust_pinning]` table of trustctl's config file.
 #[derive(Debug, Default, Clone, Deserialize)]

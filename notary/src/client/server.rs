@@ -11,10 +11,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use crate::auth::Authenticator;
-use crate::http_limits::{self, BodyError};
-use crate::registry::Credentials;
-use trustd_notary::keys::PublicKey;
+use crate::client::auth::Authenticator;
+use crate::client::credentials::Credentials;
+use crate::client::http_limits::{self, BodyError};
+use crate::keys::PublicKey;
 
 /// Largest role file trustctl downloads (notary's own client allows the same for targets).
 pub const MAX_ROLE_BYTES: u64 = 100 * 1024 * 1024;
@@ -114,7 +114,7 @@ impl NotaryServer {
     fn unreachable(&self, error: reqwest::Error) -> ServerError {
         ServerError::Unreachable {
             url: self.url.clone(),
-            reason: crate::error::error_chain(&error),
+            reason: crate::client::error_chain(&error),
         }
     }
 

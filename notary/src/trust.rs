@@ -14,14 +14,14 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256, Sha512};
 use time::OffsetDateTime;
 
-use super::delegation;
-use super::pinning::{PinningError, TrustPinning};
-use super::server::{NotaryServer, ServerError, MAX_ROLE_BYTES, MAX_SMALL_ROLE_BYTES};
-use trustd_notary::certificate;
-use trustd_notary::envelope::{Envelope, RawEnvelope};
-use trustd_notary::keys::KeyType;
-use trustd_notary::model::{self, FileMeta, Meta, RoleKeys, RoleType, Root, Targets};
-use trustd_notary::threshold::{self, ThresholdError};
+use crate::certificate;
+use crate::client::server::{NotaryServer, ServerError, MAX_ROLE_BYTES, MAX_SMALL_ROLE_BYTES};
+use crate::delegation;
+use crate::envelope::{Envelope, RawEnvelope};
+use crate::keys::KeyType;
+use crate::model::{self, FileMeta, Meta, RoleKeys, RoleType, Root, Targets};
+use crate::pinning::{PinningError, TrustPinning};
+use crate::threshold::{self, ThresholdError};
 
 /// Where role files come from: the notary server, or anything else that serves them.
 #[allow(async_fn_in_trait)]
@@ -298,7 +298,7 @@ fn parse_verified<T: serde::de::DeserializeOwned + model::Role>(
     role: &str,
     bytes: &[u8],
     role_type: RoleType,
-    keys: &BTreeMap<String, trustd_notary::keys::PublicKey>,
+    keys: &BTreeMap<String, crate::keys::PublicKey>,
     listed: &RoleKeys,
 ) -> Result<T, TrustError> {
     let raw = RawEnvelope::parse(bytes).map_err(|e| malformed(role, e))?;
@@ -467,7 +467,7 @@ impl RoleCheck<'_> {
         role: &str,
         bytes: &[u8],
         role_type: RoleType,
-        keys: &BTreeMap<String, trustd_notary::keys::PublicKey>,
+        keys: &BTreeMap<String, crate::keys::PublicKey>,
         listed: &RoleKeys,
     ) -> Result<T, TrustError>
     where
@@ -694,7 +694,7 @@ fn check_delegated_name(parent: &str, name: &str) -> Result<(), TrustError> {
             parent,
             format!(
                 "it delegates to \"{}\", which is not a delegation role directly under {parent}",
-                crate::output::excerpt(name, 100)
+                crate::text::excerpt(name, 100)
             ),
         ))
     }
