@@ -73,3 +73,23 @@ impl From<std::io::Error> for CliError {
 }
 
 pub use trustd_notary::client::error_chain;
+
+/// The Notary library's failures as trustctl reports them; a failure of trustd (the signer)
+/// comes back as the error trustctl made of it.
+impl From<trustd_notary::publish::PublishError> for CliError {
+    fn from(error: trustd_notary::publish::PublishError) -> Self {
+        use trustd_notary::publish::PublishError;
+        let message = error.to_string();
+        match error {
+            PublishError::Unreachable(_) => CliError::Unreachable(message),
+            PublishError::Failed(_) | PublishError::AlreadyExists(_) => CliError::Failed(message),
+            PublishError::NotASigner(_) => CliError::Denied(message),
+            PublishError::NotFound(_) => CliError::NotFound(message),
+            PublishError::Refused(_) => CliError::Usage(message),
+            PublishError::Signer(signer) => match signer.0.downcast::<CliError>() {
+                Ok(cli) => *cli,
+                Err(other) => CliError::Failed(other.to_string()),
+            },
+        }
+    }
+}

@@ -21,7 +21,8 @@
 //! - With the `client` feature: [`client`] (a notary-server's HTTP API, docker's token
 //!   authentication and credentials, bounded bodies), [`trust`] (a repository read through
 //!   full verification from a trusted root, and the local trust cache) and [`inspect`]
-//!   (`docker trust inspect`'s report of a verified repository).
+//!   (`docker trust inspect`'s report of a verified repository), and [`publish`] (changes
+//!   signed through the [`publish::RoleSigner`] trait, published and read back verified).
 
 pub mod canonical;
 pub mod certificate;
@@ -35,6 +36,8 @@ pub mod inspect;
 pub mod keys;
 pub mod model;
 pub mod pinning;
+#[cfg(feature = "client")]
+pub mod publish;
 pub mod root_cert;
 pub mod text;
 pub mod threshold;

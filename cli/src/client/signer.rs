@@ -1,19 +1,19 @@
-//! Signing TUF roles and root certificates with keys held by trustd.
+//! Signing TUF roles and root certificates with keys held by trustd: the Notary library's
+//! [`RoleSigner`] over trustd's gRPC API.
 //!
 //! trustctl only ever sends trustd the bytes to sign (the canonical role body, or the DER
 //! TBSCertificate) and gets a signature back; the private keys stay on their devices.
 
 use std::collections::{BTreeMap, HashMap};
 
+use async_trait::async_trait;
 use trustd_proto as pb;
-use x509_cert::der::Encode;
 
 use super::{self as client, Client};
 use crate::error::CliError;
 use trustd_notary::envelope::Signature;
 use trustd_notary::keys::{KeyType, PublicKey};
-use trustd_notary::model::Root;
-use trustd_notary::root_cert::{self, RootCertSpec};
+use trustd_notary::publish::{HeldKey, RoleSigner, SignerError};
 
 /// Signs with keys in trustd; remembers each key's public information for its lifetime so a
 /// publish asks trustd about a key once, not once per signature.
@@ -53,24 +53,6 @@ impl TrustdSigner {
         let info = client::key_info(&mut self.client, name).await?;
         self.keys.insert(name.to_owned(), info.clone());
         Ok(info)
-    }
-
-    /// The trustd key that holds one of `role`'s keys in `root`: its trustd name and the key
-    /// ID the role lists it under. Found by key ID, so whatever the key is called in trustd
-    /// (a key loaded from notary, a rotated key) it is the one the repository trusts.
-    pub async fn role_key(
-        &mut self,
-        root: &Root,
-        role: &str,
-    ) -> Result<Option<(String, String)>, CliError> {
-        let Some(listed) = root.roles.get(role) else {
-            return Ok(None);
-        };
-        Ok(self
-            .keys_in_trustd(&root.keys, &listed.keyids)
-            .await?
-            .into_iter()
-            .next())
     }
 
     /// Which of `keyids` (looked up in `keys`) trustd holds: (trustd name, listed key ID)
@@ -197,32 +179,40 @@ impl TrustdSigner {
         )
         .await
     }
+}
 
-    /// A root certificate for `gun` around the trustd key `name`, signed by that key.
-    pub async fn root_certificate(&mut self, name: &str, gun: &str) -> Result<PublicKey, CliError> {
-        let info = self.key(name).await?;
-        if info.algorithm != pb::KeyAlgorithm::EcdsaP256 as i32 {
-            return Err(CliError::Usage(format!(
-                "root key {name:?} must be ECDSA P-256 (notary root certificates are ecdsa-x509)"
-            )));
-        }
-        let failed = |e: root_cert::CertError| CliError::Failed(e.to_string());
-        let tbs = RootCertSpec::now(gun, &info.public_key_der)
-            .tbs()
-            .map_err(failed)?;
-        let tbs_der = tbs
-            .to_der()
-            .map_err(|e| CliError::Failed(format!("cannot encode the certificate: {e}")))?;
-        let signature = self
-            .sign_bytes(
-                name,
-                pb::SignatureAlgorithm::EcdsaP256Sha256,
-                pb::SignatureEncoding::Der,
-                tbs_der,
-            )
-            .await?;
-        let certificate = root_cert::assemble(tbs, &signature).map_err(failed)?;
-        let pem = root_cert::to_pem(&certificate).map_err(failed)?;
-        Ok(PublicKey::new(KeyType::EcdsaX509, pem.into_bytes()))
+fn signer_error(error: CliError) -> SignerError {
+    SignerError(Box::new(error))
+}
+
+#[async_trait]
+impl RoleSigner for TrustdSigner {
+    async fn held(
+        &mut self,
+        keys: &BTreeMap<String, PublicKey>,
+        keyids: &[String],
+    ) -> Result<Vec<HeldKey>, SignerError> {
+        Ok(self
+            .keys_in_trustd(keys, keyids)
+            .await
+            .map_err(signer_error)?
+            .into_iter()
+            .map(|(name, keyid)| HeldKey { name, keyid })
+            .collect())
+    }
+
+    async fn public_key(&mut self, name: &str) -> Result<PublicKey, SignerError> {
+        self.tuf_key(name).await.map_err(signer_error)
+    }
+
+    async fn sign(
+        &mut self,
+        name: &str,
+        keyid: &str,
+        message: &[u8],
+    ) -> Result<Signature, SignerError> {
+        self.sign_canonical(name, keyid, message)
+            .await
+            .map_err(signer_error)
     }
 }

@@ -553,7 +553,7 @@ async fn rotate(socket: &Path, args: RotateArgs) -> Result<(), CliError> {
         }
     };
     let rotated = rotate::rotate(&server, &store, client, &repo, &args.role, new_key).await?;
-    let holder = match &rotated.trustd_name {
+    let holder = match &rotated.held_name {
         Some(name) => format!("trustd key {name:?}"),
         None => format!("held by {}", server.url()),
     };

@@ -1,176 +1,19 @@
-//! A change to a repository's targets and delegated roles, published as one atomic update.
-//!
-//! Commands edit a [`Draft`] (tags, delegations, signer roles); [`publish`] then raises the
-//! version of every role that changed, has trustd sign each with the keys its parent lists
-//! for it (the root's targets key for `targets`, the delegation keys for `targets/NAME`),
-//! signs the snapshot too when its key is in trustd, publishes, and reads the result back
-//! verified. Nothing is sent unless every changed role could be signed.
+//! A change to targets and delegated roles, signed by trustd and published.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use super::roles::{expires_in, file_meta, publish_and_verify, TARGETS_DAYS};
 use crate::client::signer::TrustdSigner;
+use crate::client::Client;
 use crate::error::CliError;
-use trustd_notary::canonical;
 use trustd_notary::client::server::NotaryServer;
-use trustd_notary::envelope::Envelope;
-use trustd_notary::model::{DelegatedRole, Delegations, RoleType, Targets};
+pub use trustd_notary::publish::draft::Draft;
 use trustd_notary::trust::{TrustStore, VerifiedRepository};
 
-pub struct Draft<'a> {
-    pub repo: &'a VerifiedRepository,
-    targets: Targets,
-    delegated: BTreeMap<String, Targets>,
-    changed: BTreeSet<String>,
-}
-
-/// A delegated role that has never been published.
-fn empty_role() -> Targets {
-    Targets {
-        role_type: RoleType::Targets,
-        delegations: Delegations::default(),
-        expires: String::new(),
-        targets: BTreeMap::new(),
-        version: 0,
-    }
-}
-
-impl<'a> Draft<'a> {
-    pub fn new(repo: &'a VerifiedRepository) -> Draft<'a> {
-        Draft {
-            repo,
-            targets: repo.targets.clone(),
-            delegated: repo.delegations.clone(),
-            changed: BTreeSet::new(),
-        }
-    }
-
-    pub fn targets(&self) -> &Targets {
-        &self.targets
-    }
-
-    /// The targets role, to change.
-    pub fn targets_mut(&mut self) -> &mut Targets {
-        self.changed.insert("targets".to_owned());
-        &mut self.targets
-    }
-
-    /// A delegated role as published (or empty when it never was).
-    pub fn delegated(&self, role: &str) -> Option<&Targets> {
-        self.delegated.get(role)
-    }
-
-    /// A delegated role, to change; created empty when it was never published (or when
-    /// what was published is not trusted, keeping its version so the new one exceeds it).
-    pub fn delegated_mut(&mut self, role: &str) -> &mut Targets {
-        self.changed.insert(role.to_owned());
-        let untrusted_version = self
-            .repo
-            .skipped
-            .iter()
-            .find(|s| s.role == role)
-            .map_or(0, |s| s.version);
-        self.delegated
-            .entry(role.to_owned())
-            .or_insert_with(|| Targets {
-                version: untrusted_version,
-                ..empty_role()
-            })
-    }
-
-    /// The delegation entry for `role` in its parent, with the parent's keys.
-    fn delegation(&self, role: &str) -> Option<(&DelegatedRole, &Delegations)> {
-        let parent = match role.rsplit_once('/') {
-            Some(("targets", _)) => &self.targets,
-            Some((parent, _)) => self.delegated.get(parent)?,
-            None => return None,
-        };
-        let entry = parent.delegations.roles.iter().find(|r| r.name == role)?;
-        Some((entry, &parent.delegations))
-    }
-
-    pub fn is_changed(&self) -> bool {
-        !self.changed.is_empty()
-    }
-}
-
-/// Serializes, signs with every given key and frames a role file.
-async fn sign_role(
-    signer: &mut TrustdSigner,
-    keys: &[(String, String)],
-    role: &impl serde::Serialize,
-) -> Result<Vec<u8>, CliError> {
-    let value = serde_json::to_value(role).expect("roles serialize");
-    let body = canonical::to_vec(&value)
-        .map_err(|e| CliError::Failed(format!("cannot write the role: {e}")))?;
-    let mut signatures = Vec::with_capacity(keys.len());
-    for (name, keyid) in keys {
-        signatures.push(signer.sign_canonical(name, keyid, &body).await?);
-    }
-    Ok(Envelope::wire(&body, &signatures))
-}
-
-/// Publishes every role the draft changed; see the module documentation.
+/// Publishes every role the draft changed (see `trustd_notary::publish::draft`).
 pub async fn publish(
     server: &NotaryServer,
     store: &TrustStore,
-    client: crate::client::Client,
-    mut draft: Draft<'_>,
+    client: Client,
+    draft: Draft<'_>,
 ) -> Result<VerifiedRepository, CliError> {
-    let repo = draft.repo;
-    let gun = &repo.gun;
     let mut signer = TrustdSigner::new(client);
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-
-    if draft.changed.contains("targets") {
-        let key = signer.role_key(&repo.root, "targets").await?.ok_or_else(|| {
-            CliError::Denied(format!(
-                "trustd holds none of the targets keys of {gun}: only the repository's admin can change its targets and delegations \
-                 (trustctl key load KEYFILE --name NAME puts a notary client's targets key there)"
-            ))
-        })?;
-        draft.targets.version += 1;
-        draft.targets.expires = expires_in(TARGETS_DAYS);
-        files.push((
-            "targets".to_owned(),
-            sign_role(&mut signer, &[key], &draft.targets).await?,
-        ));
-    }
-    let delegated: Vec<String> = draft
-        .changed
-        .iter()
-        .filter(|r| r.as_str() != "targets")
-        .cloned()
-        .collect();
-    for role in delegated {
-        let (entry, parent) = draft
-            .delegation(&role)
-            .ok_or_else(|| CliError::NotFound(format!("{gun} does not delegate {role}")))?;
-        let keys = signer.keys_in_trustd(&parent.keys, &entry.keyids).await?;
-        if keys.len() < entry.threshold.max(1) as usize {
-            return Err(CliError::Denied(format!(
-                "trustd holds {} of the keys {role} of {gun} needs ({} required): you are not a signer of that role",
-                keys.len(),
-                entry.threshold
-            )));
-        }
-        let body = draft.delegated.get_mut(&role).expect("changed roles exist");
-        body.version += 1;
-        body.expires = expires_in(TARGETS_DAYS);
-        let bytes = sign_role(&mut signer, &keys, &*body).await?;
-        files.push((role, bytes));
-    }
-
-    // With the snapshot key in trustd, sign the snapshot too; otherwise the server does.
-    if let Some(key) = signer.role_key(&repo.root, "snapshot").await? {
-        let mut snapshot = repo.snapshot.clone();
-        for (role, bytes) in &files {
-            snapshot.meta.insert(role.clone(), file_meta(bytes));
-        }
-        snapshot.version += 1;
-        snapshot.expires = expires_in(TARGETS_DAYS);
-        let bytes = sign_role(&mut signer, &[key], &snapshot).await?;
-        files.push(("snapshot".to_owned(), bytes));
-    }
-    publish_and_verify(server, store, gun, &files).await
+    Ok(trustd_notary::publish::draft::publish(server, store, &mut signer, draft).await?)
 }

@@ -1,0 +1,172 @@
+//! A change to a repository's targets and delegated roles, published as one atomic update.
+//!
+//! Commands edit a [`Draft`] (tags, delegations, signer roles); [`publish`] then raises the
+//! version of every role that changed, has the signer sign each with the keys its parent
+//! lists for it (the root's targets key for `targets`, the delegation keys for
+//! `targets/NAME`), signs the snapshot too when the signer holds its key, publishes, and reads the result back
+//! verified. Nothing is sent unless every changed role could be signed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::roles::{expires_in, file_meta, publish_and_verify, signed_file, TARGETS_DAYS};
+use super::{PublishError, RoleSigner};
+use crate::client::server::NotaryServer;
+use crate::model::{DelegatedRole, Delegations, RoleType, Targets};
+use crate::trust::{TrustStore, VerifiedRepository};
+
+pub struct Draft<'a> {
+    pub repo: &'a VerifiedRepository,
+    targets: Targets,
+    delegated: BTreeMap<String, Targets>,
+    changed: BTreeSet<String>,
+}
+
+/// A delegated role that has never been published.
+fn empty_role() -> Targets {
+    Targets {
+        role_type: RoleType::Targets,
+        delegations: Delegations::default(),
+        expires: String::new(),
+        targets: BTreeMap::new(),
+        version: 0,
+    }
+}
+
+impl<'a> Draft<'a> {
+    pub fn new(repo: &'a VerifiedRepository) -> Draft<'a> {
+        Draft {
+            repo,
+            targets: repo.targets.clone(),
+            delegated: repo.delegations.clone(),
+            changed: BTreeSet::new(),
+        }
+    }
+
+    pub fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    /// The targets role, to change.
+    pub fn targets_mut(&mut self) -> &mut Targets {
+        self.changed.insert("targets".to_owned());
+        &mut self.targets
+    }
+
+    /// A delegated role as published (or empty when it never was).
+    pub fn delegated(&self, role: &str) -> Option<&Targets> {
+        self.delegated.get(role)
+    }
+
+    /// A delegated role, to change; created empty when it was never published (or when
+    /// what was published is not trusted, keeping its version so the new one exceeds it).
+    pub fn delegated_mut(&mut self, role: &str) -> &mut Targets {
+        self.changed.insert(role.to_owned());
+        let untrusted_version = self
+            .repo
+            .skipped
+            .iter()
+            .find(|s| s.role == role)
+            .map_or(0, |s| s.version);
+        self.delegated
+            .entry(role.to_owned())
+            .or_insert_with(|| Targets {
+                version: untrusted_version,
+                ..empty_role()
+            })
+    }
+
+    /// The delegation entry for `role` in its parent, with the parent's keys.
+    fn delegation(&self, role: &str) -> Option<(&DelegatedRole, &Delegations)> {
+        let parent = match role.rsplit_once('/') {
+            Some(("targets", _)) => &self.targets,
+            Some((parent, _)) => self.delegated.get(parent)?,
+            None => return None,
+        };
+        let entry = parent.delegations.roles.iter().find(|r| r.name == role)?;
+        Some((entry, &parent.delegations))
+    }
+
+    pub fn is_changed(&self) -> bool {
+        !self.changed.is_empty()
+    }
+}
+
+/// Publishes every role the draft changed; see the module documentation.
+pub async fn publish(
+    server: &NotaryServer,
+    store: &TrustStore,
+    signer: &mut dyn RoleSigner,
+    mut draft: Draft<'_>,
+) -> Result<VerifiedRepository, PublishError> {
+    let repo = draft.repo;
+    let gun = &repo.gun;
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+
+    if draft.changed.contains("targets") {
+        let key = role_key(signer, repo, "targets").await?.ok_or_else(|| {
+            PublishError::NotASigner(format!(
+                "trustd holds none of the targets keys of {gun}: only the repository's admin can change its targets and delegations \
+                 (trustctl key load KEYFILE --name NAME puts a notary client's targets key there)"
+            ))
+        })?;
+        draft.targets.version += 1;
+        draft.targets.expires = expires_in(TARGETS_DAYS);
+        files.push((
+            "targets".to_owned(),
+            signed_file(signer, &[key], &draft.targets).await?,
+        ));
+    }
+    let delegated: Vec<String> = draft
+        .changed
+        .iter()
+        .filter(|r| r.as_str() != "targets")
+        .cloned()
+        .collect();
+    for role in delegated {
+        let (entry, parent) = draft
+            .delegation(&role)
+            .ok_or_else(|| PublishError::NotFound(format!("{gun} does not delegate {role}")))?;
+        let keys = signer.held(&parent.keys, &entry.keyids).await?;
+        if keys.len() < entry.threshold.max(1) as usize {
+            return Err(PublishError::NotASigner(format!(
+                "trustd holds {} of the keys {role} of {gun} needs ({} required): you are not a signer of that role",
+                keys.len(),
+                entry.threshold
+            )));
+        }
+        let body = draft.delegated.get_mut(&role).expect("changed roles exist");
+        body.version += 1;
+        body.expires = expires_in(TARGETS_DAYS);
+        let bytes = signed_file(signer, &keys, &*body).await?;
+        files.push((role, bytes));
+    }
+
+    // With the snapshot key held, sign the snapshot too; otherwise the server does.
+    if let Some(key) = role_key(signer, repo, "snapshot").await? {
+        let mut snapshot = repo.snapshot.clone();
+        for (role, bytes) in &files {
+            snapshot.meta.insert(role.clone(), file_meta(bytes));
+        }
+        snapshot.version += 1;
+        snapshot.expires = expires_in(TARGETS_DAYS);
+        let bytes = signed_file(signer, &[key], &snapshot).await?;
+        files.push(("snapshot".to_owned(), bytes));
+    }
+    publish_and_verify(server, store, gun, &files).await
+}
+
+/// The signer's key for one of `role`'s keys in the repository's root, if it holds one.
+pub async fn role_key(
+    signer: &mut dyn RoleSigner,
+    repo: &VerifiedRepository,
+    role: &str,
+) -> Result<Option<super::HeldKey>, PublishError> {
+    let Some(listed) = repo.root.roles.get(role) else {
+        return Ok(None);
+    };
+    Ok(signer
+        .held(&repo.root.keys, &listed.keyids)
+        .await?
+        .into_iter()
+        .next())
+}

@@ -1,0 +1,154 @@
+//! A new repository: root and targets keys the signer holds, a root certificate signed by the
+//! root key, the timestamp (and by default snapshot) key on the server.
+
+use std::collections::BTreeMap;
+
+use der::Encode;
+
+use super::roles::{
+    expires_in, file_meta, publish_and_verify, signed_file, ROOT_DAYS, TARGETS_DAYS,
+};
+use super::{HeldKey, PublishError, RoleSigner};
+use crate::client::server::{NotaryServer, ServerError};
+use crate::keys::{KeyType, PublicKey};
+use crate::model::{Delegations, Meta, RoleKeys, RoleType, Root, Targets};
+use crate::root_cert::{self, RootCertSpec};
+use crate::trust::{TrustStore, VerifiedRepository};
+
+/// The signer's keys for a new repository, by name (the caller creates them).
+pub struct InitKeys {
+    pub root: String,
+    pub targets: String,
+    /// `None` to have the server hold the snapshot key (docker's default).
+    pub snapshot: Option<String>,
+}
+
+fn unreachable(error: ServerError) -> PublishError {
+    PublishError::Unreachable(error.to_string())
+}
+
+/// Refuses a GUN that already has trust data: checked before any key is made for it.
+pub async fn check_new(server: &NotaryServer, gun: &str) -> Result<(), PublishError> {
+    if server
+        .get(gun, "root.json", 1024 * 1024)
+        .await
+        .map_err(unreachable)?
+        .is_some()
+    {
+        return Err(PublishError::AlreadyExists(format!(
+            "{gun} already has trust data on {}; use `trustctl sign` to add tags",
+            server.url()
+        )));
+    }
+    Ok(())
+}
+
+/// A root certificate for `gun` around the signer's ECDSA P-256 key `name`, signed by it.
+pub async fn root_certificate(
+    signer: &mut dyn RoleSigner,
+    name: &str,
+    gun: &str,
+) -> Result<PublicKey, PublishError> {
+    let key = signer.public_key(name).await?;
+    let not_p256 = || {
+        PublishError::Refused(format!(
+            "root key {name:?} must be ECDSA P-256 (notary root certificates are ecdsa-x509)"
+        ))
+    };
+    if key.keytype != KeyType::Ecdsa {
+        return Err(not_p256());
+    }
+    let spki = key.keyval.public;
+    let failed = |e: root_cert::CertError| match e {
+        root_cert::CertError::NotEcdsa => not_p256(),
+        other => PublishError::Failed(other.to_string()),
+    };
+    let tbs = RootCertSpec::now(gun, &spki).tbs().map_err(failed)?;
+    let tbs_der = tbs
+        .to_der()
+        .map_err(|e| PublishError::Failed(format!("cannot encode the certificate: {e}")))?;
+    let signature = signer.sign(name, "", &tbs_der).await?;
+    let der_signature = p256::ecdsa::Signature::from_slice(&signature.sig)
+        .map_err(|_| not_p256())?
+        .to_der();
+    let certificate = root_cert::assemble(tbs, der_signature.as_bytes()).map_err(failed)?;
+    let pem = root_cert::to_pem(&certificate).map_err(failed)?;
+    Ok(PublicKey::new(KeyType::EcdsaX509, pem.into_bytes()))
+}
+
+/// Creates the repository's trust data with the signer's keys `keys` and publishes it.
+pub async fn init(
+    server: &NotaryServer,
+    store: &TrustStore,
+    signer: &mut dyn RoleSigner,
+    gun: &str,
+    names: &InitKeys,
+) -> Result<VerifiedRepository, PublishError> {
+    let root_key = root_certificate(signer, &names.root, gun).await?;
+    let targets_key = signer.public_key(&names.targets).await?;
+    let timestamp_key = server.key(gun, "timestamp").await.map_err(unreachable)?;
+    let snapshot_key = match &names.snapshot {
+        Some(name) => signer.public_key(name).await?,
+        None => server.key(gun, "snapshot").await.map_err(unreachable)?,
+    };
+    let keys: BTreeMap<&str, PublicKey> = [
+        ("root", root_key),
+        ("targets", targets_key),
+        ("snapshot", snapshot_key),
+        ("timestamp", timestamp_key),
+    ]
+    .into();
+    let root = Root {
+        role_type: RoleType::Root,
+        consistent_snapshot: false,
+        expires: expires_in(ROOT_DAYS),
+        keys: keys.values().map(|k| (k.id(), k.clone())).collect(),
+        roles: keys
+            .iter()
+            .map(|(role, key)| {
+                (
+                    role.to_string(),
+                    RoleKeys {
+                        keyids: vec![key.id()],
+                        threshold: 1,
+                    },
+                )
+            })
+            .collect(),
+        version: 1,
+    };
+    let targets = Targets {
+        role_type: RoleType::Targets,
+        delegations: Delegations::default(),
+        expires: expires_in(TARGETS_DAYS),
+        targets: BTreeMap::new(),
+        version: 1,
+    };
+    let held = |name: &str, role: &str| HeldKey {
+        name: name.to_owned(),
+        keyid: keys[role].id(),
+    };
+    let root_bytes = signed_file(signer, &[held(&names.root, "root")], &root).await?;
+    let targets_bytes = signed_file(signer, &[held(&names.targets, "targets")], &targets).await?;
+    let mut files = vec![
+        ("root".to_owned(), root_bytes.clone()),
+        ("targets".to_owned(), targets_bytes.clone()),
+    ];
+    if let Some(name) = &names.snapshot {
+        let snapshot = Meta {
+            role_type: RoleType::Snapshot,
+            expires: expires_in(TARGETS_DAYS),
+            meta: [
+                ("root".to_owned(), file_meta(&root_bytes)),
+                ("targets".to_owned(), file_meta(&targets_bytes)),
+            ]
+            .into(),
+            version: 1,
+        };
+        files.push((
+            "snapshot".to_owned(),
+            signed_file(signer, &[held(name, "snapshot")], &snapshot).await?,
+        ));
+    }
+    publish_and_verify(server, store, gun, &files).await
+}
