@@ -84,19 +84,31 @@ pub struct Targets {
     pub version: u64,
 }
 
-/// Snapshot and timestamp share a shape: role files they vouch for, by hash and length.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Meta {
-    #[serde(rename = "_type")]
-    pub role_type: RoleType,
-    pub expires: String,
-    pub meta: BTreeMap<String, FileMeta>,
-    pub version: u64,
+/// Snapshot and timestamp share a shape (role files they vouch for, by hash and length) but
+/// are distinct types, so a snapshot can never be taken for a timestamp.
+macro_rules! meta_role {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            #[serde(rename = "_type")]
+            pub role_type: RoleType,
+            pub expires: String,
+            pub meta: BTreeMap<String, FileMeta>,
+            pub version: u64,
+        }
+    };
 }
 
-pub type Snapshot = Meta;
-pub type Timestamp = Meta;
+meta_role!(
+    /// The snapshot: the version and hashes of root, targets and every delegated role.
+    Snapshot
+);
+meta_role!(
+    /// The timestamp: the snapshot's hashes, re-signed often so freezes show.
+    Timestamp
+);
 
 /// Bytes written as standard padded base64.
 #[derive(Clone, PartialEq, Eq)]
@@ -133,11 +145,9 @@ pub enum ModelError {
     WrongType { expected: RoleType, found: RoleType },
 }
 
-/// Reads a role from the parsed `signed` object, checking its `_type`.
-pub fn from_signed<T: DeserializeOwned + Role>(
-    signed: &Value,
-    expected: RoleType,
-) -> Result<T, ModelError> {
+/// Reads a role from the parsed `signed` object, checking its `_type` is `T`'s.
+pub fn from_signed<T: DeserializeOwned + Role>(signed: &Value) -> Result<T, ModelError> {
+    let expected = T::TYPE;
     // Deserialize from the borrowed value: no copy of a targets role with thousands of tags.
     let role = T::deserialize(signed)?;
     if role.role_type() != expected {
@@ -151,10 +161,8 @@ pub fn from_signed<T: DeserializeOwned + Role>(
 
 /// Reads a role from the text of its `signed` object, checking its `_type`; for readers that
 /// never need the generic JSON value.
-pub fn from_signed_text<T: DeserializeOwned + Role>(
-    signed: &str,
-    expected: RoleType,
-) -> Result<T, ModelError> {
+pub fn from_signed_text<T: DeserializeOwned + Role>(signed: &str) -> Result<T, ModelError> {
+    let expected = T::TYPE;
     let role: T = serde_json::from_str(signed)?;
     if role.role_type() != expected {
         return Err(ModelError::WrongType {
@@ -167,14 +175,17 @@ pub fn from_signed_text<T: DeserializeOwned + Role>(
 
 /// What every role carries, whatever its type.
 pub trait Role {
+    /// The `_type` every role of this type carries.
+    const TYPE: RoleType;
     fn role_type(&self) -> RoleType;
     fn expires(&self) -> &str;
     fn version(&self) -> u64;
 }
 
 macro_rules! impl_role {
-    ($($t:ty),*) => {$(
+    ($($t:ident),*) => {$(
         impl Role for $t {
+            const TYPE: RoleType = RoleType::$t;
             fn role_type(&self) -> RoleType {
                 self.role_type
             }
@@ -188,7 +199,7 @@ macro_rules! impl_role {
     )*};
 }
 
-impl_role!(Root, Targets, Meta);
+impl_role!(Root, Targets, Snapshot, Timestamp);
 
 /// `expires` as Go's time.Time marshals it: RFC 3339 in UTC, nanoseconds with trailing zeros
 /// trimmed (and no fraction at all when it is zero), then `Z`.

@@ -19,7 +19,7 @@ use crate::client::server::{NotaryServer, ServerError, MAX_ROLE_BYTES, MAX_SMALL
 use crate::delegation;
 use crate::envelope::{Envelope, RawEnvelope};
 use crate::keys::KeyType;
-use crate::model::{self, FileMeta, Meta, RoleKeys, RoleType, Root, Targets};
+use crate::model::{self, FileMeta, RoleKeys, Root, Snapshot, Targets, Timestamp};
 use crate::pinning::{PinningError, TrustPinning};
 use crate::threshold::{self, ThresholdError};
 
@@ -262,8 +262,8 @@ pub struct VerifiedRepository {
     pub gun: String,
     pub root: Root,
     pub targets: Targets,
-    pub snapshot: Meta,
-    pub timestamp: Meta,
+    pub snapshot: Snapshot,
+    pub timestamp: Timestamp,
     /// Delegated roles by name, their targets limited to the paths they were delegated.
     pub delegations: BTreeMap<String, Targets>,
     /// Delegated role names in the order notary walks them (breadth first, as listed).
@@ -283,10 +283,9 @@ fn malformed(role: &str, reason: impl ToString) -> TrustError {
 fn parse<T: serde::de::DeserializeOwned + model::Role>(
     role: &str,
     bytes: &[u8],
-    role_type: RoleType,
 ) -> Result<(Envelope, T), TrustError> {
     let envelope = Envelope::parse(bytes).map_err(|e| malformed(role, e))?;
-    let typed = model::from_signed(&envelope.signed, role_type).map_err(|e| malformed(role, e))?;
+    let typed = model::from_signed(&envelope.signed).map_err(|e| malformed(role, e))?;
     Ok((envelope, typed))
 }
 
@@ -297,13 +296,11 @@ fn parse<T: serde::de::DeserializeOwned + model::Role>(
 fn parse_verified<T: serde::de::DeserializeOwned + model::Role>(
     role: &str,
     bytes: &[u8],
-    role_type: RoleType,
     keys: &BTreeMap<String, crate::keys::PublicKey>,
     listed: &RoleKeys,
 ) -> Result<T, TrustError> {
     let raw = RawEnvelope::parse(bytes).map_err(|e| malformed(role, e))?;
-    let typed =
-        model::from_signed_text(raw.signed_text(), role_type).map_err(|e| malformed(role, e))?;
+    let typed = model::from_signed_text(raw.signed_text()).map_err(|e| malformed(role, e))?;
     let written = raw.signed_as_written();
     if let Err(error) = threshold::check_message(role, &written, &raw.signatures, keys, listed) {
         let canonical = raw.canonical_signed().map_err(|e| malformed(role, e))?;
@@ -437,7 +434,7 @@ fn verify_root(
     bytes: &[u8],
     now: OffsetDateTime,
 ) -> Result<(Envelope, Root), TrustError> {
-    let (envelope, root): (Envelope, Root) = parse("root", bytes, RoleType::Root)?;
+    let (envelope, root): (Envelope, Root) = parse("root", bytes)?;
     let own = root
         .roles
         .get("root")
@@ -466,14 +463,13 @@ impl RoleCheck<'_> {
         &self,
         role: &str,
         bytes: &[u8],
-        role_type: RoleType,
         keys: &BTreeMap<String, crate::keys::PublicKey>,
         listed: &RoleKeys,
     ) -> Result<T, TrustError>
     where
         T: serde::de::DeserializeOwned + model::Role,
     {
-        let typed: T = parse_verified(role, bytes, role_type, keys, listed)?;
+        let typed: T = parse_verified(role, bytes, keys, listed)?;
         check_expiry(role, typed.expires(), self.now)?;
         check_version(self.store, self.gun, role, typed.version())?;
         Ok(typed)
@@ -539,10 +535,9 @@ pub async fn update(
             role: "timestamp".into(),
         })?;
     let check = RoleCheck { store, gun, now };
-    let timestamp: Meta = check.verify(
+    let timestamp: Timestamp = check.verify(
         "timestamp",
         &timestamp_bytes,
-        RoleType::Timestamp,
         &root.keys,
         role_keys(&root, "timestamp")?,
     )?;
@@ -555,10 +550,9 @@ pub async fn update(
         })?;
     let snapshot_bytes =
         fetch_by_checksum(source, gun, "snapshot", snapshot_meta, MAX_SMALL_ROLE_BYTES).await?;
-    let snapshot: Meta = check.verify(
+    let snapshot: Snapshot = check.verify(
         "snapshot",
         &snapshot_bytes,
-        RoleType::Snapshot,
         &root.keys,
         role_keys(&root, "snapshot")?,
     )?;
@@ -584,7 +578,6 @@ pub async fn update(
     let targets: Targets = check.verify(
         "targets",
         &targets_bytes,
-        RoleType::Targets,
         &root.keys,
         role_keys(&root, "targets")?,
     )?;
@@ -616,7 +609,6 @@ pub async fn update(
             let verified: Result<Targets, TrustError> = check.verify(
                 &role.name,
                 &bytes,
-                RoleType::Targets,
                 &parent.delegations.keys,
                 &RoleKeys {
                     keyids: role.keyids.clone(),
@@ -631,10 +623,7 @@ pub async fn update(
                     // Its version still counts: a new publish of the role must exceed it.
                     let version = RawEnvelope::parse(&bytes)
                         .ok()
-                        .and_then(|raw| {
-                            model::from_signed_text::<Targets>(raw.signed_text(), RoleType::Targets)
-                                .ok()
-                        })
+                        .and_then(|raw| model::from_signed_text::<Targets>(raw.signed_text()).ok())
                         .map_or(0, |t| t.version);
                     skipped.push(SkippedRole {
                         role: role.name.clone(),

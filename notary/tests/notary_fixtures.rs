@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256, Sha512};
 use trustd_notary::envelope::Envelope;
 use trustd_notary::keys::{KeyError, KeyType, PublicKey};
-use trustd_notary::model::{self, Meta, RoleKeys, RoleType, Root, Targets};
+use trustd_notary::model::{self, RoleKeys, Root, Snapshot, Targets, Timestamp};
 use trustd_notary::{canonical, threshold};
 
 fn fixtures() -> PathBuf {
@@ -63,18 +63,16 @@ fn the_typed_model_loses_nothing() {
         for (role, bytes) in roles {
             let envelope = Envelope::parse(&bytes).unwrap();
             let typed = match role.as_str() {
-                "root" => serde_json::to_value(
-                    model::from_signed::<Root>(&envelope.signed, RoleType::Root).unwrap(),
-                ),
-                "snapshot" => serde_json::to_value(
-                    model::from_signed::<Meta>(&envelope.signed, RoleType::Snapshot).unwrap(),
-                ),
-                "timestamp" => serde_json::to_value(
-                    model::from_signed::<Meta>(&envelope.signed, RoleType::Timestamp).unwrap(),
-                ),
-                _ => serde_json::to_value(
-                    model::from_signed::<Targets>(&envelope.signed, RoleType::Targets).unwrap(),
-                ),
+                "root" => {
+                    serde_json::to_value(model::from_signed::<Root>(&envelope.signed).unwrap())
+                }
+                "snapshot" => {
+                    serde_json::to_value(model::from_signed::<Snapshot>(&envelope.signed).unwrap())
+                }
+                "timestamp" => {
+                    serde_json::to_value(model::from_signed::<Timestamp>(&envelope.signed).unwrap())
+                }
+                _ => serde_json::to_value(model::from_signed::<Targets>(&envelope.signed).unwrap()),
             }
             .unwrap();
             assert_eq!(
@@ -122,7 +120,7 @@ fn every_signature_verifies_with_the_keys_its_parent_names() {
     for (repo, roles) in repositories() {
         let parse = |name: &str| Envelope::parse(&roles[name]).unwrap();
         let root_env = parse("root");
-        let root: Root = model::from_signed(&root_env.signed, RoleType::Root).unwrap();
+        let root: Root = model::from_signed(&root_env.signed).unwrap();
         for (id, key) in &root.keys {
             assert_eq!(&key.id(), id, "{repo}: root key ID");
         }
@@ -135,8 +133,7 @@ fn every_signature_verifies_with_the_keys_its_parent_names() {
             );
         }
         // Delegations: every targets/... file is signed by keys targets.json delegates to it.
-        let targets: Targets =
-            model::from_signed(&parse("targets").signed, RoleType::Targets).unwrap();
+        let targets: Targets = model::from_signed(&parse("targets").signed).unwrap();
         for (id, key) in &targets.delegations.keys {
             assert_eq!(&key.id(), id, "{repo}: delegation key ID");
         }
@@ -163,11 +160,8 @@ fn every_signature_verifies_with_the_keys_its_parent_names() {
 #[test]
 fn snapshot_and_timestamp_vouch_for_the_stored_bytes() {
     for (repo, roles) in repositories() {
-        let snapshot: Meta = model::from_signed(
-            &Envelope::parse(&roles["snapshot"]).unwrap().signed,
-            RoleType::Snapshot,
-        )
-        .unwrap();
+        let snapshot: Snapshot =
+            model::from_signed(&Envelope::parse(&roles["snapshot"]).unwrap().signed).unwrap();
         // One fixture (04) vouches for targets/bob without a copy of that file: check every
         // file that is there, and always root and targets.
         let present: Vec<_> = snapshot
@@ -191,11 +185,8 @@ fn snapshot_and_timestamp_vouch_for_the_stored_bytes() {
                 "{repo}: {name}"
             );
         }
-        let timestamp: Meta = model::from_signed(
-            &Envelope::parse(&roles["timestamp"]).unwrap().signed,
-            RoleType::Timestamp,
-        )
-        .unwrap();
+        let timestamp: Timestamp =
+            model::from_signed(&Envelope::parse(&roles["timestamp"]).unwrap().signed).unwrap();
         let snap = &timestamp.meta["snapshot"];
         assert_eq!(snap.length, roles["snapshot"].len() as i64, "{repo}");
         assert_eq!(
@@ -209,11 +200,7 @@ fn snapshot_and_timestamp_vouch_for_the_stored_bytes() {
 #[test]
 fn root_keys_are_certificates_whose_canonical_id_uses_the_plain_key() {
     let roles = &repositories()["01-init-v1"];
-    let root: Root = model::from_signed(
-        &Envelope::parse(&roles["root"]).unwrap().signed,
-        RoleType::Root,
-    )
-    .unwrap();
+    let root: Root = model::from_signed(&Envelope::parse(&roles["root"]).unwrap().signed).unwrap();
     let root_key_id = &root.roles["root"].keyids[0];
     let key = &root.keys[root_key_id];
     assert_eq!(key.keytype, KeyType::EcdsaX509);
@@ -232,11 +219,7 @@ fn root_keys_are_certificates_whose_canonical_id_uses_the_plain_key() {
 fn wrong_methods_der_signatures_and_private_parts_are_refused() {
     let roles = &repositories()["01-init-v1"];
     let envelope = Envelope::parse(&roles["targets"]).unwrap();
-    let root: Root = model::from_signed(
-        &Envelope::parse(&roles["root"]).unwrap().signed,
-        RoleType::Root,
-    )
-    .unwrap();
+    let root: Root = model::from_signed(&Envelope::parse(&roles["root"]).unwrap().signed).unwrap();
     let signature = &envelope.signatures[0];
     let key = &root.keys[&signature.keyid];
     let message = envelope.canonical_signed().unwrap();

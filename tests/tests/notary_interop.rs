@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 use trustd_e2e::notary::NotaryServer;
 use trustd_notary::envelope::Envelope;
-use trustd_notary::model::{self, Meta, RoleKeys, RoleType, Root, Targets};
+use trustd_notary::model::{self, RoleKeys, Root, Snapshot, Targets, Timestamp};
 use trustd_notary::threshold;
 
 const GUN: &str = "registry.example.test/team/app";
@@ -102,13 +102,12 @@ async fn what_the_notary_client_publishes_is_rewritten_byte_for_byte_and_verifie
     }
 
     let envelope = |role: &str| Envelope::parse(&files[role]).unwrap();
-    let root: Root = model::from_signed(&envelope("root").signed, RoleType::Root).unwrap();
+    let root: Root = model::from_signed(&envelope("root").signed).unwrap();
     for role in ["root", "targets", "snapshot", "timestamp"] {
         threshold::check(role, &envelope(role), &root.keys, &root.roles[role])
             .unwrap_or_else(|e| panic!("{e}"));
     }
-    let targets: Targets =
-        model::from_signed(&envelope("targets").signed, RoleType::Targets).unwrap();
+    let targets: Targets = model::from_signed(&envelope("targets").signed).unwrap();
     let releases = targets
         .delegations
         .roles
@@ -130,14 +129,12 @@ async fn what_the_notary_client_publishes_is_rewritten_byte_for_byte_and_verifie
     // The tags point at the artifact.
     let artifact_hash = Sha256::digest(b"image manifest stand-in").to_vec();
     assert_eq!(targets.targets["v1"].hashes["sha256"].0, artifact_hash);
-    let delegated: Targets =
-        model::from_signed(&envelope("targets/releases").signed, RoleType::Targets).unwrap();
+    let delegated: Targets = model::from_signed(&envelope("targets/releases").signed).unwrap();
     assert_eq!(delegated.targets["v2"].hashes["sha256"].0, artifact_hash);
 
     // Snapshot and timestamp vouch for the bytes as served, and the server hands out each file
     // by the checksum trustctl computes.
-    let snapshot: Meta =
-        model::from_signed(&envelope("snapshot").signed, RoleType::Snapshot).unwrap();
+    let snapshot: Snapshot = model::from_signed(&envelope("snapshot").signed).unwrap();
     for role in ["root", "targets", "targets/releases"] {
         let meta = &snapshot.meta[role];
         assert_eq!(
@@ -147,8 +144,7 @@ async fn what_the_notary_client_publishes_is_rewritten_byte_for_byte_and_verifie
         );
         assert_eq!(meta.length, files[role].len() as i64, "{role}");
     }
-    let timestamp: Meta =
-        model::from_signed(&envelope("timestamp").signed, RoleType::Timestamp).unwrap();
+    let timestamp: Timestamp = model::from_signed(&envelope("timestamp").signed).unwrap();
     let snapshot_sha = Sha256::digest(&files["snapshot"]);
     assert_eq!(
         timestamp.meta["snapshot"].hashes["sha256"].0,

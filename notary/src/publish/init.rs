@@ -11,7 +11,7 @@ use super::roles::{
 use super::{HeldKey, PublishError, RoleSigner};
 use crate::client::server::{NotaryServer, ServerError};
 use crate::keys::{KeyType, PublicKey};
-use crate::model::{Delegations, Meta, RoleKeys, RoleType, Root, Targets};
+use crate::model::{Delegations, RoleKeys, RoleType, Root, Snapshot, Targets};
 use crate::root_cert::{self, RootCertSpec};
 use crate::trust::{TrustStore, VerifiedRepository};
 
@@ -135,7 +135,7 @@ pub async fn init(
         ("targets".to_owned(), targets_bytes.clone()),
     ];
     if let Some(name) = &names.snapshot {
-        let snapshot = Meta {
+        let snapshot = Snapshot {
             role_type: RoleType::Snapshot,
             expires: expires_in(TARGETS_DAYS),
             meta: [
