@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! trustd, the hardware-backed signing daemon, as a library: the binary (`main.rs`) parses
 //! its command line and calls [`server::run`]; tests and tools can build the same daemon
 //! in-process.
@@ -17,13 +18,13 @@ mod atomic_file;
 mod audit;
 mod backend;
 mod certificate;
-pub mod config;
+mod config;
 mod front;
 mod inventory;
 mod key_locks;
 mod keys;
 mod operation;
-pub mod policy;
+mod policy;
 mod private_key;
 mod rpc;
 mod secret;

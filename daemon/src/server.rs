@@ -27,6 +27,8 @@ use crate::state::{DaemonState, Guards};
 /// How long in-flight requests get to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Runs trustd with the configuration at `config_path` until SIGTERM or SIGINT, then drains
+/// the requests in flight (at most 30 s) and returns.
 pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
     let inventory = Inventory::open(&config.state_dir)?;

@@ -14,10 +14,12 @@ use crate::canonical::{self, CanonicalError};
 /// One signature over the canonical `signed` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
+    /// The ID of the key that made the signature.
     pub keyid: String,
     /// `ecdsa`, `eddsa` or `rsapss`.
     pub method: String,
     #[serde(with = "super::encoding::base64_std")]
+    /// The signature bytes (ECDSA as raw r||s).
     pub sig: Vec<u8>,
 }
 
@@ -26,9 +28,11 @@ pub struct Signature {
 pub struct Envelope {
     /// The `signed` object as parsed (verify against [`Envelope::canonical_signed`]).
     pub signed: Value,
+    /// The signatures over the canonical form of `signed`.
     pub signatures: Vec<Signature>,
 }
 
+#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
     #[error("not a signed TUF file: {0}")]
@@ -51,10 +55,12 @@ struct Wire {
 pub struct RawEnvelope<'a> {
     #[serde(borrow)]
     signed: &'a serde_json::value::RawValue,
+    /// The signatures over the canonical form of the `signed` text.
     pub signatures: Vec<Signature>,
 }
 
 impl<'a> RawEnvelope<'a> {
+    /// Splits a role file into its `signed` text and its signatures, without re-serializing.
     pub fn parse(bytes: &'a [u8]) -> Result<RawEnvelope<'a>, EnvelopeError> {
         let wire: RawEnvelope =
             serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
@@ -120,6 +126,7 @@ fn html_unescape(json: &[u8]) -> Vec<u8> {
 }
 
 impl Envelope {
+    /// Parses a role file's envelope.
     pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         let wire: Wire =
             serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;

@@ -18,33 +18,47 @@ const REPO_ADMIN: &str = "Repo Admin";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
+/// One signed tag, as `docker trust inspect` lists it.
 pub struct SignedTag {
+    /// The tag.
     pub signed_tag: String,
+    /// The manifest digest it is signed for (hex SHA-256).
     pub digest: String,
+    /// The signers (role names without `targets/`) that signed it.
     pub signers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A key as `docker trust inspect` shows it.
 pub struct KeyRef {
     #[serde(rename = "ID")]
+    /// The key's ID.
     pub id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
+/// A signer (delegated role) or administrative role and its keys.
 pub struct Signer {
     #[serde(skip_serializing_if = "String::is_empty")]
+    /// The signer's name, or the administrative role's (`Root`, `Repository`).
     pub name: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// The keys that may sign for it.
     pub keys: Vec<KeyRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
+/// What `docker trust inspect` prints for one repository or tag.
 pub struct TrustReport {
+    /// The repository (or `repository:tag`) as asked.
     pub name: String,
+    /// Its signed tags.
     pub signed_tags: Vec<SignedTag>,
+    /// Its signers.
     pub signers: Vec<Signer>,
+    /// Its root and targets keys.
     pub administrative_keys: Vec<Signer>,
 }
 

@@ -13,20 +13,27 @@ use crate::canonical;
 use crate::verify::{self, Signed, VerifyError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The `keytype` of a Notary key object.
 pub enum KeyType {
     #[serde(rename = "ecdsa")]
+    /// An ECDSA key as DER SubjectPublicKeyInfo.
     Ecdsa,
     #[serde(rename = "ecdsa-x509")]
+    /// An ECDSA key inside a PEM certificate (root keys, delegation keys).
     EcdsaX509,
     #[serde(rename = "rsa")]
+    /// An RSA key as DER SubjectPublicKeyInfo.
     Rsa,
     #[serde(rename = "rsa-x509")]
+    /// An RSA key inside a PEM certificate.
     RsaX509,
     #[serde(rename = "ed25519")]
+    /// An Ed25519 key as its 32 raw bytes.
     Ed25519,
 }
 
 impl KeyType {
+    /// The `keytype` string.
     pub fn as_str(self) -> &'static str {
         match self {
             KeyType::Ecdsa => "ecdsa",
@@ -43,19 +50,25 @@ impl KeyType {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A key object's `keyval`.
 pub struct KeyVal {
     /// Always null in published metadata; anything else is refused.
     pub private: Option<String>,
     #[serde(with = "super::encoding::base64_std")]
+    /// The public part, in the encoding its key type uses.
     pub public: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A public key as TUF metadata lists it; its ID is the hash of its canonical form.
 pub struct PublicKey {
+    /// How `keyval.public` is encoded.
     pub keytype: KeyType,
+    /// The key material (public only: a private part is refused).
     pub keyval: KeyVal,
 }
 
+#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
     #[error("key {0} carries private key material; refusing it")]

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! TUF metadata in the Notary v1 dialect, the one Docker Content Trust reads, as a library
 //! (the way `tough` stands apart from `tuftool`): trustctl builds and verifies repositories
 //! with it and trustd computes its keys' Notary IDs with it. It knows nothing of gRPC or of

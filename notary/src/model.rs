@@ -13,10 +13,15 @@ use time::OffsetDateTime;
 use crate::keys::PublicKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A role file's `_type`.
 pub enum RoleType {
+    /// `root`: the keys of every top-level role.
     Root,
+    /// `targets` and every delegated role: the signed tags.
     Targets,
+    /// `snapshot`.
     Snapshot,
+    /// `timestamp`.
     Timestamp,
 }
 
@@ -24,21 +29,28 @@ pub enum RoleType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleKeys {
+    /// The IDs of the keys that may sign the role.
     pub keyids: Vec<String>,
+    /// How many of them must.
     pub threshold: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// The root role: every top-level role's keys and thresholds.
 pub struct Root {
     #[serde(rename = "_type")]
+    /// Always `Root`.
     pub role_type: RoleType,
     /// Notary always writes it, always false.
     pub consistent_snapshot: bool,
+    /// When the role stops being valid (Go's time format).
     pub expires: String,
+    /// Every key a top-level role lists, by ID.
     pub keys: BTreeMap<String, PublicKey>,
     /// `root`, `targets`, `snapshot`, `timestamp`.
     pub roles: BTreeMap<String, RoleKeys>,
+    /// Raised on every change; never lower than a version seen before.
     pub version: u64,
 }
 
@@ -47,27 +59,36 @@ pub struct Root {
 #[serde(deny_unknown_fields)]
 pub struct FileMeta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Extra data notary passes through untouched.
     pub custom: Option<Value>,
+    /// The file's hashes by algorithm (`sha256`, `sha512`).
     pub hashes: BTreeMap<String, Base64Bytes>,
+    /// The file's length in bytes.
     pub length: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// A role a targets role delegates to.
 pub struct DelegatedRole {
+    /// The IDs of the keys that may sign it (in the parent's `delegations.keys`).
     pub keyids: Vec<String>,
     /// `targets/...`.
     pub name: String,
     /// Path prefixes the role may sign; `""` means every path. Left out when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
+    /// How many of them must.
     pub threshold: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// The roles a targets role delegates to, and their keys.
 pub struct Delegations {
+    /// Every key a delegated role lists, by ID.
     pub keys: BTreeMap<String, PublicKey>,
+    /// The delegated roles, in order of precedence.
     pub roles: Vec<DelegatedRole>,
 }
 
@@ -76,11 +97,15 @@ pub struct Delegations {
 #[serde(deny_unknown_fields)]
 pub struct Targets {
     #[serde(rename = "_type")]
+    /// Always `Targets`.
     pub role_type: RoleType,
     /// Always present, even when empty.
     pub delegations: Delegations,
+    /// When the role stops being valid (Go's time format).
     pub expires: String,
+    /// The signed targets (tags), by name.
     pub targets: BTreeMap<String, FileMeta>,
+    /// Raised on every change; never lower than a version seen before.
     pub version: u64,
 }
 
@@ -93,9 +118,13 @@ macro_rules! meta_role {
         #[serde(deny_unknown_fields)]
         pub struct $name {
             #[serde(rename = "_type")]
+            /// The role's own type.
             pub role_type: RoleType,
+            /// When the role stops being valid (Go's time format).
             pub expires: String,
+            /// The role files it vouches for, by role name.
             pub meta: BTreeMap<String, FileMeta>,
+            /// Raised on every change; never lower than a version seen before.
             pub version: u64,
         }
     };
@@ -137,6 +166,7 @@ impl<'de> Deserialize<'de> for Base64Bytes {
     }
 }
 
+#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("role does not match notary's schema: {0}")]
@@ -177,8 +207,11 @@ pub fn from_signed_text<T: DeserializeOwned + Role>(signed: &str) -> Result<T, M
 pub trait Role {
     /// The `_type` every role of this type carries.
     const TYPE: RoleType;
+    /// The `_type` this role carries.
     fn role_type(&self) -> RoleType;
+    /// Its expiry, as written.
     fn expires(&self) -> &str;
+    /// Its version.
     fn version(&self) -> u64;
 }
 
@@ -224,6 +257,7 @@ pub fn format_expires(t: OffsetDateTime) -> String {
     out
 }
 
+/// Reads an `expires` value written by Go (RFC 3339, any fraction).
 pub fn parse_expires(text: &str) -> Result<OffsetDateTime, time::error::Parse> {
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
 }

@@ -31,9 +31,11 @@ pub struct TrustPinning {
     #[serde(default)]
     pub ca: BTreeMap<String, PathBuf>,
     #[serde(default)]
+    /// Refuse a repository with no pin instead of trusting its first root (TOFU).
     pub disable_tofu: bool,
 }
 
+#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
 #[derive(Debug, thiserror::Error)]
 pub enum PinningError {
     #[error("{gun}: no root certificate has a key ID pinned for it ({pinned})")]

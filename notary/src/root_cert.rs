@@ -25,6 +25,7 @@ use x509_cert::{Certificate, TbsCertificate, Version};
 /// Notary's root certificate lifetime: 10 years of 365 days.
 pub const VALIDITY_DAYS: u64 = 3650;
 
+#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
     #[error("cannot build the root certificate: {0}")]
@@ -35,6 +36,7 @@ pub enum CertError {
 
 /// What goes into a root certificate.
 pub struct RootCertSpec<'a> {
+    /// The repository the certificate is for (its common name).
     pub gun: &'a str,
     /// DER SubjectPublicKeyInfo of the root key.
     pub public_key: &'a [u8],

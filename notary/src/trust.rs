@@ -50,7 +50,9 @@ impl RoleSource for NotaryServer {
 /// keys (typically, its signer was removed after signing it).
 #[derive(Debug, Clone)]
 pub struct SkippedRole {
+    /// The role that was left out.
     pub role: String,
+    /// Why it did not verify.
     pub reason: String,
     /// The version on the server, which a new publish of the role must exceed.
     pub version: u64,
@@ -96,6 +98,7 @@ impl<S: RoleSource> RoleSource for WithKnownFiles<'_, S> {
     }
 }
 
+#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
     #[error(transparent)]
@@ -184,6 +187,7 @@ pub struct TrustStore {
 }
 
 impl TrustStore {
+    /// A trust cache in `dir` (docker's is `~/.docker/trust`).
     pub fn new(dir: impl Into<PathBuf>) -> TrustStore {
         TrustStore {
             dir: dir.into(),
@@ -209,6 +213,7 @@ impl TrustStore {
         Ok(self.repository_dir(gun)?.join("metadata").join(file))
     }
 
+    /// The cached bytes of `role` of `gun`, if any.
     pub fn cached(&self, gun: &str, role: &str) -> Option<Vec<u8>> {
         std::fs::read(self.role_path(gun, role).ok()?).ok()
     }
@@ -251,6 +256,7 @@ impl TrustStore {
         }
     }
 
+    /// The cache's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -259,10 +265,15 @@ impl TrustStore {
 /// A repository's roles after verification, with the exact bytes each was read from.
 #[derive(Debug, Clone)]
 pub struct VerifiedRepository {
+    /// The repository's GUN.
     pub gun: String,
+    /// Its verified root.
     pub root: Root,
+    /// Its verified targets role.
     pub targets: Targets,
+    /// Its verified snapshot.
     pub snapshot: Snapshot,
+    /// Its verified timestamp.
     pub timestamp: Timestamp,
     /// Delegated roles by name, their targets limited to the paths they were delegated.
     pub delegations: BTreeMap<String, Targets>,
@@ -270,6 +281,7 @@ pub struct VerifiedRepository {
     pub delegation_order: Vec<String>,
     /// Delegated roles left out because their signatures do not verify.
     pub skipped: Vec<SkippedRole>,
+    /// The role files as fetched, by role name.
     pub files: BTreeMap<String, Vec<u8>>,
 }
 

@@ -10,6 +10,7 @@ const OID_P256: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2
 const OID_ED25519: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.101.112");
 const OID_RSA: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
+#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VerifyError {
     #[error("the signature does not match the data and key")]
@@ -22,11 +23,15 @@ pub enum VerifyError {
 
 /// The message to check, whole or as digests (enough for ECDSA and RSA-PSS).
 pub enum Signed<'a> {
+    /// The whole message (Ed25519 signs messages).
     Message(&'a [u8]),
+    /// A SHA-256 digest of the message.
     Sha256([u8; 32]),
     /// Both digests of a file, when the key that signed it is not known yet.
     Digests {
+        /// Its SHA-256 digest.
         sha256: [u8; 32],
+        /// Its SHA-384 digest.
         sha384: [u8; 48],
     },
 }

@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use crate::client::credentials::Credentials;
 use crate::client::http_limits;
 
+#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("the server's authentication challenge is not understood: {0}")]
@@ -36,11 +37,16 @@ pub enum AuthError {
 /// What a 401 asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Challenge {
+    /// A bearer token from the token service at `realm`.
     Bearer {
+        /// The token service's URL.
         realm: String,
+        /// The `service` to ask the token for.
         service: Option<String>,
+        /// The access asked for (`repository:NAME:pull,push`).
         scope: Option<String>,
     },
+    /// HTTP Basic authentication with the user's credentials.
     Basic,
 }
 
@@ -102,12 +108,16 @@ enum Answered {
 
 /// How to authorize one request.
 pub enum Authorization {
+    /// Nothing yet: requests go out anonymous until a server asks.
     None,
+    /// A bearer token the token service issued.
     Bearer(Zeroizing<String>),
+    /// The user's credentials, sent as HTTP Basic.
     Basic(Arc<Credentials>),
 }
 
 impl Authenticator {
+    /// An authenticator that answers challenges with `credentials` (anonymous when `None`).
     pub fn new(credentials: Option<Credentials>) -> Authenticator {
         Authenticator {
             credentials: credentials.map(Arc::new),
@@ -251,6 +261,7 @@ impl Authorization {
         }
     }
 
+    /// `request` with the authorization this authenticator holds, if any.
     pub fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match self {
             Authorization::None => request,

@@ -9,7 +9,9 @@ use zeroize::Zeroizing;
 /// A user name and password (or access token) for one registry.
 #[derive(Clone)]
 pub struct Credentials {
+    /// The registry user name.
     pub username: String,
+    /// The password or access token, zeroized when dropped.
     pub password: Zeroizing<String>,
 }
 
@@ -22,6 +24,7 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
     #[error("cannot read the docker credentials for {registry}: {reason}")]

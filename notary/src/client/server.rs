@@ -21,6 +21,7 @@ pub const MAX_ROLE_BYTES: u64 = 100 * 1024 * 1024;
 /// Largest root, snapshot or timestamp file: they grow with keys and roles, not with tags.
 pub const MAX_SMALL_ROLE_BYTES: u64 = 5 * 1024 * 1024;
 
+#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot reach notary server {url}: {reason}")]
@@ -103,6 +104,7 @@ impl NotaryServer {
         })
     }
 
+    /// The server's base URL, for messages.
     pub fn url(&self) -> &str {
         &self.url
     }

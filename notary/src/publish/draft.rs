@@ -14,7 +14,9 @@ use crate::client::server::NotaryServer;
 use crate::model::{DelegatedRole, Delegations, RoleType, Targets};
 use crate::trust::{TrustStore, VerifiedRepository};
 
+/// A change being made to a verified repository's targets and delegated roles.
 pub struct Draft<'a> {
+    /// The repository the change applies to.
     pub repo: &'a VerifiedRepository,
     targets: Targets,
     delegated: BTreeMap<String, Targets>,
@@ -33,6 +35,7 @@ fn empty_role() -> Targets {
 }
 
 impl<'a> Draft<'a> {
+    /// An empty change to `repo`.
     pub fn new(repo: &'a VerifiedRepository) -> Draft<'a> {
         Draft {
             repo,
@@ -42,6 +45,7 @@ impl<'a> Draft<'a> {
         }
     }
 
+    /// The targets role as it will be published.
     pub fn targets(&self) -> &Targets {
         &self.targets
     }
@@ -86,6 +90,7 @@ impl<'a> Draft<'a> {
         Some((entry, &parent.delegations))
     }
 
+    /// Whether any role was changed (an unchanged draft publishes nothing).
     pub fn is_changed(&self) -> bool {
         !self.changed.is_empty()
     }

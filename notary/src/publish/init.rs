@@ -17,7 +17,9 @@ use crate::trust::{TrustStore, VerifiedRepository};
 
 /// The signer's keys for a new repository, by name (the caller creates them).
 pub struct InitKeys {
+    /// The root key (ECDSA P-256: its certificate is made here).
     pub root: String,
+    /// The targets key.
     pub targets: String,
     /// `None` to have the server hold the snapshot key (docker's default).
     pub snapshot: Option<String>,

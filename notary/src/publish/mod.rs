@@ -33,7 +33,9 @@ pub struct SignerError(pub Box<dyn std::error::Error + Send + Sync>);
 /// A signer's key that a role lists: the signer's name for it, and the ID the role lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldKey {
+    /// The signer's name for the key.
     pub name: String,
+    /// The ID the role lists it under (a certificate key's, for root).
     pub keyid: String,
 }
 
@@ -62,6 +64,7 @@ pub trait RoleSigner: Send {
 }
 
 /// Why a change could not be made, by what the user can do about it.
+#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// The notary server could not be asked (network, TLS, an error answer to a read).

@@ -12,6 +12,7 @@ use crate::trust::{self, TrustStore, VerifiedRepository};
 
 /// Notary's default lifetimes.
 pub const ROOT_DAYS: i64 = 3650;
+/// Notary's default lifetime of targets, snapshot and delegated roles.
 pub const TARGETS_DAYS: i64 = 3 * 365;
 
 /// An expiry `days` from now, in notary's format.

@@ -15,7 +15,11 @@ use crate::trust::{TrustStore, VerifiedRepository};
 /// Where the new key lives.
 pub enum NewKey<'a> {
     /// The signer's key of this name (the caller created it).
-    Held { name: &'a str },
+    /// The signer's key of this name (the caller created it).
+    Held {
+        /// The key's name.
+        name: &'a str,
+    },
     /// Generated and held by the notary server (snapshot and timestamp only).
     Server,
 }
@@ -23,16 +27,21 @@ pub enum NewKey<'a> {
 /// Where the caller means to put the new key, before it makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Holder {
+    /// A key the signer holds.
     Signer,
+    /// A key the notary server generates and holds.
     Server,
 }
 
 /// The outcome: the new key and the repository as published and verified.
 pub struct Rotated {
+    /// The new key's ID.
     pub key_id: String,
+    /// The signer's name for the new key (none when the server holds it).
     pub held_name: Option<String>,
     /// The signer's key the role used before (no longer trusted for the role).
     pub previous: Option<String>,
+    /// The repository as published and read back verified.
     pub repo: VerifiedRepository,
 }
 
@@ -66,6 +75,8 @@ pub async fn root_key(
     })
 }
 
+/// Replaces `role`'s key with `new_key`: a new root signed by the root key, and the roles the
+/// new key signs re-published.
 pub async fn rotate(
     server: &NotaryServer,
     store: &TrustStore,

@@ -12,8 +12,11 @@ use crate::trust::{TrustStore, VerifiedRepository};
 
 /// A tag to sign: the manifest digest (hex SHA-256) and size.
 pub struct Target<'a> {
+    /// The tag.
     pub tag: &'a str,
+    /// The manifest's SHA-256.
     pub sha256: [u8; 32],
+    /// The manifest's size in bytes.
     pub size: i64,
 }
 
@@ -21,7 +24,9 @@ pub struct Target<'a> {
 #[derive(Clone, Copy, Default)]
 pub enum SignAs<'a> {
     #[default]
+    /// Every signer role the signer holds a key of (docker's choice).
     Auto,
+    /// Only `targets/NAME`.
     Signer(&'a str),
 }
 
