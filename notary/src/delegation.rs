@@ -11,7 +11,10 @@ use crate::root_cert;
 /// The role every docker signer is also added to; docker reads released tags from it.
 pub const RELEASES: &str = "targets/releases";
 
-#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
+#[allow(
+    missing_docs,
+    reason = "each variant is documented by its #[error] message"
+)]
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DelegationError {
     #[error("{0:?} is not a delegation role name: it must be targets/ followed by lower-case letters, digits, '-', '_' and '/', with no empty, '.' or '..' parts, under 256 characters")]

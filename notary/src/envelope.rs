@@ -32,7 +32,10 @@ pub struct Envelope {
     pub signatures: Vec<Signature>,
 }
 
-#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
+#[allow(
+    missing_docs,
+    reason = "each variant is documented by its #[error] message"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
     #[error("not a signed TUF file: {0}")]

@@ -68,7 +68,10 @@ pub struct PublicKey {
     pub keyval: KeyVal,
 }
 
-#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
+#[allow(
+    missing_docs,
+    reason = "each variant is documented by its #[error] message"
+)]
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
     #[error("key {0} carries private key material; refusing it")]

@@ -166,7 +166,10 @@ impl<'de> Deserialize<'de> for Base64Bytes {
     }
 }
 
-#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
+#[allow(
+    missing_docs,
+    reason = "each variant is documented by its #[error] message"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("role does not match notary's schema: {0}")]

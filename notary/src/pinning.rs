@@ -35,7 +35,10 @@ pub struct TrustPinning {
     pub disable_tofu: bool,
 }
 
-#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
+#[allow(
+    missing_docs,
+    reason = "each variant is documented by its #[error] message"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum PinningError {
     #[error("{gun}: no root certificate has a key ID pinned for it ({pinned})")]

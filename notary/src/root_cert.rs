@@ -25,7 +25,10 @@ use x509_cert::{Certificate, TbsCertificate, Version};
 /// Notary's root certificate lifetime: 10 years of 365 days.
 pub const VALIDITY_DAYS: u64 = 3650;
 
-#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
+#[allow(
+    missing_docs,
+    reason = "each variant is documented by its #[error] message"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
     #[error("cannot build the root certificate: {0}")]

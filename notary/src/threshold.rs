@@ -9,7 +9,10 @@ use crate::envelope::{Envelope, Signature};
 use crate::keys::{KeyError, PublicKey};
 use crate::model::RoleKeys;
 
-#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
+#[allow(
+    missing_docs,
+    reason = "each variant is documented by its #[error] message"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum ThresholdError {
     #[error(

@@ -98,7 +98,10 @@ impl<S: RoleSource> RoleSource for WithKnownFiles<'_, S> {
     }
 }
 
-#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
+#[allow(
+    missing_docs,
+    reason = "each variant is documented by its #[error] message"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
     #[error(transparent)]

@@ -79,6 +79,14 @@ impl Dct {
         String::from_utf8(self.server.notary(dir.path(), &["list", gun]).stdout).unwrap()
     }
 
+    /// The tags `notary list` shows for `gun`, by name.
+    pub fn notary_tags(
+        &self,
+        gun: &str,
+    ) -> std::collections::BTreeMap<String, crate::notary::ListedTag> {
+        crate::notary::parse_notary_list(&self.notary_list(gun))
+    }
+
     /// The docker CLI with this bench's configuration and notary server.
     pub fn docker(&self, args: &[&str]) -> Output {
         Command::new("docker")

@@ -181,3 +181,50 @@ impl Drop for NotaryServer {
         let _ = self.child.wait();
     }
 }
+
+/// One row of `notary list`: a signed tag as the notary client reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedTag {
+    /// Hex SHA-256 of the manifest.
+    pub digest: String,
+    pub size: u64,
+    /// The role that signed it (`targets`, `targets/releases`, ...).
+    pub role: String,
+}
+
+/// The table `notary list` prints (a header, a rule, then NAME DIGEST SIZE ROLE per row), by
+/// tag: so tests compare exact values instead of searching the text.
+pub fn parse_notary_list(listing: &str) -> std::collections::BTreeMap<String, ListedTag> {
+    listing
+        .lines()
+        .skip_while(|line| !line.trim_start().starts_with("----"))
+        .skip(1)
+        .filter_map(|line| {
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            let [name, digest, size, role] = columns.as_slice() else {
+                return None;
+            };
+            Some((
+                name.to_string(),
+                ListedTag {
+                    digest: digest.to_string(),
+                    size: size.parse().ok()?,
+                    role: role.to_string(),
+                },
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_the_notary_client_table() {
+        let listing = "NAME    DIGEST    SIZE (BYTES)    ROLE\n----    ------    ------------    ----\n1.0     abcd      1234            targets\n2.0     ef01      99              targets/releases\n";
+        let tags = super::parse_notary_list(listing);
+        assert_eq!(tags.len(), 2);
+        assert_eq!(tags["1.0"].digest, "abcd");
+        assert_eq!(tags["1.0"].size, 1234);
+        assert_eq!(tags["2.0"].role, "targets/releases");
+    }
+}

@@ -174,30 +174,14 @@ fn a_list_is_signed_in_both_formats_and_validated() {
     assert!(!probe.success(), "s390x was not selected, so not signed");
 
     // Notary: one publish per repository, every tag listed by the notary client.
-    let notary_dir = tempfile::tempdir().unwrap();
-    let listing = String::from_utf8(
-        bench
-            .dct
-            .server
-            .notary(notary_dir.path(), &["list", &format!("{host}/team/api")])
-            .stdout,
-    )
-    .unwrap();
-    assert!(
-        listing.contains("2.0") && listing.contains("2.1") && listing.contains(&api2.digest[7..]),
-        "{listing}"
-    );
-    let multi = String::from_utf8(
-        bench
-            .dct
-            .server
-            .notary(notary_dir.path(), &["list", &format!("{host}/team/multi")])
-            .stdout,
-    )
-    .unwrap();
-    assert!(
-        multi.contains(&index.digest[7..]),
-        "the index digest is what Notary signs: {multi}"
+    let api_tags = bench.dct.notary_tags(&format!("{host}/team/api"));
+    assert_eq!(api_tags["2.0"].digest, api.digest[7..], "{api_tags:?}");
+    assert_eq!(api_tags["2.1"].digest, api2.digest[7..], "{api_tags:?}");
+    let multi = bench.dct.notary_tags(&format!("{host}/team/multi"));
+    assert_eq!(
+        multi["3.0"].digest,
+        index.digest[7..],
+        "the index digest is what Notary signs: {multi:?}"
     );
 
     // Signing again adds nothing; validating finds everything valid (also as hangar spells it).
@@ -334,18 +318,8 @@ fn a_list_is_signed_in_both_formats_and_validated() {
         std::fs::read_to_string(&failed).unwrap(),
         format!("{}\n{}\n", slow_images[0], slow_images[2])
     );
-    let listing = String::from_utf8(
-        bench
-            .dct
-            .server
-            .notary(notary_dir.path(), &["list", &format!("{host}/team/web")])
-            .stdout,
-    )
-    .unwrap();
-    assert!(
-        listing.contains("1.1") && listing.contains(&web11.digest[7..]),
-        "{listing}"
-    );
+    let web_tags = bench.dct.notary_tags(&format!("{host}/team/web"));
+    assert_eq!(web_tags["1.1"].digest, web11.digest[7..], "{web_tags:?}");
 }
 
 #[test]

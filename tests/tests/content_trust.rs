@@ -23,16 +23,11 @@ fn init_sign_and_resign_are_seen_by_notary_and_docker() {
         "1234",
     ]);
     setup.ok(&["sign", &format!("{gun}:2.0@{DIGEST_B}"), "--size", "99"]);
-    let listing = setup.notary_list(gun);
-    assert!(
-        listing.contains("1.0") && listing.contains(&DIGEST_A[7..]),
-        "{listing}"
-    );
-    assert!(
-        listing.contains("2.0") && listing.contains(&DIGEST_B[7..]),
-        "{listing}"
-    );
-    assert!(listing.contains("1234"), "{listing}");
+    let tags = setup.notary_tags(gun);
+    assert_eq!(tags["1.0"].digest, DIGEST_A[7..], "{tags:?}");
+    assert_eq!(tags["1.0"].size, 1234, "{tags:?}");
+    assert_eq!(tags["2.0"].digest, DIGEST_B[7..], "{tags:?}");
+    assert_eq!(tags["2.0"].size, 99, "{tags:?}");
 
     // Re-signing a tag with a new digest replaces it.
     setup.ok(&[
@@ -96,7 +91,7 @@ fn sign_initializes_a_new_repository_and_a_local_snapshot_key_works() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("initializing"));
-    assert!(setup.notary_list(fresh).contains("v1"));
+    assert!(setup.notary_tags(fresh).contains_key("v1"));
 
     let local = "registry.example.test/team/local-snapshot";
     setup.ok(&["init", local, "--local-snapshot"]);
@@ -108,7 +103,7 @@ fn sign_initializes_a_new_repository_and_a_local_snapshot_key_works() {
         "--size",
         "10",
     ]);
-    assert!(setup.notary_list(local).contains(&DIGEST_B[7..]));
+    assert_eq!(setup.notary_tags(local)["v1"].digest, DIGEST_B[7..]);
     let keys = setup.trustd.ok(&["key", "list"]);
     assert!(keys.contains(&format!("{local}/snapshot")), "{keys}");
 }
@@ -196,14 +191,11 @@ fn revoke_and_delete() {
     // Without --yes and without a terminal, nothing is revoked.
     let out = setup.trustctl(&["revoke", &format!("{gun}:1.0")]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(setup.notary_list(gun).contains("1.0"));
+    assert!(setup.notary_tags(gun).contains_key("1.0"));
 
     setup.ok(&["revoke", &format!("{gun}:1.0"), "--yes"]);
-    let listing = setup.notary_list(gun);
-    assert!(
-        !listing.contains("1.0") && listing.contains("2.0"),
-        "{listing}"
-    );
+    let tags = setup.notary_tags(gun);
+    assert_eq!(tags.keys().collect::<Vec<_>>(), ["2.0", "3.0"], "{tags:?}");
     // Revoking a tag that is not signed says so.
     let out = setup.trustctl(&["revoke", &format!("{gun}:9.9"), "-y"]);
     assert_eq!(

@@ -16,7 +16,10 @@ use zeroize::Zeroizing;
 use crate::client::credentials::Credentials;
 use crate::client::http_limits;
 
-#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
+#[allow(
+    missing_docs,
+    reason = "each variant is documented by its #[error] message"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("the server's authentication challenge is not understood: {0}")]

@@ -24,7 +24,10 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
+#[allow(
+    missing_docs,
+    reason = "each variant is documented by its #[error] message"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
     #[error("cannot read the docker credentials for {registry}: {reason}")]

@@ -19,7 +19,10 @@ pub const MAX_MANIFEST_BODY: u64 = 4 * 1024 * 1024;
 /// How many redirects a client follows (within one origin).
 const MAX_REDIRECTS: usize = 5;
 
-#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
+#[allow(
+    missing_docs,
+    reason = "each variant is documented by its #[error] message"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
     #[error("more than {limit} bytes")]

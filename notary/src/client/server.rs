@@ -21,7 +21,10 @@ pub const MAX_ROLE_BYTES: u64 = 100 * 1024 * 1024;
 /// Largest root, snapshot or timestamp file: they grow with keys and roles, not with tags.
 pub const MAX_SMALL_ROLE_BYTES: u64 = 5 * 1024 * 1024;
 
-#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
+#[allow(
+    missing_docs,
+    reason = "each variant is documented by its #[error] message"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot reach notary server {url}: {reason}")]

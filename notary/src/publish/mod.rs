@@ -64,7 +64,10 @@ pub trait RoleSigner: Send {
 }
 
 /// Why a change could not be made, by what the user can do about it.
-#[allow(missing_docs, reason = "each variant is documented by its #[error] message")]
+#[allow(
+    missing_docs,
+    reason = "each variant is documented by its #[error] message"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// The notary server could not be asked (network, TLS, an error answer to a read).
