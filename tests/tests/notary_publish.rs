@@ -241,8 +241,20 @@ async fn notary_server_accepts_and_the_notary_client_lists_a_repository_signed_i
         String::from_utf8_lossy(&ours_pretty.stdout),
         String::from_utf8_lossy(&docker_pretty.stdout)
     );
-    // A repository without trust data: a clear message and a non-zero exit.
-    let none = trustctl_inspect(&["registry.example.test/team/unsigned"]);
+}
+
+#[test]
+fn inspect_of_a_repository_without_trust_data_is_not_found() {
+    let server = NotaryServer::start();
+    let trust_dir = tempfile::tempdir().unwrap();
+    let none = Command::new(bin("trustctl"))
+        .args(["inspect", "--server", &server.url, "--tls-ca"])
+        .arg(server.ca.ca_cert())
+        .arg("--trust-dir")
+        .arg(trust_dir.path())
+        .arg("registry.example.test/team/unsigned")
+        .output()
+        .unwrap();
     assert_eq!(
         none.status.code(),
         Some(5),
@@ -250,6 +262,12 @@ async fn notary_server_accepts_and_the_notary_client_lists_a_repository_signed_i
         String::from_utf8_lossy(&none.stderr)
     );
     assert!(String::from_utf8_lossy(&none.stderr).contains("no signatures"));
+    assert!(
+        std::fs::read_dir(trust_dir.path())
+            .map(|mut entries| entries.next().is_none())
+            .unwrap_or(true),
+        "nothing is cached for a repository that has no trust data"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
