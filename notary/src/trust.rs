@@ -459,6 +459,15 @@ fn verify_root(
     Ok((envelope, root))
 }
 
+/// The entry for `role` in a snapshot's or timestamp's `meta`.
+fn listed<'a>(
+    meta: &'a BTreeMap<String, FileMeta>,
+    role: &str,
+) -> Result<&'a FileMeta, TrustError> {
+    meta.get(role)
+        .ok_or_else(|| TrustError::Unlisted { role: role.into() })
+}
+
 fn role_keys<'a>(root: &'a Root, role: &str) -> Result<&'a RoleKeys, TrustError> {
     root.roles
         .get(role)
@@ -557,12 +566,7 @@ pub async fn update(
         role_keys(&root, "timestamp")?,
     )?;
 
-    let snapshot_meta = timestamp
-        .meta
-        .get("snapshot")
-        .ok_or_else(|| TrustError::Unlisted {
-            role: "snapshot".into(),
-        })?;
+    let snapshot_meta = listed(&timestamp.meta, "snapshot")?;
     let snapshot_bytes =
         fetch_by_checksum(source, gun, "snapshot", snapshot_meta, MAX_SMALL_ROLE_BYTES).await?;
     let snapshot: Snapshot = check.verify(
@@ -572,22 +576,12 @@ pub async fn update(
         role_keys(&root, "snapshot")?,
     )?;
     // The snapshot must vouch for the very root the checks above used.
-    let root_meta = snapshot
-        .meta
-        .get("root")
-        .ok_or_else(|| TrustError::Unlisted {
-            role: "root".into(),
-        })?;
+    let root_meta = listed(&snapshot.meta, "root")?;
     check_meta("root", root_meta, &root_bytes)?;
 
     // Targets, then delegated roles breadth first; each delegated role may only sign targets
     // under the paths it was delegated (and under its parent's).
-    let targets_meta = snapshot
-        .meta
-        .get("targets")
-        .ok_or_else(|| TrustError::Unlisted {
-            role: "targets".into(),
-        })?;
+    let targets_meta = listed(&snapshot.meta, "targets")?;
     let targets_bytes =
         fetch_by_checksum(source, gun, "targets", targets_meta, MAX_ROLE_BYTES).await?;
     let targets: Targets = check.verify(
