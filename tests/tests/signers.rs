@@ -314,8 +314,30 @@ fn delegation_commands_and_bad_input() {
             "5",
         ]),
         2,
-        "may only sign tags starting with",
+        "targets/ci may only sign tags starting with \"ci-\", not \"prod\"",
     );
+    // A tag outside the signer's paths goes to the repository admin (this trustd holds the
+    // targets key too) instead of blocking the sign; `--signer targets` asks for the admin.
+    dct.ok(&["sign", &format!("{gun}:v2@{DIGEST_A}"), "--size", "5"]);
+    dct.ok(&[
+        "sign",
+        "--signer",
+        "targets",
+        &format!("{gun}:ci-admin@{DIGEST_B}"),
+        "--size",
+        "5",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&dct.ok(&["inspect", gun])).unwrap();
+    let signed = tags_and_signers(&report);
+    let signers_of = |tag: &str| {
+        signed
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(signers_of("v2"), ["Repo Admin"], "{signed:?}");
+    assert_eq!(signers_of("ci-admin"), ["Repo Admin"], "{signed:?}");
     let roles = String::from_utf8(
         dct.server
             .notary(
@@ -326,7 +348,7 @@ fn delegation_commands_and_bad_input() {
     )
     .unwrap();
     assert!(
-        roles.contains("ci-42") && !roles.contains("prod"),
+        roles.contains("ci-42") && !roles.contains("prod") && !roles.contains("v2"),
         "{roles}"
     );
 

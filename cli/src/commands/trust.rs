@@ -49,8 +49,8 @@ pub struct SignArgs {
     /// trustd backend for keys created if the repository is new.
     #[arg(long)]
     backend: Option<String>,
-    /// Sign as this signer only [default: every signer whose key trustd holds for you, else
-    /// as the repository admin]
+    /// Sign as this signer only, or `targets` to sign as the repository admin [default: every
+    /// signer whose key trustd holds for you and whose paths cover the tag, else the admin]
     #[arg(long, value_name = "NAME")]
     signer: Option<String>,
     #[command(flatten)]
@@ -232,10 +232,7 @@ pub async fn sign(socket: &Path, args: SignArgs) -> Result<(), CliError> {
                 }
             })
             .collect();
-        let sign_as = match &args.signer {
-            Some(name) => SignAs::Signer(name),
-            None => SignAs::Auto,
-        };
+        let sign_as = SignAs::from_option(args.signer.as_deref());
         let (_, roles) =
             publish::sign_targets(&server, &store, client.clone(), &repo, &targets, sign_as)
                 .await?;

@@ -20,14 +20,30 @@ pub struct Target<'a> {
     pub size: i64,
 }
 
-/// Who signs: whoever the signer holds keys for, or one named signer.
+/// Who signs: whoever the signer holds keys for, one named signer, or the repository admin.
 #[derive(Clone, Copy, Default)]
 pub enum SignAs<'a> {
     #[default]
-    /// Every signer role the signer holds a key of (docker's choice).
+    /// Every signer role the signer holds a key of whose paths cover the tag (docker's
+    /// choice); the repository admin (`targets`) for a tag no such role covers.
     Auto,
     /// Only `targets/NAME`.
     Signer(&'a str),
+    /// Only `targets` itself, with the repository's targets key.
+    Admin,
+}
+
+impl<'a> SignAs<'a> {
+    /// What a `--signer` option chooses: nothing is [`SignAs::Auto`], `targets` (the admin
+    /// role's own name; no signer can be called that, as `targets/targets` would be a
+    /// delegation of the admin role to itself) is [`SignAs::Admin`], anything else that signer.
+    pub fn from_option(signer: Option<&'a str>) -> SignAs<'a> {
+        match signer {
+            None => SignAs::Auto,
+            Some("targets") => SignAs::Admin,
+            Some(name) => SignAs::Signer(name),
+        }
+    }
 }
 
 /// The roles a change to tags goes into, as `docker trust sign` chooses them: each signer
@@ -44,6 +60,7 @@ async fn signable_roles(
         let wanted = match sign_as {
             SignAs::Auto => role.name != RELEASES,
             SignAs::Signer(name) => role.name == format!("targets/{name}"),
+            SignAs::Admin => return Ok(vec!["targets".to_owned()]),
         };
         if wanted
             && !signer
@@ -112,31 +129,11 @@ pub async fn sign_targets(
     new: &[Target<'_>],
     sign_as: SignAs<'_>,
 ) -> Result<(VerifiedRepository, Vec<String>), PublishError> {
-    let roles = signable_roles(signer, repo, sign_as).await?;
-    // A delegated role may only sign the paths delegated to it; refuse before anything is
-    // signed rather than publish what every reader would reject.
-    for role in roles.iter().filter(|r| r.as_str() != "targets") {
-        let paths = repo
-            .targets
-            .delegations
-            .roles
-            .iter()
-            .find(|r| &r.name == role)
-            .map(|r| r.paths.clone())
-            .unwrap_or_default();
-        if let Some(outside) = new
-            .iter()
-            .find(|t| !paths.iter().any(|p| t.tag.starts_with(p.as_str())))
-        {
-            return Err(PublishError::Refused(format!(
-                "{role} may only sign tags starting with {paths:?}, not {:?}",
-                outside.tag
-            )));
-        }
-    }
+    let candidates = signable_roles(signer, repo, sign_as).await?;
+    let plan = plan_roles(signer, repo, &candidates, new, sign_as).await?;
     let mut draft = Draft::new(repo);
-    for role in &roles {
-        for target in new {
+    for (target, roles) in new.iter().zip(&plan) {
+        for role in roles {
             let meta = FileMeta {
                 custom: None,
                 hashes: [("sha256".to_owned(), Base64Bytes(target.sha256.to_vec()))].into(),
@@ -154,13 +151,13 @@ pub async fn sign_targets(
     } else {
         repo.clone()
     };
-    for role in &roles {
-        let published = if role == "targets" {
-            Some(&updated.targets)
-        } else {
-            updated.delegations.get(role)
-        };
-        for target in new {
+    for (target, roles) in new.iter().zip(&plan) {
+        for role in roles {
+            let published = if role == "targets" {
+                Some(&updated.targets)
+            } else {
+                updated.delegations.get(role)
+            };
             let digest = published
                 .and_then(|t| t.targets.get(target.tag))
                 .and_then(|m| m.hashes.get("sha256"))
@@ -173,7 +170,101 @@ pub async fn sign_targets(
             }
         }
     }
-    Ok((updated, roles))
+    let mut used: Vec<String> = Vec::new();
+    for role in plan.into_iter().flatten() {
+        if !used.contains(&role) {
+            used.push(role);
+        }
+    }
+    Ok((updated, used))
+}
+
+/// The paths a delegated role may sign, as its parent lists them.
+fn role_paths<'r>(repo: &'r VerifiedRepository, role: &str) -> &'r [String] {
+    repo.targets
+        .delegations
+        .roles
+        .iter()
+        .find(|r| r.name == role)
+        .map_or(&[], |r| r.paths.as_slice())
+}
+
+fn covers(repo: &VerifiedRepository, role: &str, tag: &str) -> bool {
+    role == "targets"
+        || role_paths(repo, role)
+            .iter()
+            .any(|p| tag.starts_with(p.as_str()))
+}
+
+/// For each tag, the roles it is signed into: the candidates whose delegated paths cover it
+/// (a delegated role may only sign the paths delegated to it, and every reader rejects what
+/// it signs outside them). A tag no candidate covers goes to the repository admin when the
+/// signer holds the targets key; otherwise nothing is signed and the caller is told why,
+/// before anything is sent.
+async fn plan_roles(
+    signer: &mut dyn RoleSigner,
+    repo: &VerifiedRepository,
+    candidates: &[String],
+    new: &[Target<'_>],
+    sign_as: SignAs<'_>,
+) -> Result<Vec<Vec<String>>, PublishError> {
+    let mut admin: Option<bool> = None;
+    let mut plan = Vec::with_capacity(new.len());
+    for target in new {
+        // A signer asked for by name must itself be allowed the tag (its companion
+        // `targets/releases` does not stand in for it).
+        if let SignAs::Signer(name) = sign_as {
+            let role = format!("targets/{name}");
+            if !covers(repo, &role, target.tag) {
+                let paths = quoted(role_paths(repo, &role));
+                return Err(PublishError::Refused(format!(
+                    "{role} may only sign tags starting with {paths}, not {:?}",
+                    target.tag
+                )));
+            }
+        }
+        let covering: Vec<String> = candidates
+            .iter()
+            .filter(|role| covers(repo, role, target.tag))
+            .cloned()
+            .collect();
+        if !covering.is_empty() {
+            plan.push(covering);
+            continue;
+        }
+        let limits = candidates
+            .iter()
+            .map(|role| {
+                let paths = quoted(role_paths(repo, role));
+                format!("{role} may only sign tags starting with {paths}")
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let holds_admin = match admin {
+            Some(known) => known,
+            None => *admin.insert(draft::role_key(signer, repo, "targets").await?.is_some()),
+        };
+        if !holds_admin {
+            return Err(PublishError::NotASigner(format!(
+                "no role you hold a key for may sign {:?} in {}: {limits}; the repository admin (the targets key) can sign any tag",
+                target.tag, repo.gun
+            )));
+        }
+        plan.push(vec!["targets".to_owned()]);
+    }
+    Ok(plan)
+}
+
+/// Path prefixes as a reader expects them: "ci-", "rc-".
+fn quoted(paths: &[String]) -> String {
+    if paths.is_empty() {
+        return "(no paths delegated)".to_owned();
+    }
+    paths
+        .iter()
+        .map(|p| format!("{p:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Removes the signatures of `tags` (every tag when None) from every role the caller signs
@@ -222,4 +313,160 @@ pub async fn revoke_targets(
         return Ok(repo.clone());
     }
     draft::publish(server, store, signer, draft).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::envelope::Signature;
+    use crate::keys::{KeyType, PublicKey};
+    use crate::model::{
+        DelegatedRole, Delegations, RoleKeys, RoleType, Root, Snapshot, Targets, Timestamp,
+    };
+    use crate::publish::{HeldKey, SignerError};
+
+    /// A signer that holds the keys with these IDs and is never asked to sign here.
+    struct Holds(&'static [&'static str]);
+
+    #[async_trait]
+    impl RoleSigner for Holds {
+        async fn held(
+            &mut self,
+            _keys: &BTreeMap<String, PublicKey>,
+            keyids: &[String],
+        ) -> Result<Vec<HeldKey>, SignerError> {
+            Ok(keyids
+                .iter()
+                .filter(|id| self.0.contains(&id.as_str()))
+                .map(|id| HeldKey {
+                    name: format!("key {id}"),
+                    keyid: id.clone(),
+                })
+                .collect())
+        }
+        async fn public_key(&mut self, _: &str) -> Result<PublicKey, SignerError> {
+            unreachable!("planning needs no public key")
+        }
+        async fn sign(&mut self, _: &str, _: &str, _: &[u8]) -> Result<Signature, SignerError> {
+            unreachable!("planning signs nothing")
+        }
+    }
+
+    /// A repository whose admin key is "admin" and whose signer ci ("ci" key) may sign `ci-*`.
+    fn repository() -> VerifiedRepository {
+        let key = || PublicKey::new(KeyType::Ecdsa, Vec::new());
+        let meta = || Snapshot {
+            role_type: RoleType::Snapshot,
+            expires: String::new(),
+            meta: BTreeMap::new(),
+            version: 1,
+        };
+        VerifiedRepository {
+            gun: "example.test/app".into(),
+            root: Root {
+                role_type: RoleType::Root,
+                consistent_snapshot: false,
+                expires: String::new(),
+                keys: [("admin".to_owned(), key())].into(),
+                roles: [(
+                    "targets".to_owned(),
+                    RoleKeys {
+                        keyids: vec!["admin".into()],
+                        threshold: 1,
+                    },
+                )]
+                .into(),
+                version: 1,
+            },
+            targets: Targets {
+                role_type: RoleType::Targets,
+                delegations: Delegations {
+                    keys: [("ci".to_owned(), key())].into(),
+                    roles: vec![DelegatedRole {
+                        keyids: vec!["ci".into()],
+                        name: "targets/ci".into(),
+                        paths: vec!["ci-".into()],
+                        threshold: 1,
+                    }],
+                },
+                expires: String::new(),
+                targets: BTreeMap::new(),
+                version: 1,
+            },
+            snapshot: meta(),
+            timestamp: Timestamp {
+                role_type: RoleType::Timestamp,
+                expires: String::new(),
+                meta: BTreeMap::new(),
+                version: 1,
+            },
+            delegations: BTreeMap::new(),
+            delegation_order: Vec::new(),
+            skipped: Vec::new(),
+            files: BTreeMap::new(),
+        }
+    }
+
+    fn tag(tag: &str) -> Target<'_> {
+        Target {
+            tag,
+            sha256: [0; 32],
+            size: 1,
+        }
+    }
+
+    async fn plan(
+        holds: &'static [&'static str],
+        tags: &[&str],
+        sign_as: SignAs<'_>,
+    ) -> Result<Vec<Vec<String>>, PublishError> {
+        let repo = repository();
+        let mut signer = Holds(holds);
+        let candidates = signable_roles(&mut signer, &repo, sign_as).await?;
+        let new: Vec<Target> = tags.iter().map(|t| tag(t)).collect();
+        plan_roles(&mut signer, &repo, &candidates, &new, sign_as).await
+    }
+
+    #[tokio::test]
+    async fn a_tag_outside_a_signers_paths_goes_to_the_admin_when_the_admin_key_is_held() {
+        let planned = plan(&["admin", "ci"], &["ci-1", "v2"], SignAs::Auto)
+            .await
+            .unwrap();
+        assert_eq!(planned, [vec!["targets/ci"], vec!["targets"]]);
+    }
+
+    #[tokio::test]
+    async fn without_the_admin_key_such_a_tag_is_refused_before_anything_is_signed() {
+        let error = plan(&["ci"], &["ci-1", "v2"], SignAs::Auto)
+            .await
+            .unwrap_err();
+        let PublishError::NotASigner(message) = error else {
+            panic!("not NotASigner: {error:?}");
+        };
+        assert!(message.contains("\"v2\""), "{message}");
+        assert!(
+            message.contains("targets/ci may only sign tags starting with \"ci-\""),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_named_signer_must_cover_the_tag_and_targets_names_the_admin() {
+        let error = plan(&["admin", "ci"], &["v2"], SignAs::from_option(Some("ci")))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, PublishError::Refused(_)), "{error:?}");
+        let planned = plan(
+            &["admin", "ci"],
+            &["ci-1"],
+            SignAs::from_option(Some("targets")),
+        )
+        .await
+        .unwrap();
+        assert_eq!(planned, [vec!["targets"]]);
+    }
 }

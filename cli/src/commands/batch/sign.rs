@@ -198,10 +198,7 @@ async fn publish_job(shared: Arc<Shared>, publish: NotaryPublish, tags: Vec<Reso
                 size: t.fetched.manifest.size,
             })
             .collect();
-        let sign_as = shared
-            .signer
-            .as_deref()
-            .map_or(SignAs::Auto, SignAs::Signer);
+        let sign_as = SignAs::from_option(shared.signer.as_deref());
         publish::sign_targets(
             &publish.server,
             &publish.store,
