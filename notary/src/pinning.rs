@@ -57,9 +57,37 @@ pub enum PinningError {
     },
     #[error("{gun}: trust on first use is disabled and no trust pinning covers it (add it to [trust_pinning] certs or ca)")]
     TofuDisabled { gun: String },
+    #[error("{gun} has no trust data yet, and the trust pinning for it ({rule}) would refuse the new self-signed root that creating it makes: nothing was created or sent. Create it with notary under the pinned certificate or CA, or change [trust_pinning]")]
+    NewRootRefused { gun: String, rule: String },
 }
 
 impl TrustPinning {
+    /// Whether a repository created here (its root a new self-signed certificate) would be
+    /// trusted: not when a certificate pin names the GUN (a new certificate's ID cannot be
+    /// pinned yet), a CA covers it (a self-signed certificate chains to no CA), or trust on
+    /// first use is off. Checked before any key is made or anything is published, so the
+    /// server never holds a repository the user's own pinning rejects.
+    pub fn check_new_root(&self, gun: &str) -> Result<(), PinningError> {
+        let refused = |rule: String| PinningError::NewRootRefused {
+            gun: gun.to_owned(),
+            rule,
+        };
+        if self.certs.contains_key(gun) {
+            return Err(refused("certs pins its root certificate IDs".into()));
+        }
+        if let Some(prefix) = self
+            .ca
+            .keys()
+            .find(|prefix| gun.starts_with(prefix.as_str()))
+        {
+            return Err(refused(format!("ca pins a CA for {prefix:?}")));
+        }
+        if self.disable_tofu {
+            return Err(refused("disable_tofu".into()));
+        }
+        Ok(())
+    }
+
     /// Decides whether a first root for `gun` may be trusted.
     pub fn check_first_root(
         &self,

@@ -198,6 +198,11 @@ impl TrustStore {
         }
     }
 
+    /// How first roots are decided.
+    pub fn pinning(&self) -> &TrustPinning {
+        &self.pinning
+    }
+
     /// Decides first roots by `pinning` instead of trusting them on first use.
     pub fn with_pinning(mut self, pinning: TrustPinning) -> TrustStore {
         self.pinning = pinning;

@@ -154,3 +154,42 @@ fn first_roots_are_decided_by_pinned_certificates_and_cas() {
         assert_eq!(report[0]["AdministrativeKeys"][0]["Keys"][0]["ID"], root_id);
     }
 }
+
+#[test]
+fn a_new_repository_the_pinning_would_refuse_is_not_created_or_sent() {
+    let dct = trustd_e2e::dct::Dct::new("pinning-new");
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("trustctl")).unwrap();
+    std::fs::write(
+        home.path().join("trustctl/config.toml"),
+        "[trust_pinning]\ndisable_tofu = true\n",
+    )
+    .unwrap();
+    let gun = "registry.example.test/pinned/new";
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let out = dct
+        .trustd
+        .trustctl()
+        .args(["sign", &format!("{gun}:v1@{digest}"), "--size", "5"])
+        .arg("--server")
+        .arg(&dct.server.url)
+        .arg("--tls-ca")
+        .arg(dct.server.ca.ca_cert())
+        .arg("--trust-dir")
+        .arg(dct.trust_dir.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("disable_tofu")
+            && stderr(&out).contains("nothing was created or sent"),
+        "{}",
+        stderr(&out)
+    );
+    // The server has no trust data for it, and trustd made no key for it.
+    let probe = dct.trustctl(&["inspect", gun]);
+    assert_eq!(probe.status.code(), Some(5), "{}", stderr(&probe));
+    let keys = dct.trustd.ok(&["key", "list", "--json"]);
+    assert!(!keys.contains(gun), "{keys}");
+}

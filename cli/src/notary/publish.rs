@@ -28,7 +28,7 @@ pub async fn init(
     gun: &str,
     options: &InitOptions<'_>,
 ) -> Result<VerifiedRepository, CliError> {
-    init::check_new(server, gun).await?;
+    init::check_new(server, store, gun).await?;
     let mut signer = TrustdSigner::new(client.clone());
     let backend = options.backend;
     let root = ensure_key(&mut signer, &mut client, gun, "root", backend).await?;

@@ -29,8 +29,17 @@ fn unreachable(error: ServerError) -> PublishError {
     PublishError::Unreachable(error.to_string())
 }
 
-/// Refuses a GUN that already has trust data: checked before any key is made for it.
-pub async fn check_new(server: &NotaryServer, gun: &str) -> Result<(), PublishError> {
+/// Refuses a GUN that already has trust data, or whose new root the trust pinning would
+/// reject: checked before any key is made for it or anything is sent.
+pub async fn check_new(
+    server: &NotaryServer,
+    store: &TrustStore,
+    gun: &str,
+) -> Result<(), PublishError> {
+    store
+        .pinning()
+        .check_new_root(gun)
+        .map_err(|e| PublishError::Refused(e.to_string()))?;
     if server
         .get(gun, "root.json", 1024 * 1024)
         .await
