@@ -191,7 +191,12 @@ pub fn to_json(reports: &[TrustReport]) -> String {
 
 /// Docker's `--pretty` text for one repository.
 pub fn pretty(report: &TrustReport) -> String {
-    let mut out = format!("\nSignatures for {}\n\n", report.name);
+    // docker prints no empty table: a line saying so instead.
+    let mut out = if report.signed_tags.is_empty() {
+        format!("\nNo signatures for {}\n\n", report.name)
+    } else {
+        format!("\nSignatures for {}\n\n", report.name)
+    };
     let rows: Vec<Vec<String>> = report
         .signed_tags
         .iter()
@@ -204,7 +209,9 @@ pub fn pretty(report: &TrustReport) -> String {
             vec![t.signed_tag.clone(), t.digest.clone(), signers]
         })
         .collect();
-    out.push_str(&table(&["SIGNED TAG", "DIGEST", "SIGNERS"], &rows));
+    if !rows.is_empty() {
+        out.push_str(&table(&["SIGNED TAG", "DIGEST", "SIGNERS"], &rows));
+    }
     if !report.signers.is_empty() {
         out.push_str(&format!(
             "\nList of signers and their keys for {}\n\n",

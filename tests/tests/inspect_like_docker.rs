@@ -1,0 +1,43 @@
+//! `trustctl inspect` prints what `docker trust inspect` prints, with the same exit code, for
+//! the cases docker users meet first: an unsigned tag of a signed repository, and a
+//! repository with trust data but no signed tag (the real docker CLI is the reference).
+
+use trustd_e2e::dct::Dct;
+
+const DIGEST: &str = "sha256:5c3a2f3bd7e1f2e5b5c3f1e9f4a7b2c8d6e0a1b3c5d7e9f1a3b5c7d9e1f3a5b7";
+
+/// trustctl's and docker's stdout and exit code for the same arguments.
+fn both(dct: &Dct, args: &[&str]) -> ((String, Option<i32>), (String, Option<i32>)) {
+    let ours = dct.trustctl(&[&["inspect"], args].concat());
+    let docker = dct.docker(&[&["trust", "inspect"], args].concat());
+    (
+        (
+            String::from_utf8_lossy(&ours.stdout).into_owned(),
+            ours.status.code(),
+        ),
+        (
+            String::from_utf8_lossy(&docker.stdout).into_owned(),
+            docker.status.code(),
+        ),
+    )
+}
+
+#[test]
+fn an_unsigned_tag_and_an_empty_repository_are_reported_as_docker_reports_them() {
+    let dct = Dct::new("inspect-like-docker");
+    let signed = "registry.example.test/team/signed";
+    dct.ok(&["sign", &format!("{signed}:v1@{DIGEST}"), "--size", "5"]);
+    let empty = "registry.example.test/team/empty";
+    dct.ok(&["init", empty]);
+
+    for args in [
+        vec![format!("{signed}:unsigned")],
+        vec!["--pretty".to_owned(), format!("{signed}:unsigned")],
+        vec![empty.to_owned()],
+        vec!["--pretty".to_owned(), empty.to_owned()],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ours, docker) = both(&dct, &args);
+        assert_eq!(ours, docker, "inspect {args:?}");
+    }
+}
