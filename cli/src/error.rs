@@ -17,6 +17,10 @@ pub enum CliError {
     Denied(String),
     #[error("{0}")]
     NotFound(String),
+    /// Failures already told to the user, one line each as they happened (several images,
+    /// a batch): only the exit code is left to give.
+    #[error("the failures above")]
+    Reported(u8),
 }
 
 impl CliError {
@@ -27,6 +31,7 @@ impl CliError {
             CliError::Unreachable(_) => 3,
             CliError::Denied(_) => 4,
             CliError::NotFound(_) => 5,
+            CliError::Reported(code) => *code,
         }
     }
 

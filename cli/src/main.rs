@@ -113,10 +113,12 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!(
-                "trustctl: {}",
-                trustd_notary::text::sanitize(&error.to_string())
-            );
+            if !matches!(error, trustctl::error::CliError::Reported(_)) {
+                eprintln!(
+                    "trustctl: {}",
+                    trustd_notary::text::sanitize(&error.to_string())
+                );
+            }
             ExitCode::from(error.exit_code())
         }
     }

@@ -13,10 +13,11 @@ use crate::secret::SecretSource;
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        // Not a `source`: the message already says it, and a chain would say it twice.
+        error: std::io::Error,
     },
     #[error("config {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
@@ -356,9 +357,9 @@ pub struct RuleConfig {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::parse(path, &text)
     }

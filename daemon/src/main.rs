@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     match runtime.block_on(trustd::server::run(&args.config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Once, on stderr (the journal, under systemd).
             eprintln!("trustd: {e:#}");
             ExitCode::FAILURE
         }

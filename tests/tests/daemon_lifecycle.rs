@@ -294,3 +294,23 @@ async fn refuses_to_sign_once_the_audit_log_cannot_be_written() {
         .await
         .unwrap();
 }
+
+#[test]
+fn a_config_that_cannot_be_read_is_one_line_on_stderr() {
+    for check in [false, true] {
+        let mut command = Command::new(bin("trustd"));
+        if check {
+            command.arg("--check-config");
+        }
+        let out = command
+            .args(["--config", "/nonexistent/trustd.toml"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            stderr(&out),
+            "trustd: cannot read config /nonexistent/trustd.toml: No such file or directory (os error 2)\n",
+            "--check-config: {check}"
+        );
+    }
+}

@@ -41,3 +41,24 @@ fn an_unsigned_tag_and_an_empty_repository_are_reported_as_docker_reports_them()
         assert_eq!(ours, docker, "inspect {args:?}");
     }
 }
+
+#[test]
+fn each_image_that_fails_is_reported_once() {
+    let trust_dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(trustd_e2e::bin("trustctl"))
+        .args([
+            "inspect",
+            "registry.example.test/a",
+            "registry.example.test/b",
+        ])
+        .args(["--server", "https://127.0.0.1:1", "--trust-dir"])
+        .arg(trust_dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(lines.len(), 2, "one line per failing image: {stderr}");
+    assert!(lines[0].contains("registry.example.test/a"), "{stderr}");
+    assert!(lines[1].contains("registry.example.test/b"), "{stderr}");
+}

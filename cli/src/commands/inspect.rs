@@ -128,8 +128,9 @@ pub async fn run(args: InspectArgs) -> Result<(), CliError> {
     } else {
         println!("{}", inspect::to_json(&reports));
     }
+    // Each failure was printed as it happened; the exit code is the first one's.
     match first_error {
-        Some(error) => Err(error),
+        Some(error) => Err(CliError::Reported(error.exit_code())),
         None => Ok(()),
     }
 }
