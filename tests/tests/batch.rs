@@ -135,6 +135,11 @@ fn a_list_is_signed_in_both_formats_and_validated() {
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("Signed 4, failed 3 of 7"), "{err}");
+    assert_eq!(
+        err.matches("of 7 images").count(),
+        1,
+        "the result is said once: {err}"
+    );
     assert!(err.contains("failed Not An Image"), "{err}");
     assert!(
         err.contains(&format!("failed {host}/team/web:missing: ")),

@@ -59,20 +59,16 @@ impl Progress {
 pub struct Wording {
     pub done: &'static str,
     pub not_done: &'static str,
-    /// The error's ending: "N of M images {error}".
-    pub error: &'static str,
 }
 
 pub const SIGNING: Wording = Wording {
     done: "Signed",
     not_done: "failed",
-    error: "were not signed",
 };
 
 pub const VALIDATING: Wording = Wording {
     done: "Valid",
     not_done: "not valid",
-    error: "are not validly signed",
 };
 
 /// Each image of the list reported once as it is done, and those that failed remembered
@@ -121,13 +117,11 @@ impl<'a> Tally<'a> {
                 format!(" (failed images listed in {})", failed_file.display())
             }
         );
+        // The summary above is the one line that says it; only the exit code is left.
         if failed == 0 {
             Ok(())
         } else {
-            Err(CliError::Failed(format!(
-                "{failed} of {total} images {}",
-                words.error
-            )))
+            Err(CliError::Reported(1))
         }
     }
 }
