@@ -137,6 +137,18 @@ fn parse_entry(text: &str, batch: &BatchArgs) -> Result<Entry, String> {
     })
 }
 
+/// The image a line of a list file names, if any: `#` at the start of the line or after a
+/// space starts a comment, as in a shell; a `#` inside a word stays, so the reference check
+/// refuses `app:v1#x` rather than signing `app:v1`. Blank lines name nothing.
+fn list_entry(line: &str) -> Option<&str> {
+    let comment = line
+        .char_indices()
+        .find(|&(at, c)| c == '#' && (at == 0 || line[..at].ends_with(char::is_whitespace)))
+        .map_or(line.len(), |(at, _)| at);
+    let entry = line[..comment].trim();
+    (!entry.is_empty()).then_some(entry)
+}
+
 /// The image list: from --file and from the command line.
 fn read_list(images: &[String], batch: &BatchArgs) -> Result<Vec<String>, CliError> {
     let mut list: Vec<String> = images.to_vec();
@@ -147,12 +159,7 @@ fn read_list(images: &[String], batch: &BatchArgs) -> Result<Vec<String>, CliErr
                 file.display()
             ))
         })?;
-        list.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned),
-        );
+        list.extend(text.lines().filter_map(list_entry).map(str::to_owned));
     }
     if list.is_empty() {
         return Err(CliError::Usage("no images to work on".into()));
@@ -219,4 +226,25 @@ fn combine(parts: Vec<Result<String, String>>) -> Result<String, String> {
         .filter_map(Result::ok)
         .collect::<Vec<_>>()
         .join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn list_lines_lose_comments_and_blanks() {
+        assert_eq!(
+            super::list_entry("  reg.test/app:v1  "),
+            Some("reg.test/app:v1")
+        );
+        assert_eq!(
+            super::list_entry("reg.test/app:v1 # the release"),
+            Some("reg.test/app:v1")
+        );
+        assert_eq!(
+            super::list_entry("reg.test/app:v1#x"),
+            Some("reg.test/app:v1#x")
+        );
+        assert_eq!(super::list_entry("# release 3.0"), None);
+        assert_eq!(super::list_entry("   "), None);
+    }
 }
