@@ -62,3 +62,25 @@ fn each_image_that_fails_is_reported_once() {
     assert!(lines[0].contains("registry.example.test/a"), "{stderr}");
     assert!(lines[1].contains("registry.example.test/b"), "{stderr}");
 }
+
+#[test]
+fn a_tls_ca_file_that_holds_no_certificate_is_refused_before_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let out = std::process::Command::new(trustd_e2e::bin("trustctl"))
+        .args(["inspect", "registry.example.test/a"])
+        // Nothing listens there: exit 2 (not 3) shows the file was checked first.
+        .args(["--server", "https://127.0.0.1:1", "--tls-ca"])
+        .arg(&junk)
+        .arg("--trust-dir")
+        .arg(dir.path().join("trust"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&junk.display().to_string()) && stderr.contains("no PEM certificate"),
+        "{stderr}"
+    );
+}

@@ -73,10 +73,9 @@ impl RegistryHttp {
                 path: path.display().to_string(),
                 reason,
             };
-            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-            builder = builder.add_root_certificate(
-                reqwest::Certificate::from_pem(&pem).map_err(|e| bad(e.to_string()))?,
-            );
+            for cert in trustd_notary::client::read_ca_file(path).map_err(bad)? {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         let http = builder.build().map_err(|e| RegistryError::Unreachable {
             registry: "(any)".into(),

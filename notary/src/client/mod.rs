@@ -20,3 +20,26 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// The CA certificates in the PEM file at `path`, each checked to be a certificate: reqwest
+/// accepts any bytes and only fails at the first connection, with a TLS error that never
+/// names the file.
+pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        _ => e.to_string(),
+    })?;
+    let parsed = x509_cert::Certificate::load_pem_chain(&pem)
+        .map_err(|_| "it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_owned())?;
+    if parsed.is_empty() {
+        return Err("it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    parsed
+        .iter()
+        .map(|certificate| {
+            use der::Encode;
+            let der = certificate.to_der().map_err(|e| e.to_string())?;
+            reqwest::Certificate::from_der(&der).map_err(|e| e.to_string())
+        })
+        .collect()
+}

@@ -92,9 +92,9 @@ impl NotaryServer {
                 path: path.display().to_string(),
                 reason,
             };
-            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| bad(e.to_string()))?;
-            builder = builder.add_root_certificate(cert);
+            for cert in super::read_ca_file(path).map_err(bad)? {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         let http = builder.build().map_err(|e| ServerError::Unreachable {
             url: url.to_owned(),
