@@ -400,3 +400,33 @@ async fn cli_errors_say_what_to_do() {
     assert!(stderr(&out).contains("not a base64 signature"));
     still_serves(&trustd, "good").await;
 }
+
+#[test]
+fn key_generate_checks_where_the_public_key_goes_before_making_the_key() {
+    let hsm = SoftHsm::new("generate-dir");
+    let trustd = Trustd::start(&hsm, &Options::for_token(&hsm));
+    let out = trustd.run(&["key", "generate", "bob", "--dir", "/nonexistent/keys"]);
+    assert_exit(&out, 2, "directory /nonexistent/keys does not exist");
+    let listed: serde_json::Value =
+        serde_json::from_str(&trustd.ok(&["key", "list", "--json"])).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+
+    // A key trustd refuses to make leaves no empty NAME.pub behind.
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let out = trustd.run(&[
+        "key",
+        "generate",
+        "bob",
+        "--backend",
+        "nope",
+        "--dir",
+        dir_arg,
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(!dir.path().join("bob.pub").exists());
+    trustd.ok(&["key", "generate", "bob", "--dir", dir_arg]);
+    assert!(std::fs::read_to_string(dir.path().join("bob.pub"))
+        .unwrap()
+        .contains("BEGIN PUBLIC KEY"));
+}

@@ -224,6 +224,31 @@ fn scope(gun: Option<String>, role: Option<String>) -> Option<pb::KeyScope> {
     })
 }
 
+/// The key `args` describes, generated on its device by trustd.
+async fn generate_in_trustd(
+    socket: &Path,
+    args: &GenerateArgs,
+    algorithm: pb::KeyAlgorithm,
+) -> Result<pb::KeyInfo, CliError> {
+    let mut client = client::connect(socket).await?;
+    if args.piv.needs_touch() {
+        eprintln!("Touch the YubiKey when it blinks: it self-signs the new key's certificate...");
+    }
+    client
+        .generate_key(pb::GenerateKeyRequest {
+            name: args.name.clone(),
+            backend: args.backend.clone().unwrap_or_default(),
+            algorithm: algorithm as i32,
+            scope: scope(args.gun.clone(), args.role.clone()),
+            piv: args.piv.options(),
+        })
+        .await
+        .map_err(|s| CliError::from_status(&format!("cannot generate key {:?}", args.name), s))?
+        .into_inner()
+        .key
+        .ok_or_else(|| CliError::Failed("trustd returned no key".into()))
+}
+
 async fn generate(socket: &Path, args: GenerateArgs) -> Result<(), CliError> {
     let algorithm = match args.algorithm {
         AlgorithmArg::EcdsaP256 => pb::KeyAlgorithm::EcdsaP256,
@@ -231,34 +256,41 @@ async fn generate(socket: &Path, args: GenerateArgs) -> Result<(), CliError> {
         AlgorithmArg::Ed25519 => pb::KeyAlgorithm::Ed25519,
         AlgorithmArg::Rsa3072 => pb::KeyAlgorithm::Rsa3072,
     };
-    // Like docker: NAME.pub must not exist yet (checked first, so nothing is generated for
-    // nothing); '/' in a key name becomes '_' in the file name.
+    // Like docker: NAME.pub must not exist yet, and the directory must take it. The file is
+    // created (empty) before the key, so nothing is generated for a file that cannot be
+    // written; '/' in a key name becomes '_' in the file name.
     let pub_file = args
         .dir
         .join(format!("{}.pub", args.name.replace('/', "_")));
-    if pub_file.exists() {
-        return Err(CliError::Usage(format!(
-            "{} already exists: remove it or choose another --dir",
-            pub_file.display()
-        )));
-    }
-    let mut client = client::connect(socket).await?;
-    if args.piv.needs_touch() {
-        eprintln!("Touch the YubiKey when it blinks: it self-signs the new key's certificate...");
-    }
-    let key = client
-        .generate_key(pb::GenerateKeyRequest {
-            name: args.name.clone(),
-            backend: args.backend.unwrap_or_default(),
-            algorithm: algorithm as i32,
-            scope: scope(args.gun, args.role),
-            piv: args.piv.options(),
-        })
-        .await
-        .map_err(|s| CliError::from_status(&format!("cannot generate key {:?}", args.name), s))?
-        .into_inner()
-        .key
-        .ok_or_else(|| CliError::Failed("trustd returned no key".into()))?;
+    let mut reserved = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&pub_file)
+        .map_err(|e| {
+            CliError::Usage(match e.kind() {
+                std::io::ErrorKind::AlreadyExists => format!(
+                    "{} already exists: remove it or choose another --dir",
+                    pub_file.display()
+                ),
+                std::io::ErrorKind::NotFound => format!(
+                    "directory {} does not exist: create it or choose another --dir",
+                    args.dir.display()
+                ),
+                _ => format!(
+                    "cannot write {} ({e}): choose another --dir",
+                    pub_file.display()
+                ),
+            })
+        })?;
+    let generated = generate_in_trustd(socket, &args, algorithm).await;
+    let key = match generated {
+        Ok(key) => key,
+        Err(error) => {
+            drop(reserved);
+            let _ = std::fs::remove_file(&pub_file);
+            return Err(error);
+        }
+    };
     println!(
         "Generated {} key {:?} on backend {:?}\nKey ID: {}",
         algorithm_name(key.algorithm),
@@ -284,9 +316,9 @@ async fn generate(socket: &Path, args: GenerateArgs) -> Result<(), CliError> {
         );
     }
     let role = args.name.rsplit('/').next().unwrap_or(&args.name);
-    std::fs::write(
-        &pub_file,
-        keyfile::docker_public_key_pem(&key.public_key_der, role),
+    std::io::Write::write_all(
+        &mut reserved,
+        keyfile::docker_public_key_pem(&key.public_key_der, role).as_bytes(),
     )
     .map_err(|e| {
         CliError::Failed(format!(
