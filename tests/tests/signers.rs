@@ -101,8 +101,8 @@ fn a_signer_docker_added_signs_with_its_key_in_trustd() {
             "--size",
             "1",
         ]),
-        4,
-        "not a signer",
+        5,
+        "zed is not a signer of",
     );
 
     // The admin hands docker's repository key to trustd (docker keeps it encrypted in its

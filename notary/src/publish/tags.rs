@@ -77,14 +77,19 @@ async fn signable_roles(
                 .roles
                 .iter()
                 .any(|r| r.name == format!("targets/{name}"));
-            return Err(PublishError::NotASigner(if delegated {
-                format!("trustd holds no key of signer {name} of {}", repo.gun)
+            // No such signer is not found (as `signer remove` says it); a signer whose key
+            // trustd does not hold is a refusal.
+            return Err(if delegated {
+                PublishError::NotASigner(format!(
+                    "trustd holds no key of signer {name} of {}",
+                    repo.gun
+                ))
             } else {
-                format!(
+                PublishError::NotFound(format!(
                     "{name} is not a signer of {} (trustctl signer add adds one)",
                     repo.gun
-                )
-            }));
+                ))
+            });
         }
     }
     if roles.is_empty() {
