@@ -224,8 +224,9 @@ async fn wrong_pin_is_failed_precondition_and_never_retried() {
     assert_eq!(tries, 1, "{}", trustd.log_text());
     // The PIN never appears in the log.
     assert!(!trustd.log_text().contains("000000"));
+    // A locked token is there but unusable: 1, as the README's exit code table says.
     let out = trustd.run(&["status"]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("locked"));
 
     // Fixing the PIN file is enough: no restart.
@@ -277,7 +278,7 @@ async fn a_module_that_is_not_pkcs11_is_reported_precisely() {
         err.message()
     );
     let out = trustd.run(&["status"]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("misconfigured"));
 }
 

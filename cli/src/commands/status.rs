@@ -37,6 +37,10 @@ pub async fn run(socket: &Path, args: StatusArgs) -> Result<(), CliError> {
         .backends
         .iter()
         .all(|b| b.state == pb::BackendState::Ready as i32);
+    let any_unavailable = status
+        .backends
+        .iter()
+        .any(|b| b.state == pb::BackendState::Unavailable as i32);
     if args.json {
         let backends: Vec<_> = status
             .backends
@@ -104,10 +108,16 @@ pub async fn run(socket: &Path, args: StatusArgs) -> Result<(), CliError> {
             }
         }
     }
+    // The README's table: a device that is not there is 3; one that is there but locked or
+    // misconfigured is 1.
     if all_ready {
         Ok(())
-    } else {
+    } else if any_unavailable {
         Err(CliError::Unreachable(
+            "not every backend is ready (see above)".into(),
+        ))
+    } else {
+        Err(CliError::Failed(
             "not every backend is ready (see above)".into(),
         ))
     }
