@@ -359,3 +359,38 @@ fn trustctl_signs_into_a_repository_the_notary_client_made() {
         .iter()
         .any(|r| r["event"] == "sign" && r["key_name"] == "imported/snapshot"));
 }
+
+#[test]
+fn a_server_that_is_not_a_notary_server_is_found_out_before_any_key_is_made() {
+    let dct = trustd_e2e::dct::Dct::new("not-notary");
+    // An HTTPS server with the same CA that answers 404 to everything, as a registry does
+    // for notary's paths.
+    let (cert, key) = dct.server.ca.server_cert();
+    let elsewhere = trustd_e2e::http::HttpServer::start(Some((&cert, &key)), |_| {
+        trustd_e2e::http::Response::new(404, "404 page not found\n")
+    });
+    let gun = "registry.example.test/team/elsewhere";
+    let digest = format!("sha256:{}", "cd".repeat(32));
+    let out = dct
+        .trustd
+        .trustctl()
+        .args(["sign", &format!("{gun}:v1@{digest}"), "--size", "5"])
+        .arg("--server")
+        .arg(&elsewhere.url)
+        .arg("--tls-ca")
+        .arg(dct.server.ca.ca_cert())
+        .arg("--trust-dir")
+        .arg(dct.trust_dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", trustd_e2e::stderr(&out));
+    assert!(
+        trustd_e2e::stderr(&out).contains(&elsewhere.url)
+            && trustd_e2e::stderr(&out).contains("is it a notary server?")
+            && trustd_e2e::stderr(&out).contains("(from --server)"),
+        "{}",
+        trustd_e2e::stderr(&out)
+    );
+    let keys = dct.trustd.ok(&["key", "list", "--json"]);
+    assert!(!keys.contains(gun), "no key was made for it: {keys}");
+}

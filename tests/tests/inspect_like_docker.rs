@@ -84,3 +84,39 @@ fn a_tls_ca_file_that_holds_no_certificate_is_refused_before_any_connection() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_server_that_fails_is_named_with_where_its_url_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: Option<(&str, &str)>| {
+        let mut command = std::process::Command::new(trustd_e2e::bin("trustctl"));
+        command
+            .args(args)
+            .arg("--trust-dir")
+            .arg(dir.path())
+            .env_remove("TRUSTCTL_SERVER")
+            .env_remove("DOCKER_CONTENT_TRUST_SERVER")
+            // No config file, whatever the user running the tests has.
+            .env("XDG_CONFIG_HOME", dir.path());
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    };
+    // No server set: the registry's host is tried, as docker does, and the message says so.
+    let out = run(&["inspect", "127.0.0.1:1/team/app"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("https://127.0.0.1:1") && stderr.contains("no notary server was set"),
+        "{stderr}"
+    );
+    // Set by a variable: the variable is named.
+    let out = run(
+        &["inspect", "registry.example.test/team/app"],
+        Some(("TRUSTCTL_SERVER", "https://127.0.0.1:1")),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("(from $TRUSTCTL_SERVER)"), "{stderr}");
+}

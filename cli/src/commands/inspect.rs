@@ -36,14 +36,27 @@ pub struct NotaryArgs {
 }
 
 impl NotaryArgs {
-    pub fn server_for(&self, image: &ImageRef) -> String {
-        self.server
-            .clone()
-            .or_else(|| std::env::var("TRUSTCTL_SERVER").ok())
-            .or_else(|| std::env::var("DOCKER_CONTENT_TRUST_SERVER").ok())
-            .or_else(|| super::config().notary.server.clone())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| image.default_notary_server())
+    /// The notary server for `image` and where its URL came from, for messages.
+    fn server_choice(&self, image: &ImageRef) -> (String, String) {
+        let set = |value: Option<String>| value.filter(|s| !s.is_empty());
+        if let Some(url) = set(self.server.clone()) {
+            return (url, "--server".into());
+        }
+        for variable in ["TRUSTCTL_SERVER", "DOCKER_CONTENT_TRUST_SERVER"] {
+            if let Some(url) = set(std::env::var(variable).ok()) {
+                return (url, format!("${variable}"));
+            }
+        }
+        if let Some(url) = set(super::config().notary.server.clone()) {
+            return (url, "[notary] server in trustctl's config".into());
+        }
+        (
+            image.default_notary_server(),
+            format!(
+                "no notary server was set, so the default for {}, as docker uses it; set --server, $TRUSTCTL_SERVER or [notary] server",
+                image.registry()
+            ),
+        )
     }
 
     /// The extra CA: --tls-ca / TRUSTCTL_TLS_CA, else the config file's.
@@ -56,7 +69,8 @@ impl NotaryArgs {
     /// The notary server for `image`, authenticating with the docker credentials of the
     /// image's registry, as `docker trust` does.
     pub fn server(&self, image: &ImageRef) -> Result<NotaryServer, CliError> {
-        let key = (self.server_for(image), image.registry().to_owned());
+        let (url, origin) = self.server_choice(image);
+        let key = (url, image.registry().to_owned());
         let mut clients = self.clients.lock().expect("notary clients lock");
         if let Some(server) = clients.get(&key) {
             return Ok(server.clone());
@@ -64,7 +78,8 @@ impl NotaryArgs {
         let credentials = Credentials::for_registry(image.registry())
             .map_err(|e| CliError::Failed(e.to_string()))?;
         let server = NotaryServer::new(&key.0, self.tls_ca(), credentials)
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+            .map_err(|e| CliError::Usage(e.to_string()))?
+            .with_origin(origin);
         clients.insert(key, server.clone());
         Ok(server)
     }
@@ -94,15 +109,27 @@ pub struct InspectArgs {
     images: Vec<String>,
 }
 
-pub fn trust_error(image: &str, error: TrustError) -> CliError {
+/// What a failed read of `image`'s trust data from `server` means to the user. Failures that
+/// a wrong server would cause name the server and where its URL came from, and say to check
+/// that before anything else.
+pub fn trust_error(image: &str, server: &NotaryServer, error: TrustError) -> CliError {
+    let from = match server.origin() {
+        "" => String::new(),
+        origin => format!(" (from {origin})"),
+    };
     match error {
         TrustError::NoTrustData(_) => CliError::NotFound(format!(
-            "no signatures or cannot access {image}: the repository has no trust data"
+            "no signatures or cannot access {image}: the repository has no trust data on {}{from}",
+            server.url()
+        )),
+        TrustError::Vanished { gun, role } => CliError::Failed(format!(
+            "{image}: {} has no {role} for {gun}, which was trusted before. Check that it is the right notary server{from} first; only if the repository was deleted on purpose, `trustctl delete {gun}` forgets its local trust data",
+            server.url()
         )),
         TrustError::Server(e @ (ServerError::Unreachable { .. } | ServerError::Auth { .. })) => {
-            CliError::Unreachable(format!("{image}: {e}"))
+            CliError::Unreachable(format!("{image}: {e}{from}"))
         }
-        TrustError::Server(e) => CliError::Failed(format!("{image}: {e}")),
+        TrustError::Server(e) => CliError::Failed(format!("{image}: {e}{from}")),
         other => CliError::Failed(format!(
             "{image}: trust data failed verification and was not trusted: {other}"
         )),
@@ -144,7 +171,7 @@ async fn inspect_one(
     let server = notary.server(&image)?;
     let repo = trust::update(&server, store, &image.gun, time::OffsetDateTime::now_utc())
         .await
-        .map_err(|e| trust_error(text, e))?;
+        .map_err(|e| trust_error(text, &server, e))?;
     for skipped in &repo.skipped {
         eprintln!(
             "warning: {text}: ignoring {}, whose signatures do not verify: {}",

@@ -575,7 +575,7 @@ async fn rotate(socket: &Path, args: RotateArgs) -> Result<(), CliError> {
     let repo =
         trustd_notary::trust::update(&server, &store, &image.gun, time::OffsetDateTime::now_utc())
             .await
-            .map_err(|e| super::inspect::trust_error(&args.gun, e))?;
+            .map_err(|e| super::inspect::trust_error(&args.gun, &server, e))?;
     let client = client::connect(socket).await?;
     let new_key = if args.server_managed {
         NewKey::Server

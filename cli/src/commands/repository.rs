@@ -47,6 +47,6 @@ pub async fn open_or_init_announcing(
             let repo = publish::init(server, store, client.clone(), gun, &options).await?;
             Ok((repo, true))
         }
-        Err(e) => Err(trust_error(gun, e)),
+        Err(e) => Err(trust_error(gun, server, e)),
     }
 }

@@ -146,7 +146,7 @@ async fn verified(
         time::OffsetDateTime::now_utc(),
     )
     .await
-    .map_err(|e| trust_error(text, e))?;
+    .map_err(|e| trust_error(text, &server, e))?;
     Ok((image, repo))
 }
 

@@ -266,7 +266,7 @@ pub async fn revoke(socket: &Path, args: RevokeArgs) -> Result<(), CliError> {
     let store = args.notary.trust_store();
     let repo = trust::update(&server, &store, &image.gun, time::OffsetDateTime::now_utc())
         .await
-        .map_err(|e| trust_error(&args.image, e))?;
+        .map_err(|e| trust_error(&args.image, &server, e))?;
     let what = match &image.tag {
         Some(tag) => format!("the signature of {}:{tag}", image.gun),
         None => format!("every signature of {}", image.gun),

@@ -15,5 +15,7 @@ pub async fn publish(
     draft: Draft<'_>,
 ) -> Result<VerifiedRepository, CliError> {
     let mut signer = TrustdSigner::new(client);
-    Ok(trustd_notary::publish::draft::publish(server, store, &mut signer, draft).await?)
+    trustd_notary::publish::draft::publish(server, store, &mut signer, draft)
+        .await
+        .map_err(super::reported(server))
 }

@@ -28,7 +28,9 @@ pub async fn init(
     gun: &str,
     options: &InitOptions<'_>,
 ) -> Result<VerifiedRepository, CliError> {
-    init::check_new(server, store, gun).await?;
+    init::check_new(server, store, gun)
+        .await
+        .map_err(super::reported(server))?;
     let mut signer = TrustdSigner::new(client.clone());
     let backend = options.backend;
     let root = ensure_key(&mut signer, &mut client, gun, "root", backend).await?;
@@ -42,7 +44,9 @@ pub async fn init(
         targets,
         snapshot,
     };
-    Ok(init::init(server, store, &mut signer, gun, &names).await?)
+    init::init(server, store, &mut signer, gun, &names)
+        .await
+        .map_err(super::reported(server))
 }
 
 /// Signs tags into every role trustd holds a key of (see `trustd_notary::publish::tags`).
@@ -55,7 +59,9 @@ pub async fn sign_targets(
     sign_as: SignAs<'_>,
 ) -> Result<(VerifiedRepository, Vec<String>), CliError> {
     let mut signer = TrustdSigner::new(client);
-    Ok(tags::sign_targets(server, store, &mut signer, repo, new, sign_as).await?)
+    tags::sign_targets(server, store, &mut signer, repo, new, sign_as)
+        .await
+        .map_err(super::reported(server))
 }
 
 /// Removes the signatures of `tags` (every tag when None) from every role trustd signs for.
@@ -67,5 +73,7 @@ pub async fn revoke_targets(
     tags: Option<&[String]>,
 ) -> Result<VerifiedRepository, CliError> {
     let mut signer = TrustdSigner::new(client);
-    Ok(tags::revoke_targets(server, store, &mut signer, repo, tags).await?)
+    tags::revoke_targets(server, store, &mut signer, repo, tags)
+        .await
+        .map_err(super::reported(server))
 }

@@ -52,5 +52,7 @@ pub async fn rotate(
         Some(name) => rotate::NewKey::Held { name },
         None => rotate::NewKey::Server,
     };
-    Ok(rotate::rotate(server, store, &mut signer, repo, role, new_key).await?)
+    rotate::rotate(server, store, &mut signer, repo, role, new_key)
+        .await
+        .map_err(super::reported(server))
 }

@@ -47,8 +47,12 @@ pub enum ServerError {
     BadCa { path: String, reason: String },
     #[error("cannot authenticate to notary server {url}: {reason}")]
     Auth { url: String, reason: String },
-    #[error("notary server sent an unusable key for {role}: {reason}")]
-    BadKey { role: String, reason: String },
+    #[error("{url} sent no usable {role} key ({reason}): is it a notary server?")]
+    BadKey {
+        url: String,
+        role: String,
+        reason: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -69,6 +73,7 @@ struct ErrorEntry {
 #[derive(Clone)]
 pub struct NotaryServer {
     url: String,
+    origin: String,
     http: reqwest::Client,
     auth: Authenticator,
 }
@@ -102,9 +107,22 @@ impl NotaryServer {
         })?;
         Ok(NotaryServer {
             url: url.trim_end_matches('/').to_owned(),
+            origin: String::new(),
             http,
             auth: Authenticator::new(credentials),
         })
+    }
+
+    /// The same server, described for messages as coming from `origin` (a flag, a variable,
+    /// a config file, a default), so a user told about a failure knows what to change.
+    pub fn with_origin(mut self, origin: impl Into<String>) -> NotaryServer {
+        self.origin = origin.into();
+        self
+    }
+
+    /// Where the server's URL came from ("" when the caller did not say).
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// The server's base URL, for messages.
@@ -203,14 +221,17 @@ impl NotaryServer {
             .get(gun, &format!("{role}.key"), http_limits::MAX_KEY_BODY)
             .await?
             .ok_or_else(|| ServerError::BadKey {
+                url: self.url.clone(),
                 role: role.to_owned(),
-                reason: "the server has no such key".into(),
+                reason: "it has no such key".into(),
             })?;
         let key: PublicKey = serde_json::from_slice(&body).map_err(|e| ServerError::BadKey {
+            url: self.url.clone(),
             role: role.to_owned(),
             reason: e.to_string(),
         })?;
         key.spki_der().map_err(|e| ServerError::BadKey {
+            url: self.url.clone(),
             role: role.to_owned(),
             reason: e.to_string(),
         })?;
@@ -226,6 +247,7 @@ impl NotaryServer {
             return Err(self.refused(response).await);
         }
         let bad = |reason: String| ServerError::BadKey {
+            url: self.url.clone(),
             role: role.to_owned(),
             reason,
         };

@@ -51,6 +51,9 @@ pub async fn check_new(
             server.url()
         )));
     }
+    // A notary server hands out the timestamp key it will sign with (init needs it anyway);
+    // anything else (a registry, a typo) is found out here, before a key is made for it.
+    server.key(gun, "timestamp").await.map_err(unreachable)?;
     Ok(())
 }
 
