@@ -111,6 +111,10 @@ fn a_server_that_fails_is_named_with_where_its_url_came_from() {
         stderr.contains("https://127.0.0.1:1") && stderr.contains("no notary server was set"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("nothing is listening there") && !stderr.contains("os error"),
+        "one sentence, not the transport's chain: {stderr}"
+    );
     // Set by a variable: the variable is named.
     let out = run(
         &["inspect", "registry.example.test/team/app"],
@@ -119,4 +123,34 @@ fn a_server_that_fails_is_named_with_where_its_url_came_from() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("(from $TRUSTCTL_SERVER)"), "{stderr}");
+}
+
+#[test]
+fn a_server_certificate_from_an_unknown_ca_says_to_give_the_ca() {
+    let ca = trustd_e2e::notary::TestCa::new();
+    let (cert, key) = ca.server_cert();
+    let server = trustd_e2e::http::HttpServer::start(Some((&cert, &key)), |_| {
+        trustd_e2e::http::Response::new(404, "")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(trustd_e2e::bin("trustctl"))
+        .args([
+            "inspect",
+            "registry.example.test/team/app",
+            "--server",
+            &server.url,
+        ])
+        .arg("--trust-dir")
+        .arg(dir.path())
+        .env("XDG_CONFIG_HOME", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr
+            .contains("not issued by a CA this machine trusts: give the server's CA with --tls-ca"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("UnknownIssuer"), "{stderr}");
 }

@@ -123,7 +123,7 @@ pub fn trust_error(image: &str, server: &NotaryServer, error: TrustError) -> Cli
             server.url()
         )),
         TrustError::Vanished { gun, role } => CliError::Failed(format!(
-            "{image}: {} has no {role} for {gun}, which was trusted before. Check that it is the right notary server{from} first; only if the repository was deleted on purpose, `trustctl delete {gun}` forgets its local trust data",
+            "{image}: {} no longer has {role} for {gun}, which was trusted before. Check that it is the right notary server{from} first; only if the repository was deleted on purpose, `trustctl delete {gun}` forgets its local trust data",
             server.url()
         )),
         TrustError::Server(e @ (ServerError::Unreachable { .. } | ServerError::Auth { .. })) => {

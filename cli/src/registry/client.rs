@@ -310,7 +310,7 @@ impl RegistryHttp {
 fn unreachable(target: &RegistryRef, error: &reqwest::Error) -> RegistryError {
     RegistryError::Unreachable {
         registry: target.registry().to_owned(),
-        reason: error_chain(error),
+        reason: trustd_notary::client::transport_failure(error, "--tls-ca"),
     }
 }
 

@@ -43,3 +43,62 @@ pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>,
         })
         .collect()
 }
+
+/// A failed request in one sentence a user can act on, instead of the transport's chain
+/// ("error sending request for url (…): client error (Connect): tcp connect error: …").
+/// `ca_flag` names where a CA can be given (`--tls-ca`), for certificate failures.
+pub fn transport_failure(error: &reqwest::Error, ca_flag: &str) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        // rustls's error travels inside io::Errors (nested, too), whose source() skips it.
+        let mut wrapped: &(dyn std::error::Error + 'static) = current;
+        while let Some(inner) = wrapped
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            wrapped = inner;
+        }
+        let tls = wrapped.downcast_ref::<rustls::Error>();
+        if let Some(tls) = tls {
+            return match tls {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
+                    format!("its TLS certificate is not issued by a CA this machine trusts: give the server's CA with {ca_flag}")
+                }
+                rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. },
+                ) => "its TLS certificate is for another host name: use the name the certificate was issued for".to_owned(),
+                rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::Expired
+                    | rustls::CertificateError::ExpiredContext { .. },
+                ) => "its TLS certificate has expired".to_owned(),
+                other => format!("the TLS handshake failed: {other}"),
+            };
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind;
+            match io.kind() {
+                ErrorKind::ConnectionRefused => {
+                    return "nothing is listening there (connection refused): check the host and port, and that the server runs".to_owned()
+                }
+                ErrorKind::TimedOut => return "the connection timed out".to_owned(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+                    return "the server closed the connection (is it speaking HTTPS?)".to_owned()
+                }
+                _ => {}
+            }
+        }
+        source = current.source();
+    }
+    if error.is_timeout() {
+        return "it did not answer in time".to_owned();
+    }
+    if error.is_builder() {
+        return "that is not a usable URL: write https://HOST[:PORT]".to_owned();
+    }
+    let chain = error_chain(error);
+    if chain.contains("dns error") || chain.contains("failed to lookup address") {
+        return "its host name does not resolve".to_owned();
+    }
+    chain
+}

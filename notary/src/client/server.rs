@@ -137,7 +137,7 @@ impl NotaryServer {
     fn unreachable(&self, error: reqwest::Error) -> ServerError {
         ServerError::Unreachable {
             url: self.url.clone(),
-            reason: crate::client::error_chain(&error),
+            reason: crate::client::transport_failure(&error, "--tls-ca"),
         }
     }
 
