@@ -27,6 +27,7 @@ pub enum KeyCommand {
     /// Prove a key was generated inside its device and cannot leave it: fresh evidence from
     /// the device, verified here.
     Attest {
+        /// The key's name in trustd.
         name: String,
         #[command(flatten)]
         trust: super::attest::TrustArgs,
@@ -36,6 +37,7 @@ pub enum KeyCommand {
     },
     /// Print a key's public half (PEM SubjectPublicKeyInfo).
     Public {
+        /// The key's name in trustd.
         name: String,
         /// Write to this file instead of stdout.
         #[arg(long, short)]
@@ -51,6 +53,7 @@ pub enum KeyCommand {
     Rotate(RotateArgs),
     /// Delete a key from its device and from trustd. This cannot be undone.
     Delete {
+        /// The key's name in trustd.
         name: String,
         /// Do not ask for confirmation.
         #[arg(long, short)]
@@ -72,10 +75,12 @@ pub enum AlgorithmArg {
 
 #[derive(Args)]
 pub struct GenerateArgs {
+    /// Name for the key in trustd (also names NAME.pub).
     name: String,
     /// Backend name or kind from trustd's config [default: the first backend]
     #[arg(long)]
     backend: Option<String>,
+    /// Key algorithm (ecdsa-p256 is what Notary and cosign sign with).
     #[arg(long, value_enum, default_value = "ecdsa-p256")]
     algorithm: AlgorithmArg,
     /// Notary GUN the key is for (recorded with the key).
@@ -169,6 +174,7 @@ pub struct LoadArgs {
     /// Name for the key in trustd.
     #[arg(long)]
     name: String,
+    /// Backend name or kind from trustd's config [default: the first backend]
     #[arg(long)]
     backend: Option<String>,
     /// Read the passphrase of an encrypted key from the first line of stdin instead of the

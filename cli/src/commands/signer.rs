@@ -27,7 +27,9 @@ pub enum SignerCommand {
         /// PEM public key or X.509 certificate of the signer (repeat for several keys).
         #[arg(long = "key", required = true, value_name = "FILE")]
         keys: Vec<PathBuf>,
+        /// The signer's name (its role is targets/NAME).
         name: String,
+        /// Repositories (GUNs) the signer may sign for.
         #[arg(required = true, value_name = "REPO")]
         repos: Vec<String>,
         /// trustd backend for keys created if a repository is new.
@@ -39,7 +41,9 @@ pub enum SignerCommand {
     /// Stop NAME signing tags of each REPO: targets/NAME goes, and NAME's keys leave
     /// targets/releases.
     Remove {
+        /// The signer's name.
         name: String,
+        /// Repositories (GUNs) to remove the signer from.
         #[arg(required = true, value_name = "REPO")]
         repos: Vec<String>,
         /// Remove even when the signer signed the latest released tags, which then lose
@@ -55,6 +59,7 @@ pub enum SignerCommand {
 pub enum DelegationCommand {
     /// List the delegated roles of GUN with their paths, thresholds and key IDs.
     List {
+        /// The repository (GUN), e.g. registry.example.com/team/app.
         gun: String,
         #[command(flatten)]
         notary: NotaryArgs,
@@ -67,8 +72,9 @@ pub enum DelegationCommand {
 
 #[derive(Args)]
 pub struct DelegationAddArgs {
+    /// The repository (GUN), e.g. registry.example.com/team/app.
     gun: String,
-    /// targets/NAME
+    /// The delegated role to add or extend, targets/NAME.
     role: String,
     /// PEM public key or X.509 certificate (repeatable).
     #[arg(long = "key", value_name = "FILE")]
@@ -85,7 +91,9 @@ pub struct DelegationAddArgs {
 
 #[derive(Args)]
 pub struct DelegationRemoveArgs {
+    /// The repository (GUN), e.g. registry.example.com/team/app.
     gun: String,
+    /// The delegated role, targets/NAME.
     role: String,
     /// Remove only this key ID (repeatable).
     #[arg(long = "key", value_name = "KEYID")]
