@@ -431,3 +431,69 @@ fn key_generate_checks_where_the_public_key_goes_before_making_the_key() {
         .unwrap()
         .contains("BEGIN PUBLIC KEY"));
 }
+
+/// The README's exit-code table, one command per row, against one trustd.
+#[test]
+fn the_exit_code_table_holds() {
+    let hsm = SoftHsm::new("exit-codes");
+    let mut options = Options::for_token(&hsm);
+    options.socket_mode = "0666".into();
+    let trustd = Trustd::start(&hsm, &options);
+    trustd.ok(&["key", "generate", "alice"]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::write(&data, b"signed bytes").unwrap();
+    let data = data.to_str().unwrap();
+    let signature = dir.path().join("data.sig");
+    std::fs::write(
+        &signature,
+        trustd.ok(&["sign-blob", "--key", "alice", data]),
+    )
+    .unwrap();
+    let forged = dir.path().join("forged.sig");
+    std::fs::write(&forged, format!("{}\n", "A".repeat(88))).unwrap();
+    let verify = |sig: &std::path::Path| {
+        trustd.run(&[
+            "verify-blob",
+            "--key",
+            "alice",
+            "--signature",
+            sig.to_str().unwrap(),
+            data,
+        ])
+    };
+
+    // 0 success.
+    assert_eq!(verify(&signature).status.code(), Some(0));
+    // 1 failure: a signature that does not verify.
+    assert_eq!(
+        verify(&forged).status.code(),
+        Some(1),
+        "{}",
+        stderr(&verify(&forged))
+    );
+    // 2 bad usage or input: an invalid image reference, before any connection.
+    assert_exit(
+        &trustd.run(&["inspect", "registry.example.test/App:v1"]),
+        2,
+        "",
+    );
+    // 3 trustd unreachable: no socket there.
+    let out = std::process::Command::new(bin("trustctl"))
+        .args(["--socket", "/nonexistent/trustd.sock", "key", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // 4 permission denied: a uid no policy rule names.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(bin("trustctl"))
+        .arg("--socket")
+        .arg(&trustd.socket)
+        .args(["key", "public", "alice"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    // 5 not found: no such key.
+    assert_eq!(trustd.run(&["key", "public", "bob"]).status.code(), Some(5));
+}
