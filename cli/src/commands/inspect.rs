@@ -126,10 +126,11 @@ pub fn trust_error(image: &str, server: &NotaryServer, error: TrustError) -> Cli
             "{image}: {} no longer has {role} for {gun}, which was trusted before. Check that it is the right notary server{from} first; only if the repository was deleted on purpose, `trustctl delete {gun}` forgets its local trust data",
             server.url()
         )),
+        // A server error names the server and where its URL came from itself.
         TrustError::Server(e @ (ServerError::Unreachable { .. } | ServerError::Auth { .. })) => {
-            CliError::Unreachable(format!("{image}: {e}{from}"))
+            CliError::Unreachable(format!("{image}: {e}"))
         }
-        TrustError::Server(e) => CliError::Failed(format!("{image}: {e}{from}")),
+        TrustError::Server(e) => CliError::Failed(format!("{image}: {e}")),
         other => CliError::Failed(format!(
             "{image}: trust data failed verification and was not trusted: {other}"
         )),

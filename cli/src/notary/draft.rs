@@ -15,7 +15,5 @@ pub async fn publish(
     draft: Draft<'_>,
 ) -> Result<VerifiedRepository, CliError> {
     let mut signer = TrustdSigner::new(client);
-    trustd_notary::publish::draft::publish(server, store, &mut signer, draft)
-        .await
-        .map_err(super::reported(server))
+    Ok(trustd_notary::publish::draft::publish(server, store, &mut signer, draft).await?)
 }

@@ -6,19 +6,3 @@ pub mod draft;
 pub mod keys;
 pub mod publish;
 pub mod rotate;
-
-use trustd_notary::client::server::NotaryServer;
-use trustd_notary::publish::PublishError;
-
-use crate::error::CliError;
-
-/// The library's failure as trustctl reports it, a server it could not use named with where
-/// its URL came from (a wrong `--server` is the first thing to check).
-fn reported(server: &NotaryServer) -> impl Fn(PublishError) -> CliError + '_ {
-    move |error| match error {
-        PublishError::Unreachable(message) if !server.origin().is_empty() => {
-            CliError::Unreachable(format!("{message} (from {})", server.origin()))
-        }
-        other => other.into(),
-    }
-}

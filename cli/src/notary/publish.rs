@@ -28,9 +28,7 @@ pub async fn init(
     gun: &str,
     options: &InitOptions<'_>,
 ) -> Result<VerifiedRepository, CliError> {
-    init::check_new(server, store, gun)
-        .await
-        .map_err(super::reported(server))?;
+    let checked = init::check_new(server, store, gun).await?;
     let mut signer = TrustdSigner::new(client.clone());
     let backend = options.backend;
     let root = ensure_key(&mut signer, &mut client, gun, "root", backend).await?;
@@ -44,9 +42,7 @@ pub async fn init(
         targets,
         snapshot,
     };
-    init::init(server, store, &mut signer, gun, &names)
-        .await
-        .map_err(super::reported(server))
+    Ok(init::init(server, store, &mut signer, gun, checked, &names).await?)
 }
 
 /// Signs tags into every role trustd holds a key of (see `trustd_notary::publish::tags`).
@@ -59,9 +55,7 @@ pub async fn sign_targets(
     sign_as: SignAs<'_>,
 ) -> Result<(VerifiedRepository, Vec<String>), CliError> {
     let mut signer = TrustdSigner::new(client);
-    tags::sign_targets(server, store, &mut signer, repo, new, sign_as)
-        .await
-        .map_err(super::reported(server))
+    Ok(tags::sign_targets(server, store, &mut signer, repo, new, sign_as).await?)
 }
 
 /// Removes the signatures of `tags` (every tag when None) from every role trustd signs for.
@@ -73,7 +67,5 @@ pub async fn revoke_targets(
     tags: Option<&[String]>,
 ) -> Result<VerifiedRepository, CliError> {
     let mut signer = TrustdSigner::new(client);
-    tags::revoke_targets(server, store, &mut signer, repo, tags)
-        .await
-        .map_err(super::reported(server))
+    Ok(tags::revoke_targets(server, store, &mut signer, repo, tags).await?)
 }

@@ -52,7 +52,5 @@ pub async fn rotate(
         Some(name) => rotate::NewKey::Held { name },
         None => rotate::NewKey::Server,
     };
-    rotate::rotate(server, store, &mut signer, repo, role, new_key)
-        .await
-        .map_err(super::reported(server))
+    Ok(rotate::rotate(server, store, &mut signer, repo, role, new_key).await?)
 }

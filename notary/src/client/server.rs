@@ -125,6 +125,15 @@ impl NotaryServer {
         &self.origin
     }
 
+    /// The URL as errors name it: with where it came from, when that is known, so every
+    /// failure a wrong server causes says what to change.
+    fn described(&self) -> String {
+        match self.origin.as_str() {
+            "" => self.url.clone(),
+            origin => format!("{} (from {origin})", self.url),
+        }
+    }
+
     /// The server's base URL, for messages.
     pub fn url(&self) -> &str {
         &self.url
@@ -136,7 +145,7 @@ impl NotaryServer {
 
     fn unreachable(&self, error: reqwest::Error) -> ServerError {
         ServerError::Unreachable {
-            url: self.url.clone(),
+            url: self.described(),
             reason: crate::client::transport_failure(&error, "--tls-ca"),
         }
     }
@@ -168,7 +177,7 @@ impl NotaryServer {
             message
         };
         ServerError::Refused {
-            url: self.url.clone(),
+            url: self.described(),
             status: status.as_u16(),
             code,
             message,
@@ -206,7 +215,7 @@ impl NotaryServer {
             .await
             .map_err(|e| match e {
                 BodyError::TooLarge { limit } => ServerError::TooLarge {
-                    url: self.url.clone(),
+                    url: self.described(),
                     what: what.to_owned(),
                     limit,
                 },
@@ -221,17 +230,17 @@ impl NotaryServer {
             .get(gun, &format!("{role}.key"), http_limits::MAX_KEY_BODY)
             .await?
             .ok_or_else(|| ServerError::BadKey {
-                url: self.url.clone(),
+                url: self.described(),
                 role: role.to_owned(),
                 reason: "it has no such key".into(),
             })?;
         let key: PublicKey = serde_json::from_slice(&body).map_err(|e| ServerError::BadKey {
-            url: self.url.clone(),
+            url: self.described(),
             role: role.to_owned(),
             reason: e.to_string(),
         })?;
         key.spki_der().map_err(|e| ServerError::BadKey {
-            url: self.url.clone(),
+            url: self.described(),
             role: role.to_owned(),
             reason: e.to_string(),
         })?;
@@ -247,7 +256,7 @@ impl NotaryServer {
             return Err(self.refused(response).await);
         }
         let bad = |reason: String| ServerError::BadKey {
-            url: self.url.clone(),
+            url: self.described(),
             role: role.to_owned(),
             reason,
         };
@@ -309,7 +318,7 @@ impl NotaryServer {
             .answer(gun, &self.http, &response)
             .await
             .map_err(|e| ServerError::Auth {
-                url: self.url.clone(),
+                url: self.described(),
                 reason: e.to_string(),
             })?;
         match answer {

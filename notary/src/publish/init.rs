@@ -29,13 +29,19 @@ fn unreachable(error: ServerError) -> PublishError {
     PublishError::Unreachable(error.to_string())
 }
 
+/// A GUN [`check_new`] found free to create, with the timestamp key its server handed out:
+/// [`init`] takes one, so the checks cannot be skipped and the key is fetched once.
+pub struct NewRepository {
+    timestamp_key: PublicKey,
+}
+
 /// Refuses a GUN that already has trust data, or whose new root the trust pinning would
 /// reject: checked before any key is made for it or anything is sent.
 pub async fn check_new(
     server: &NotaryServer,
     store: &TrustStore,
     gun: &str,
-) -> Result<(), PublishError> {
+) -> Result<NewRepository, PublishError> {
     store
         .pinning()
         .check_new_root(gun)
@@ -53,8 +59,8 @@ pub async fn check_new(
     }
     // A notary server hands out the timestamp key it will sign with (init needs it anyway);
     // anything else (a registry, a typo) is found out here, before a key is made for it.
-    server.key(gun, "timestamp").await.map_err(unreachable)?;
-    Ok(())
+    let timestamp_key = server.key(gun, "timestamp").await.map_err(unreachable)?;
+    Ok(NewRepository { timestamp_key })
 }
 
 /// A root certificate for `gun` around the signer's ECDSA P-256 key `name`, signed by it.
@@ -90,17 +96,18 @@ pub async fn root_certificate(
     Ok(PublicKey::new(KeyType::EcdsaX509, pem.into_bytes()))
 }
 
-/// Creates the repository's trust data with the signer's keys `keys` and publishes it.
+/// Creates the repository's trust data with the signer's keys `names` and publishes it.
 pub async fn init(
     server: &NotaryServer,
     store: &TrustStore,
     signer: &mut dyn RoleSigner,
     gun: &str,
+    checked: NewRepository,
     names: &InitKeys,
 ) -> Result<VerifiedRepository, PublishError> {
     let root_key = root_certificate(signer, &names.root, gun).await?;
     let targets_key = signer.public_key(&names.targets).await?;
-    let timestamp_key = server.key(gun, "timestamp").await.map_err(unreachable)?;
+    let timestamp_key = checked.timestamp_key;
     let snapshot_key = match &names.snapshot {
         Some(name) => signer.public_key(name).await?,
         None => server.key(gun, "snapshot").await.map_err(unreachable)?,
