@@ -260,16 +260,23 @@ async fn plan_roles(
     Ok(plan)
 }
 
-/// Path prefixes as a reader expects them: "ci-", "rc-".
+/// Path prefixes as a reader expects them: "ci-", "rc-". The server chose them, so at most
+/// a few are shown, each cut short, with how many more there are.
 fn quoted(paths: &[String]) -> String {
+    const SHOWN: usize = 5;
     if paths.is_empty() {
         return "(no paths delegated)".to_owned();
     }
-    paths
+    let mut text = paths
         .iter()
-        .map(|p| format!("{p:?}"))
+        .take(SHOWN)
+        .map(|p| format!("\"{}\"", crate::text::excerpt(p, 64)))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if paths.len() > SHOWN {
+        text.push_str(&format!(" and {} more", paths.len() - SHOWN));
+    }
+    text
 }
 
 /// Removes the signatures of `tags` (every tag when None) from every role the caller signs
@@ -473,5 +480,16 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(planned, [vec!["targets"]]);
+    }
+
+    #[test]
+    fn path_lists_from_a_server_are_shown_bounded() {
+        let many: Vec<String> = (0..1000)
+            .map(|i| format!("p{i}-{}", "x".repeat(500)))
+            .collect();
+        let shown = quoted(&many);
+        assert!(shown.len() < 1000, "{}", shown.len());
+        assert!(shown.ends_with(" and 995 more"), "{shown}");
+        assert_eq!(quoted(&["ci-".to_owned()]), "\"ci-\"");
     }
 }
