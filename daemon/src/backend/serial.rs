@@ -37,14 +37,9 @@ pub trait SerialDevice: Send + 'static {
         algorithm: KeyAlgorithm,
         options: &GenerateOptions,
     ) -> Result<NewKey, BackendError>;
-    /// Why this device does not take outside keys (such devices generate their own, so each
-    /// key can be attested); `None` for a device that imports.
-    fn import_refused(&self) -> Option<String>;
-    fn import(&mut self, _label: &str, _key: PrivateKey) -> Result<NewKey, BackendError> {
-        Err(BackendError::Unsupported(
-            self.import_refused().unwrap_or_default(),
-        ))
-    }
+    /// Why this device takes no outside keys: such devices generate their own, so each key
+    /// can be attested. (No serial device imports; one that does would add it here.)
+    fn import_refusal(&self) -> String;
     fn sign(
         &mut self,
         key: &DeviceHandle,
@@ -86,14 +81,15 @@ pub struct QueueSettings {
 pub struct SerialBackend<D> {
     name: String,
     device: String,
-    import_refused: Option<String>,
+    /// Said without asking the device thread (which owns the device once started).
+    import_refusal: String,
     queue: DeviceQueue<D>,
 }
 
 impl<D: SerialDevice> SerialBackend<D> {
     /// Starts the thread that owns `device`.
     pub fn start(settings: QueueSettings, device: D) -> SerialBackend<D> {
-        let import_refused = device.import_refused();
+        let import_refusal = device.import_refusal();
         let queue = DeviceQueue::start(
             settings.what,
             format!("{}-{}", D::KIND.as_str(), settings.name),
@@ -104,7 +100,7 @@ impl<D: SerialDevice> SerialBackend<D> {
         SerialBackend {
             name: settings.name,
             device: settings.device,
-            import_refused,
+            import_refusal,
             queue,
         }
     }
@@ -141,14 +137,8 @@ impl<D: SerialDevice> Backend for SerialBackend<D> {
             .await
     }
 
-    async fn import(&self, label: &str, key: PrivateKey) -> Result<NewKey, BackendError> {
-        if let Some(refused) = &self.import_refused {
-            return Err(BackendError::Unsupported(refused.clone()));
-        }
-        let label = label.to_owned();
-        self.queue
-            .run(move |device| device.import(&label, key))
-            .await
+    async fn import(&self, _label: &str, _key: PrivateKey) -> Result<NewKey, BackendError> {
+        Err(BackendError::Unsupported(self.import_refusal.clone()))
     }
 
     async fn sign(

@@ -52,11 +52,11 @@ impl SerialDevice for PivCard {
         PivCard::generate(self, label, algorithm, options)
     }
 
-    fn import_refused(&self) -> Option<String> {
-        Some(format!(
+    fn import_refusal(&self) -> String {
+        format!(
             "backend {:?} is a YubiKey: trustd generates keys on it (an imported key could not be attested); load the key into a PKCS#11 backend instead",
             self.name()
-        ))
+        )
     }
 
     fn sign(

@@ -50,11 +50,11 @@ impl SerialDevice for Device {
         Device::generate(self, algorithm)
     }
 
-    fn import_refused(&self) -> Option<String> {
-        Some(format!(
+    fn import_refusal(&self) -> String {
+        format!(
             "backend {:?} is a TPM: it generates its keys and does not import them (TPM2_Import of an outside key would not be sensitiveDataOrigin, so it could not be attested); load the key into a PKCS#11 backend instead",
             self.name()
-        ))
+        )
     }
 
     fn sign(
