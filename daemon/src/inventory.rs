@@ -60,9 +60,9 @@ pub enum DeviceHandle {
     /// A key wrapped by a TPM's storage key: TPM2B_PRIVATE contents (useless off that TPM)
     /// and the marshalled TPMT_PUBLIC, loaded on demand.
     Tpm {
-        #[serde(with = "base64_bytes")]
+        #[serde(with = "trustd_notary::encoding::base64_std")]
         private: Vec<u8>,
-        #[serde(with = "base64_bytes")]
+        #[serde(with = "trustd_notary::encoding::base64_std")]
         public: Vec<u8>,
     },
     /// A key in a slot of a PIV card, and the policies it was generated with.
@@ -127,7 +127,7 @@ pub struct KeyRecord {
     pub backend: String,
     pub device: DeviceHandle,
     /// DER SubjectPublicKeyInfo.
-    #[serde(with = "base64_bytes")]
+    #[serde(with = "trustd_notary::encoding::base64_std")]
     pub public_key: Vec<u8>,
     #[serde(default)]
     pub scope: KeyScope,
@@ -135,7 +135,11 @@ pub struct KeyRecord {
     /// RFC 3339.
     pub created: String,
     /// The key's X.509 certificate (DER), when one was loaded with it.
-    #[serde(default, with = "base64_bytes", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        with = "trustd_notary::encoding::base64_std",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub certificate: Vec<u8>,
     /// What the device attested about the key when it generated it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,9 +157,9 @@ pub enum Attestation {
 /// A PIV attestation: the slot's attestation certificate and the card's f9 certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PivEvidence {
-    #[serde(with = "base64_bytes")]
+    #[serde(with = "trustd_notary::encoding::base64_std")]
     pub attestation_certificate: Vec<u8>,
-    #[serde(with = "base64_bytes")]
+    #[serde(with = "trustd_notary::encoding::base64_std")]
     pub intermediate_certificate: Vec<u8>,
 }
 
@@ -163,15 +167,19 @@ pub struct PivEvidence {
 /// TpmAttestation for each field).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TpmEvidence {
-    #[serde(with = "base64_bytes")]
+    #[serde(with = "trustd_notary::encoding::base64_std")]
     pub key_public_area: Vec<u8>,
-    #[serde(with = "base64_bytes")]
+    #[serde(with = "trustd_notary::encoding::base64_std")]
     pub certify_info: Vec<u8>,
-    #[serde(with = "base64_bytes")]
+    #[serde(with = "trustd_notary::encoding::base64_std")]
     pub signature: Vec<u8>,
-    #[serde(with = "base64_bytes")]
+    #[serde(with = "trustd_notary::encoding::base64_std")]
     pub ak_public_area: Vec<u8>,
-    #[serde(default, with = "base64_bytes", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        with = "trustd_notary::encoding::base64_std",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ek_certificate: Vec<u8>,
 }
 
@@ -324,21 +332,6 @@ mod hex_bytes {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-}
-
-mod base64_bytes {
-    use base64::Engine;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        base64::engine::general_purpose::STANDARD
-            .decode(String::deserialize(d)?)
-            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -30,7 +30,7 @@ pub mod certificate;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod delegation;
-mod encoding;
+pub mod encoding;
 pub mod envelope;
 #[cfg(feature = "client")]
 pub mod inspect;
