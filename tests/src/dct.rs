@@ -49,17 +49,20 @@ impl Dct {
 
     /// trustctl against this bench's trustd, notary-server and trust cache.
     pub fn trustctl(&self, args: &[&str]) -> Output {
-        self.trustd
-            .trustctl()
+        self.command(args, &self.server.url).output().unwrap()
+    }
+
+    /// trustctl against this bench's trustd, CA and trust cache, and the notary server at
+    /// `server`, to run with more settings (environment, another server).
+    pub fn command(&self, args: &[&str], server: &str) -> Command {
+        let mut command = self.trustd.trustctl();
+        command
             .args(args)
-            .arg("--server")
-            .arg(&self.server.url)
-            .arg("--tls-ca")
+            .args(["--server", server, "--tls-ca"])
             .arg(self.server.ca.ca_cert())
             .arg("--trust-dir")
-            .arg(self.trust_dir.path())
-            .output()
-            .unwrap()
+            .arg(self.trust_dir.path());
+        command
     }
 
     /// Runs trustctl, asserts success, returns stdout.

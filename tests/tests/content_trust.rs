@@ -372,15 +372,10 @@ fn a_server_that_is_not_a_notary_server_is_found_out_before_any_key_is_made() {
     let gun = "registry.example.test/team/elsewhere";
     let digest = format!("sha256:{}", "cd".repeat(32));
     let out = dct
-        .trustd
-        .trustctl()
-        .args(["sign", &format!("{gun}:v1@{digest}"), "--size", "5"])
-        .arg("--server")
-        .arg(&elsewhere.url)
-        .arg("--tls-ca")
-        .arg(dct.server.ca.ca_cert())
-        .arg("--trust-dir")
-        .arg(dct.trust_dir.path())
+        .command(
+            &["sign", &format!("{gun}:v1@{digest}"), "--size", "5"],
+            &elsewhere.url,
+        )
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", trustd_e2e::stderr(&out));

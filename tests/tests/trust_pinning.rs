@@ -168,15 +168,10 @@ fn a_new_repository_the_pinning_would_refuse_is_not_created_or_sent() {
     let gun = "registry.example.test/pinned/new";
     let digest = format!("sha256:{}", "ab".repeat(32));
     let out = dct
-        .trustd
-        .trustctl()
-        .args(["sign", &format!("{gun}:v1@{digest}"), "--size", "5"])
-        .arg("--server")
-        .arg(&dct.server.url)
-        .arg("--tls-ca")
-        .arg(dct.server.ca.ca_cert())
-        .arg("--trust-dir")
-        .arg(dct.trust_dir.path())
+        .command(
+            &["sign", &format!("{gun}:v1@{digest}"), "--size", "5"],
+            &dct.server.url,
+        )
         .env("XDG_CONFIG_HOME", home.path())
         .output()
         .unwrap();
