@@ -29,7 +29,6 @@ use tower::{Layer, Service};
 
 use crate::audit::AuditRecord;
 use crate::front::admission::{HeldBytes, OverBudget, RateLimitedLog};
-use crate::front::peer::PeerCredentials;
 use crate::front::Caller;
 use crate::state::DaemonState;
 
@@ -122,15 +121,16 @@ where
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let path = request.uri().path().to_owned();
         let method = path.rsplit('/').next().unwrap_or_default().to_owned();
-        let peer = request.extensions().get::<PeerCredentials>().cloned();
-        let Some(peer) = peer else {
+        // The budgets are per local uid: this layer serves the Unix socket's callers.
+        let caller = request.extensions().get::<Arc<Caller>>().cloned();
+        let Some((caller, uid)) =
+            caller.and_then(|c| c.local().map(|peer| peer.uid).map(|uid| (c, uid)))
+        else {
             let status = Status::unauthenticated("the connection carries no peer credentials");
             self.limits.refuse(None, &method, &status);
             return Box::pin(std::future::ready(Ok(status.into_http())));
         };
         let health = path.starts_with("/grpc.health.");
-        let uid = peer.uid;
-        let caller = Caller::Local(peer);
         let unknown = !health && !self.limits.state.policy().names_caller(&caller);
         let limit = match unknown {
             true => self.limits.message_limit(&path).min(UNKNOWN_CALLER_MESSAGE),

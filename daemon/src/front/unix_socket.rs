@@ -23,6 +23,7 @@ use tonic::transport::server::Connected;
 use crate::config::SocketConfig;
 use crate::front::admission::{ConnectionGate, ConnectionSlot, RateLimitedLog};
 use crate::front::peer::PeerCredentials;
+use crate::front::Caller;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
@@ -245,7 +246,7 @@ impl Stream for PeerIncoming {
                         let deadline = tokio::time::sleep(self.timeouts.handshake);
                         return Poll::Ready(Some(Ok(PeerStream {
                             stream,
-                            peer,
+                            caller: Arc::new(Caller::Local(peer)),
                             _slot: slot,
                             deadline: Box::pin(deadline),
                             idle: self.timeouts.idle,
@@ -272,7 +273,8 @@ impl Stream for PeerIncoming {
 /// handshake timeout; after: the idle timeout), which makes the server close it.
 pub struct PeerStream {
     stream: UnixStream,
-    peer: PeerCredentials,
+    /// Who is at the other end, established once for the connection's every request.
+    caller: Arc<Caller>,
     /// Holds the connection's place under the connection limits until it closes.
     _slot: ConnectionSlot,
     /// When to look again: the handshake deadline, then a point at which the idle timeout
@@ -285,10 +287,10 @@ pub struct PeerStream {
 }
 
 impl Connected for PeerStream {
-    type ConnectInfo = PeerCredentials;
+    type ConnectInfo = Arc<Caller>;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.peer.clone()
+        self.caller.clone()
     }
 }
 
@@ -392,12 +394,12 @@ mod tests {
             let (ours, theirs) = UnixStream::pair().unwrap();
             let stream = PeerStream {
                 stream: ours,
-                peer: PeerCredentials {
+                caller: Arc::new(Caller::Local(PeerCredentials {
                     uid: 0,
                     gid: 0,
                     pid: 1,
                     groups: Vec::new(),
-                },
+                })),
                 _slot: gate.admit(0).unwrap(),
                 deadline: Box::pin(tokio::time::sleep(handshake)),
                 idle: Duration::from_secs(60),
