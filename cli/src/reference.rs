@@ -208,6 +208,12 @@ mod tests {
             "app:-tag",
             "app:.tag",
             "bad_host-.example.com/a",
+            // What a newcomer types (issue 19): a stray '#', a doubled ':', a URL, a '/'
+            // before the tag.
+            "registry.example.test/app:v1#x",
+            "registry.example.test/app::v1",
+            "https://registry.example.test/app:v1",
+            "registry.example.test/app/:v1",
         ] {
             assert!(ImageRef::parse(bad).is_err(), "{bad}");
         }
