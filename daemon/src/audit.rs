@@ -100,7 +100,7 @@ impl AuditRecord {
             caller_gid: local.map(|peer| peer.gid),
             caller_pid: local.map(|peer| peer.pid),
             caller_identity: match caller {
-                Caller::Remote(remote) => Some(remote.subject.clone()),
+                Caller::Remote(remote) => Some(remote.name().to_owned()),
                 Caller::Local(_) => None,
             },
             key_name: None,

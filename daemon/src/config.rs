@@ -39,6 +39,33 @@ pub struct Config {
     pub backends: Vec<BackendConfig>,
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// Remote callers over mutual TLS (notary-server, CI runners on other machines).
+    pub tls_listener: Option<TlsListenerConfig>,
+    /// notary-signer's API on the TLS listener, for notary-server.
+    pub notary_signer: Option<NotarySignerConfig>,
+}
+
+/// The mutual-TLS listener. Its server key is a file (like any TLS server's); the signing
+/// keys stay on the devices.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsListenerConfig {
+    /// `host:port` to listen on, e.g. "0.0.0.0:7899".
+    pub address: std::net::SocketAddr,
+    /// The server certificate chain (PEM), leaf first.
+    pub certificate: PathBuf,
+    /// The server certificate's private key (PEM, PKCS#8 or SEC1).
+    pub key: PathBuf,
+    /// The CA certificate(s) (PEM) client certificates must chain to.
+    pub client_ca: PathBuf,
+}
+
+/// notary-signer's API: where the keys notary-server asks for are made.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotarySignerConfig {
+    /// The backend (name or kind) that generates and holds notary-server's keys.
+    pub backend: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -218,6 +245,15 @@ pub enum BackendConfig {
 }
 
 impl BackendConfig {
+    /// The `type` this backend was configured with.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            BackendConfig::Pkcs11(_) => "pkcs11",
+            BackendConfig::Tpm(_) => "tpm",
+            BackendConfig::Piv(_) => "piv",
+        }
+    }
+
     pub fn name(&self) -> &str {
         match self {
             BackendConfig::Pkcs11(c) => &c.name,
@@ -350,6 +386,11 @@ pub struct RuleConfig {
     /// Group names or numeric gids (primary or supplementary groups of the caller).
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Remote clients of the TLS listener, by certificate: `CN=name` matches the subject CN,
+    /// a pattern with `://` the URI names (SPIFFE IDs), anything else the DNS names (`*` and
+    /// `?` wildcards).
+    #[serde(default)]
+    pub clients: Vec<String>,
     /// Key name patterns (`*` and `?` wildcards).
     pub keys: Vec<String>,
     pub operations: Vec<Operation>,
@@ -453,10 +494,31 @@ impl Config {
             }
         }
         for (i, rule) in self.policy.rules.iter().enumerate() {
-            if rule.users.is_empty() && rule.groups.is_empty() {
+            if rule.users.is_empty() && rule.groups.is_empty() && rule.clients.is_empty() {
                 return Err(format!(
-                    "policy rule {} names no users or groups: it would match nobody",
+                    "policy rule {} names no users, groups or clients: it would match nobody",
                     i + 1
+                ));
+            }
+            if !rule.clients.is_empty() && self.tls_listener.is_none() {
+                return Err(format!(
+                    "policy rule {} names clients, but there is no [tls_listener] for them to call",
+                    i + 1
+                ));
+            }
+        }
+        if let Some(signer) = &self.notary_signer {
+            if self.tls_listener.is_none() {
+                return Err("[notary_signer] needs a [tls_listener]: notary-server reaches its signer over mutual TLS".into());
+            }
+            let known = self
+                .backends
+                .iter()
+                .any(|b| b.name() == signer.backend || b.kind_name() == signer.backend);
+            if !known {
+                return Err(format!(
+                    "notary_signer.backend {:?} is neither the name nor the type of a configured [[backend]]",
+                    signer.backend
                 ));
             }
         }

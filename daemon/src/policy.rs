@@ -1,14 +1,15 @@
 //! Who may do what with which key: a default-deny rule list.
 //!
-//! Rules name callers by user and group (resolved to numeric ids when the policy is loaded, so
-//! a renamed account cannot silently gain access at request time) and grant operations on keys
+//! Rules name local callers by user and group (resolved to numeric ids when the policy is
+//! loaded, so a renamed account cannot silently gain access at request time) and remote callers
+//! of the TLS listener by the names in their certificates, and grant operations on keys
 //! whose names match a pattern. A request is allowed when at least one rule matches the
 //! caller, the operation and the key; everything else is denied.
 
 use wildmatch::WildMatch;
 
 use crate::config::{PolicyConfig, RuleConfig};
-use crate::front::Caller;
+use crate::front::{Caller, RemoteIdentity};
 pub use crate::operation::Operation;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,18 +31,51 @@ struct Rule {
     description: String,
     uids: Vec<u32>,
     gids: Vec<u32>,
+    clients: Vec<ClientPattern>,
     keys: Vec<WildMatch>,
     operations: Vec<Operation>,
 }
 
+/// How a rule names remote clients: each pattern matches one kind of certificate name, so a
+/// DNS name can never pass for a subject CN or a SPIFFE ID.
+#[derive(Debug)]
+enum ClientPattern {
+    /// `CN=...`: the subject CN.
+    Subject(WildMatch),
+    /// A pattern with `://`: a URI name (SPIFFE ID).
+    Uri(WildMatch),
+    /// Anything else: a DNS name.
+    Dns(WildMatch),
+}
+
+impl ClientPattern {
+    fn parse(pattern: &str) -> ClientPattern {
+        if pattern.starts_with("CN=") {
+            ClientPattern::Subject(WildMatch::new(pattern))
+        } else if pattern.contains("://") {
+            ClientPattern::Uri(WildMatch::new(pattern))
+        } else {
+            ClientPattern::Dns(WildMatch::new(pattern))
+        }
+    }
+
+    fn matches(&self, client: &RemoteIdentity) -> bool {
+        match self {
+            ClientPattern::Subject(p) => !client.subject.is_empty() && p.matches(&client.subject),
+            ClientPattern::Uri(p) => client.uris.iter().any(|uri| p.matches(uri)),
+            ClientPattern::Dns(p) => client.dns_names.iter().any(|dns| p.matches(dns)),
+        }
+    }
+}
+
 impl Rule {
-    /// Rules name local users and groups; a remote caller matches none of them.
+    /// Local callers match by user and group, remote ones by certificate names.
     fn matches_caller(&self, caller: &Caller) -> bool {
         match caller {
             Caller::Local(peer) => {
                 self.uids.contains(&peer.uid) || self.gids.iter().any(|gid| peer.in_group(*gid))
             }
-            Caller::Remote(_) => false,
+            Caller::Remote(client) => self.clients.iter().any(|p| p.matches(client)),
         }
     }
 
@@ -126,6 +160,11 @@ fn resolve_rule(index: usize, rule: &RuleConfig) -> Result<Rule, PolicyError> {
         description: rule.description.clone(),
         uids,
         gids,
+        clients: rule
+            .clients
+            .iter()
+            .map(|c| ClientPattern::parse(c))
+            .collect(),
         keys: rule.keys.iter().map(|k| WildMatch::new(k)).collect(),
         operations: rule.operations.clone(),
     })
@@ -236,6 +275,44 @@ mod tests {
         let stranger = caller(1003, 1003, &[]);
         assert!(!p.decide(&stranger, Operation::Sign, "ci-app").is_allowed());
         assert!(!p.grants_any(&stranger, Operation::List));
+    }
+
+    #[test]
+    fn client_rules_match_each_kind_of_certificate_name_only() {
+        let p = policy(
+            r#"
+            [[rule]]
+            clients = ["CN=notary-server", "spiffe://example.org/ci/*", "*.runners.example.org"]
+            keys = ["notary/*"]
+            operations = ["sign"]
+            "#,
+        );
+        let client = |subject: &str, dns: &[&str], uris: &[&str]| {
+            Caller::Remote(RemoteIdentity {
+                subject: subject.into(),
+                dns_names: dns.iter().map(|s| s.to_string()).collect(),
+                uris: uris.iter().map(|s| s.to_string()).collect(),
+            })
+        };
+        let allowed = |c: &Caller| p.decide(c, Operation::Sign, "notary/x").is_allowed();
+        assert!(allowed(&client("CN=notary-server", &[], &[])));
+        assert!(allowed(&client(
+            "",
+            &[],
+            &["spiffe://example.org/ci/runner-1"]
+        )));
+        assert!(allowed(&client("CN=x", &["a.runners.example.org"], &[])));
+        assert!(!allowed(&client("CN=notary-server-2", &[], &[])));
+        // A DNS name spelled like a CN or a URI is no CN or URI.
+        assert!(!allowed(&client("CN=x", &["CN=notary-server"], &[])));
+        assert!(!allowed(&client("", &["spiffe://example.org/ci/a"], &[])));
+        assert!(!allowed(&client("CN=a.runners.example.org", &[], &[])));
+        // Local callers never match client rules, nor remote ones user rules.
+        assert!(!allowed(&caller(0, 0, &[])));
+        let root_only = policy(RULES);
+        assert!(!root_only
+            .decide(&client("CN=root", &["root"], &[]), Operation::Sign, "k")
+            .is_allowed());
     }
 
     #[test]

@@ -7,21 +7,27 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
+use tokio_stream::Stream;
+use tonic::service::{Routes, RoutesBuilder};
+use tonic::transport::server::Connected;
 use tonic::transport::Server;
 use trustd_proto::signer_server::SignerServer;
 
 use crate::audit::AuditLog;
 use crate::backend::pkcs11::Pkcs11Backend;
 use crate::backend::{piv, tpm, Backend, BackendState};
-use crate::config::{BackendConfig, Config};
+use crate::config::{BackendConfig, Config, Limits};
 use crate::front::request_limits::{RequestLimits, RequestLimitsLayer};
-use crate::front::unix_socket::{self as listener, PeerIncoming, Timeouts};
+use crate::front::stream::Timeouts;
+use crate::front::tls::TlsListener;
+use crate::front::unix_socket::{self as listener, PeerIncoming};
 use crate::inventory::Inventory;
 use crate::key_locks::KeyLocks;
 use crate::policy::Policy;
-use crate::rpc::SignerService;
+use crate::rpc::{notary_signer, SignerService};
 use crate::state::{DaemonState, Guards};
 
 /// How long in-flight requests get to finish after SIGTERM.
@@ -74,6 +80,14 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     }
 
     let bound = listener::listen(&config.socket)?;
+    let tls = match &config.tls_listener {
+        Some(tls) => Some(
+            TlsListener::bind(tls)
+                .await
+                .with_context(|| format!("config {}", config_path.display()))?,
+        ),
+        None => None,
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<SignerServer<SignerService>>().await;
     let signer = SignerServer::new(SignerService::new(state.clone()))
@@ -81,7 +95,13 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         .max_encoding_message_size(trustd_proto::MAX_MESSAGE_BYTES);
 
     let (drain_started, drain_rx) = oneshot::channel();
-    let shutdown = wait_for_shutdown(state.clone(), config_path.to_owned(), drain_started);
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(wait_for_shutdown(
+        state.clone(),
+        config_path.to_owned(),
+        drain_started,
+        stop,
+    ));
     let limits = &config.limits;
     let gate = state.guards.connections.clone();
     let timeouts = Timeouts {
@@ -89,21 +109,36 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         idle: Duration::from_secs(limits.idle_timeout_secs),
     };
     let request_limits = RequestLimits::new(state.clone());
-    let server = Server::builder()
-        .concurrency_limit_per_connection(limits.max_concurrent_requests_per_connection)
-        .max_concurrent_streams(limits.max_concurrent_requests_per_connection as u32)
-        .timeout(Duration::from_secs(limits.request_timeout_secs))
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .http2_max_header_list_size(16 * 1024)
-        // What a connection may send before trustd reads it: h2 flow control holds the rest
-        // on the caller's side.
-        .initial_stream_window_size(256 * 1024)
-        .initial_connection_window_size(512 * 1024)
-        .layer(RequestLimitsLayer(request_limits))
-        .add_service(health_service)
-        .add_service(signer)
-        .serve_with_incoming_shutdown(PeerIncoming::new(bound.listener, gate, timeouts), shutdown);
+    let mut local_routes = RoutesBuilder::default();
+    local_routes
+        .add_service(health_service.clone())
+        .add_service(signer.clone());
+    let local = serve(
+        local_routes.routes(),
+        limits,
+        &request_limits,
+        PeerIncoming::new(bound.listener, gate.clone(), timeouts),
+        stopped.clone(),
+    );
+    let remote = async {
+        let Some(tls) = tls else { return Ok(()) };
+        let address = tls.local_addr().ok();
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(health_service).add_service(signer);
+        if let Some(notary) = &config.notary_signer {
+            notary_signer::add_services(&mut routes, &health, state.clone(), notary).await;
+        }
+        tracing::info!(address = ?address, notary_signer = config.notary_signer.is_some(), "TLS listener ready");
+        serve(
+            routes.routes(),
+            limits,
+            &request_limits,
+            tls.incoming(gate, timeouts),
+            stopped,
+        )
+        .await
+    };
+    let server = async { tokio::try_join!(local, remote).map(|_| ()) };
 
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     tracing::info!(socket = %config.socket.path.display(), keys = state.inventory.len(), "trustd ready");
@@ -135,6 +170,41 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Serves `routes` on `incoming` until `stopped` turns true, with the bounds every listener
+/// shares: per-connection concurrency, the request timeout, keepalive, header and window
+/// sizes, and the request-limits layer.
+async fn serve<I, IO, IE>(
+    routes: Routes,
+    limits: &Limits,
+    request_limits: &Arc<RequestLimits>,
+    incoming: I,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<(), tonic::transport::Error>
+where
+    I: Stream<Item = Result<IO, IE>>,
+    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    IO::ConnectInfo: Clone + Send + Sync + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    Server::builder()
+        .concurrency_limit_per_connection(limits.max_concurrent_requests_per_connection)
+        .max_concurrent_streams(limits.max_concurrent_requests_per_connection as u32)
+        .timeout(Duration::from_secs(limits.request_timeout_secs))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .http2_max_header_list_size(16 * 1024)
+        // What a connection may send before trustd reads it: h2 flow control holds the rest
+        // on the caller's side.
+        .initial_stream_window_size(256 * 1024)
+        .initial_connection_window_size(512 * 1024)
+        .layer(RequestLimitsLayer(request_limits.clone()))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        })
+        .await
+}
+
 /// Raises the soft descriptor limit towards the hard one so `limits.max_connections` fits,
 /// and says so when it cannot: running out of descriptors stops every caller, not just the
 /// one who opened too many.
@@ -158,11 +228,13 @@ fn raise_descriptor_limit(limits: &crate::config::Limits) {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT; reloads the policy on every SIGHUP meanwhile.
+/// Waits for SIGTERM or SIGINT, reloading the policy on every SIGHUP meanwhile; then tells
+/// the listeners to stop and starts the drain clock.
 async fn wait_for_shutdown(
     state: Arc<DaemonState>,
     config_path: PathBuf,
     drain_started: oneshot::Sender<()>,
+    stop: watch::Sender<bool>,
 ) {
     let (mut term, mut int, mut hup) = match (
         signal(SignalKind::terminate()),
@@ -187,6 +259,7 @@ async fn wait_for_shutdown(
         in_flight = state.in_flight.load(std::sync::atomic::Ordering::Relaxed),
         "shutting down: no new connections, draining in-flight requests"
     );
+    let _ = stop.send(true);
     let _ = drain_started.send(());
 }
 

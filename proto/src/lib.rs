@@ -1,4 +1,5 @@
-//! The trustd gRPC API shared by the daemon and its clients.
+//! The trustd gRPC API shared by the daemon and its clients, and notary-signer's API that
+//! trustd also serves.
 
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {
@@ -6,6 +7,18 @@ pub mod v1 {
 }
 
 pub use v1::*;
+
+/// notary-signer's API (notary 0.7 `proto/signer.proto`, package `proto`), which trustd serves
+/// to notary-server.
+#[allow(clippy::all, missing_docs)]
+pub mod notary_signer {
+    tonic::include_proto!("proto");
+
+    /// The health service names notary-server checks before it calls each service.
+    pub const HEALTH_KEY_MANAGEMENT: &str = "grpc.health.v1.Health.KeyManagement";
+    /// See [`HEALTH_KEY_MANAGEMENT`].
+    pub const HEALTH_SIGNER: &str = "grpc.health.v1.Health.Signer";
+}
 
 /// Upper bound on any single gRPC message, in either direction.
 ///

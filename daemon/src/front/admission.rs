@@ -1,12 +1,15 @@
-//! What any local user can make trustd hold: connections and request bytes.
+//! What anyone who can connect can make trustd hold: connections and request bytes.
 //!
-//! Anyone who can reach the socket can open connections and start requests before the policy
+//! Anyone who can reach a listener can open connections and start requests before the policy
 //! has looked at them. Without bounds, idle connections exhaust trustd's descriptors and
-//! half-sent messages its memory, for every caller. The bounds here are counted per uid (the
-//! kernel tells who is connecting at accept time) and in total, so one user's flood leaves
+//! half-sent messages its memory, for every caller. The bounds here are counted per
+//! [`CallerKey`] (a local uid, which the kernel tells at accept time; a remote host before its
+//! certificate is known, its certificate after) and in total, so one caller's flood leaves
 //! room for everyone else, and every refusal is logged at a bounded rate.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,11 +48,33 @@ impl RateLimitedLog {
     }
 }
 
-/// Counts open connections per uid and in total.
+/// Whose share of a bound something counts against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CallerKey {
+    /// A local process's uid.
+    Uid(u32),
+    /// A remote host, before its certificate is known (connections are admitted before the
+    /// TLS handshake that names them).
+    Host(IpAddr),
+    /// A remote client, by its certificate's subject.
+    Client(Arc<str>),
+}
+
+impl fmt::Display for CallerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallerKey::Uid(uid) => write!(f, "uid {uid}"),
+            CallerKey::Host(address) => write!(f, "host {address}"),
+            CallerKey::Client(subject) => write!(f, "client {subject}"),
+        }
+    }
+}
+
+/// Counts open connections per caller and in total.
 pub struct ConnectionGate {
-    per_uid_limit: usize,
+    per_caller_limit: usize,
     total_limit: usize,
-    open: Mutex<(usize, HashMap<u32, usize>)>,
+    open: Mutex<(usize, HashMap<CallerKey, usize>)>,
     refused: RateLimitedLog,
     refused_total: AtomicU64,
 }
@@ -57,13 +82,13 @@ pub struct ConnectionGate {
 /// One admitted connection; its slot frees when this is dropped (the connection closed).
 pub struct ConnectionSlot {
     gate: Arc<ConnectionGate>,
-    uid: u32,
+    key: CallerKey,
 }
 
 impl ConnectionGate {
     pub fn new(limits: &Limits) -> Arc<ConnectionGate> {
         Arc::new(ConnectionGate {
-            per_uid_limit: limits.max_connections_per_uid,
+            per_caller_limit: limits.max_connections_per_uid,
             total_limit: limits.max_connections,
             open: Mutex::new((0, HashMap::new())),
             refused: RateLimitedLog::new(Duration::from_secs(10)),
@@ -71,12 +96,12 @@ impl ConnectionGate {
         })
     }
 
-    /// A slot for a new connection from `uid`, or None (and a rate-limited log line) when
-    /// `uid` or everyone together already holds the most allowed.
-    pub fn admit(self: &Arc<Self>, uid: u32) -> Option<ConnectionSlot> {
+    /// A slot for a new connection from `key`, or None (and a rate-limited log line) when
+    /// that caller or everyone together already holds the most allowed.
+    pub fn admit(self: &Arc<Self>, key: CallerKey) -> Option<ConnectionSlot> {
         let mut open = self.open.lock().expect("connection gate lock");
-        let of_uid = open.1.get(&uid).copied().unwrap_or(0);
-        let reason = if of_uid >= self.per_uid_limit {
+        let of_caller = open.1.get(&key).copied().unwrap_or(0);
+        let reason = if of_caller >= self.per_caller_limit {
             Some("limits.max_connections_per_uid")
         } else if open.0 >= self.total_limit {
             Some("limits.max_connections")
@@ -88,8 +113,8 @@ impl ConnectionGate {
             self.refused_total.fetch_add(1, Ordering::Relaxed);
             self.refused.log(|suppressed| {
                 tracing::warn!(
-                    uid,
-                    open_by_uid = of_uid,
+                    caller = %key,
+                    open_by_caller = of_caller,
                     limit,
                     suppressed,
                     "refusing a connection: {limit} reached (raise it in [limits] if this is legitimate load)"
@@ -98,10 +123,10 @@ impl ConnectionGate {
             return None;
         }
         open.0 += 1;
-        *open.1.entry(uid).or_default() += 1;
+        *open.1.entry(key.clone()).or_default() += 1;
         Some(ConnectionSlot {
             gate: self.clone(),
-            uid,
+            key,
         })
     }
 
@@ -118,21 +143,22 @@ impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut open = self.gate.open.lock().expect("connection gate lock");
         open.0 -= 1;
-        if let Some(n) = open.1.get_mut(&self.uid) {
+        if let Some(n) = open.1.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
-                open.1.remove(&self.uid);
+                open.1.remove(&self.key);
             }
         }
     }
 }
 
-/// Bytes of request messages received but not yet handed to a handler, per uid and in total.
+/// Bytes of request messages received but not yet handed to a handler, per caller and in
+/// total.
 /// A request that would pass either bound is refused (ResourceExhausted) instead of buffered.
 pub struct ByteBudget {
-    per_uid_limit: usize,
+    per_caller_limit: usize,
     total_limit: usize,
-    held: Mutex<(usize, HashMap<u32, usize>)>,
+    held: Mutex<(usize, HashMap<CallerKey, usize>)>,
     /// Set once a lot was held: when everything is released again, memory is given back.
     high_water: AtomicBool,
 }
@@ -140,7 +166,7 @@ pub struct ByteBudget {
 /// Bytes taken from a [`ByteBudget`]; given back when dropped.
 pub struct HeldBytes {
     budget: Arc<ByteBudget>,
-    uid: u32,
+    key: CallerKey,
     bytes: usize,
 }
 
@@ -152,18 +178,18 @@ const TRIM_AFTER_BYTES: usize = 16 * 1024 * 1024;
 impl ByteBudget {
     pub fn new(limits: &Limits) -> Arc<ByteBudget> {
         Arc::new(ByteBudget {
-            per_uid_limit: limits.max_buffered_bytes_per_uid,
+            per_caller_limit: limits.max_buffered_bytes_per_uid,
             total_limit: limits.max_buffered_bytes,
             held: Mutex::new((0, HashMap::new())),
             high_water: AtomicBool::new(false),
         })
     }
 
-    /// An empty holding for `uid`, to grow as bytes arrive.
-    pub fn holding(self: &Arc<Self>, uid: u32) -> HeldBytes {
+    /// An empty holding for `key`, to grow as bytes arrive.
+    pub fn holding(self: &Arc<Self>, key: CallerKey) -> HeldBytes {
         HeldBytes {
             budget: self.clone(),
-            uid,
+            key,
             bytes: 0,
         }
     }
@@ -185,15 +211,15 @@ impl HeldBytes {
     /// Takes `more` bytes, or refuses when the caller or everyone would hold too much.
     pub fn grow(&mut self, more: usize) -> Result<(), OverBudget> {
         let mut held = self.budget.held.lock().expect("byte budget lock");
-        let of_uid = held.1.get(&self.uid).copied().unwrap_or(0);
-        if of_uid + more > self.budget.per_uid_limit {
+        let of_caller = held.1.get(&self.key).copied().unwrap_or(0);
+        if of_caller + more > self.budget.per_caller_limit {
             return Err(OverBudget::Caller);
         }
         if held.0 + more > self.budget.total_limit {
             return Err(OverBudget::Everyone);
         }
         held.0 += more;
-        *held.1.entry(self.uid).or_default() += more;
+        *held.1.entry(self.key.clone()).or_default() += more;
         if held.0 > TRIM_AFTER_BYTES {
             self.budget.high_water.store(true, Ordering::Relaxed);
         }
@@ -209,10 +235,10 @@ impl Drop for HeldBytes {
         }
         let mut held = self.budget.held.lock().expect("byte budget lock");
         held.0 -= self.bytes;
-        if let Some(n) = held.1.get_mut(&self.uid) {
+        if let Some(n) = held.1.get_mut(&self.key) {
             *n -= self.bytes;
             if *n == 0 {
-                held.1.remove(&self.uid);
+                held.1.remove(&self.key);
             }
         }
         let all_released = held.0 == 0;
@@ -257,14 +283,15 @@ mod tests {
     #[test]
     fn connections_are_bounded_per_uid_and_in_total_and_freed_on_close() {
         let gate = ConnectionGate::new(&limits());
-        let a1 = gate.admit(1).unwrap();
-        let _a2 = gate.admit(1).unwrap();
-        assert!(gate.admit(1).is_none(), "per-uid limit");
-        let _b1 = gate.admit(2).unwrap();
-        assert!(gate.admit(3).is_none(), "total limit");
+        let host: IpAddr = "192.0.2.7".parse().unwrap();
+        let a1 = gate.admit(CallerKey::Uid(1)).unwrap();
+        let _a2 = gate.admit(CallerKey::Uid(1)).unwrap();
+        assert!(gate.admit(CallerKey::Uid(1)).is_none(), "per-uid limit");
+        let _b1 = gate.admit(CallerKey::Host(host)).unwrap();
+        assert!(gate.admit(CallerKey::Uid(3)).is_none(), "total limit");
         drop(a1);
         assert!(
-            gate.admit(3).is_some(),
+            gate.admit(CallerKey::Uid(3)).is_some(),
             "a closed connection frees its slot"
         );
         assert_eq!(gate.counts().1, 2);
@@ -273,12 +300,12 @@ mod tests {
     #[test]
     fn bytes_are_bounded_per_uid_and_in_total_and_released_on_drop() {
         let budget = ByteBudget::new(&limits());
-        let mut a = budget.holding(1);
+        let mut a = budget.holding(CallerKey::Uid(1));
         a.grow(50).unwrap();
         assert_eq!(a.grow(20), Err(OverBudget::Caller));
-        let mut b = budget.holding(2);
+        let mut b = budget.holding(CallerKey::Client("CN=ci-runner".into()));
         b.grow(40).unwrap();
-        let mut c = budget.holding(3);
+        let mut c = budget.holding(CallerKey::Uid(3));
         assert_eq!(c.grow(20), Err(OverBudget::Everyone));
         drop(a);
         c.grow(20).unwrap();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Status};
 
+use super::admission::CallerKey;
 use super::peer::PeerCredentials;
 
 /// The identity of one request's sender.
@@ -17,20 +18,33 @@ pub enum Caller {
     /// A process on this machine, from SO_PEERCRED and SO_PEERGROUPS.
     Local(PeerCredentials),
     /// A client on another machine, from its verified certificate.
-    #[expect(
-        dead_code,
-        reason = "made by the TLS front end (issue 16); policy and audit already take it"
-    )]
     Remote(RemoteIdentity),
 }
 
 /// What a verified client certificate says about its holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteIdentity {
-    /// The certificate's subject, as `CN=...` (the form policy rules name).
+    /// The certificate's subject CN, as `CN=...` (the form policy rules name); empty when
+    /// it has none.
     pub subject: String,
-    /// The certificate's DNS names and URIs (SPIFFE IDs are URIs).
-    pub names: Vec<String>,
+    /// The certificate's DNS subject alternative names.
+    pub dns_names: Vec<String>,
+    /// The certificate's URI subject alternative names (SPIFFE IDs).
+    pub uris: Vec<String>,
+}
+
+impl RemoteIdentity {
+    /// The name messages and audit records use: the subject CN, else the first URI or DNS
+    /// name (a SPIFFE certificate often has no CN).
+    pub fn name(&self) -> &str {
+        if !self.subject.is_empty() {
+            return &self.subject;
+        }
+        self.uris
+            .first()
+            .or(self.dns_names.first())
+            .map_or("(unnamed)", String::as_str)
+    }
 }
 
 impl Caller {
@@ -42,6 +56,14 @@ impl Caller {
             .get::<Arc<Caller>>()
             .cloned()
             .ok_or_else(|| Status::unauthenticated("the connection carries no caller identity"))
+    }
+
+    /// Whose share of the connection and byte bounds this caller's requests take.
+    pub fn key(&self) -> CallerKey {
+        match self {
+            Caller::Local(peer) => CallerKey::Uid(peer.uid),
+            Caller::Remote(remote) => CallerKey::Client(remote.name().into()),
+        }
     }
 
     /// The kernel credentials of a local caller.
@@ -58,7 +80,7 @@ impl fmt::Display for Caller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Caller::Local(peer) => write!(f, "uid {}", peer.uid),
-            Caller::Remote(remote) => write!(f, "client {}", remote.subject),
+            Caller::Remote(remote) => write!(f, "client {}", remote.name()),
         }
     }
 }

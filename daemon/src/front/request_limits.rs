@@ -10,7 +10,7 @@
 //!   every denied Sign is;
 //! - each method has its own size limit (a Sign carries at most `max_payload_bytes`, ListKeys
 //!   and Status almost nothing), enforced from the gRPC frame header as soon as it arrives;
-//! - bytes received for messages not yet handed over are taken from a per-uid and a total
+//! - bytes received for messages not yet handed over are taken from a per-caller and a total
 //!   budget ([`ByteBudget`]), refused with ResourceExhausted beyond it.
 //!
 //! Refusals are counted, audited (at the audit log's bounded rate) and logged at a bounded rate.
@@ -69,9 +69,9 @@ impl RequestLimits {
             .guards
             .refused_requests
             .fetch_add(1, Ordering::Relaxed);
-        let uid = caller.and_then(|c| c.local()).map(|peer| peer.uid);
+        let caller_key = caller.map(|c| c.key().to_string());
         REFUSED_LOG.log(|suppressed| {
-            tracing::warn!(?uid, method, code = ?status.code(), reason = status.message(), suppressed, "request refused before its handler")
+            tracing::warn!(caller = ?caller_key, method, code = ?status.code(), reason = status.message(), suppressed, "request refused before its handler")
         });
         if let Some(caller) = caller {
             let mut record = AuditRecord::new("request", caller);
@@ -121,12 +121,8 @@ where
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let path = request.uri().path().to_owned();
         let method = path.rsplit('/').next().unwrap_or_default().to_owned();
-        // The budgets are per local uid: this layer serves the Unix socket's callers.
-        let caller = request.extensions().get::<Arc<Caller>>().cloned();
-        let Some((caller, uid)) =
-            caller.and_then(|c| c.local().map(|peer| peer.uid).map(|uid| (c, uid)))
-        else {
-            let status = Status::unauthenticated("the connection carries no peer credentials");
+        let Some(caller) = request.extensions().get::<Arc<Caller>>().cloned() else {
+            let status = Status::unauthenticated("the connection carries no caller identity");
             self.limits.refuse(None, &method, &status);
             return Box::pin(std::future::ready(Ok(status.into_http())));
         };
@@ -136,13 +132,13 @@ where
             true => self.limits.message_limit(&path).min(UNKNOWN_CALLER_MESSAGE),
             false => self.limits.message_limit(&path),
         };
-        let held = self.limits.state.guards.bytes.holding(uid);
+        let held = self.limits.state.guards.bytes.holding(caller.key());
         let limits = self.limits.clone();
         let request = request.map(|body| {
             Body::new(LimitedBody {
                 inner: body,
                 limit,
-                unknown_caller: unknown.then_some(uid),
+                unknown_caller: unknown.then(|| caller.to_string()),
                 received: 0,
                 held,
                 on_refusal: Box::new(move |status: &Status| {
@@ -159,8 +155,9 @@ where
 struct LimitedBody {
     inner: Body,
     limit: usize,
-    /// The uid, when no policy rule names the caller: too large is then "not allowed".
-    unknown_caller: Option<u32>,
+    /// Who is calling ("uid 1000", "client CN=x"), when no policy rule names the caller: too
+    /// large is then "not allowed".
+    unknown_caller: Option<String>,
     received: usize,
     held: HeldBytes,
     on_refusal: Box<dyn Fn(&Status) + Send + Sync>,
@@ -206,9 +203,9 @@ impl HttpBody for LimitedBody {
         let limit = self.limit;
         if declared.is_some_and(|d| d + 5 > limit) || self.received > limit {
             let size = declared.map_or(self.received, |d| d + 5);
-            let status = match self.unknown_caller {
-                Some(uid) => Status::permission_denied(format!(
-                    "uid {uid} may not use trustd: no policy rule names this caller (ask the trustd administrator for a [[policy.rule]])"
+            let status = match &self.unknown_caller {
+                Some(caller) => Status::permission_denied(format!(
+                    "{caller} may not use trustd: no policy rule names this caller (ask the trustd administrator for a [[policy.rule]])"
                 )),
                 None => Status::resource_exhausted(format!(
                     "the request has {size} bytes or more, over trustd's limit of {limit} for this method"
@@ -218,7 +215,7 @@ impl HttpBody for LimitedBody {
         }
         if let Err(over) = self.held.grow(len) {
             return self.refuse(Status::resource_exhausted(match over {
-                OverBudget::Caller => "trustd holds too many unfinished requests of this uid (limits.max_buffered_bytes_per_uid): finish or cancel some, then retry",
+                OverBudget::Caller => "trustd holds too many unfinished requests of this caller (limits.max_buffered_bytes_per_uid): finish or cancel some, then retry",
                 OverBudget::Everyone => "trustd holds too many unfinished requests (limits.max_buffered_bytes): retry shortly",
             }));
         }

@@ -15,14 +15,13 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::Stream;
-use tonic::transport::server::Connected;
 
 use crate::config::SocketConfig;
-use crate::front::admission::{ConnectionGate, ConnectionSlot, RateLimitedLog};
+use crate::front::admission::{CallerKey, ConnectionGate, RateLimitedLog};
 use crate::front::peer::PeerCredentials;
+use crate::front::stream::{CallerStream, Timeouts};
 use crate::front::Caller;
 
 #[derive(Debug, thiserror::Error)]
@@ -194,15 +193,6 @@ fn resolve_group(group: &str) -> Result<u32, ListenerError> {
         .ok_or_else(|| ListenerError::UnknownGroup(group.to_owned()))
 }
 
-/// How long connections may stay silent.
-#[derive(Clone, Copy)]
-pub struct Timeouts {
-    /// Until the first bytes (the HTTP/2 preface).
-    pub handshake: Duration,
-    /// Between any two reads after that.
-    pub idle: Duration,
-}
-
 /// Accepted connections, each tagged with its peer's credentials and admitted by the
 /// connection gate (per uid and in total). Accept errors (EMFILE, ...) back off briefly
 /// instead of spinning, and are logged at a bounded rate.
@@ -227,7 +217,7 @@ impl PeerIncoming {
 }
 
 impl Stream for PeerIncoming {
-    type Item = io::Result<PeerStream>;
+    type Item = io::Result<CallerStream<UnixStream>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
@@ -240,18 +230,16 @@ impl Stream for PeerIncoming {
                     Ok(peer) => {
                         // Over its limit, the connection is closed at once (dropped here):
                         // its descriptor is back before the next accept.
-                        let Some(slot) = self.gate.admit(peer.uid) else {
+                        let Some(slot) = self.gate.admit(CallerKey::Uid(peer.uid)) else {
                             continue;
                         };
-                        let deadline = tokio::time::sleep(self.timeouts.handshake);
-                        return Poll::Ready(Some(Ok(PeerStream {
+                        let caller = Arc::new(Caller::Local(peer));
+                        return Poll::Ready(Some(Ok(CallerStream::new(
                             stream,
-                            caller: Arc::new(Caller::Local(peer)),
-                            _slot: slot,
-                            deadline: Box::pin(deadline),
-                            idle: self.timeouts.idle,
-                            last_read: None,
-                        })));
+                            caller,
+                            slot,
+                            self.timeouts,
+                        ))));
                     }
                     Err(error) => {
                         tracing::warn!(%error, "closing a connection whose peer credentials cannot be read");
@@ -265,97 +253,6 @@ impl Stream for PeerIncoming {
                 }
             }
         }
-    }
-}
-
-/// A connection and the credentials the kernel recorded for its peer. Reading from it fails
-/// with TimedOut once the peer has been silent too long (before its first bytes: the
-/// handshake timeout; after: the idle timeout), which makes the server close it.
-pub struct PeerStream {
-    stream: UnixStream,
-    /// Who is at the other end, established once for the connection's every request.
-    caller: Arc<Caller>,
-    /// Holds the connection's place under the connection limits until it closes.
-    _slot: ConnectionSlot,
-    /// When to look again: the handshake deadline, then a point at which the idle timeout
-    /// may have passed. Moved only when it fires (not on every read: re-arming a timer per
-    /// read costs more than the read).
-    deadline: Pin<Box<tokio::time::Sleep>>,
-    idle: Duration,
-    /// When bytes last arrived; None before the first.
-    last_read: Option<tokio::time::Instant>,
-}
-
-impl Connected for PeerStream {
-    type ConnectInfo = Arc<Caller>;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.caller.clone()
-    }
-}
-
-impl AsyncRead for PeerStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        match Pin::new(&mut self.stream).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
-                    self.last_read = Some(tokio::time::Instant::now());
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => loop {
-                ready!(self.deadline.as_mut().poll(cx));
-                match self.last_read.map(|at| at + self.idle) {
-                    // Bytes came since the timer was set: look again when the idle time
-                    // after the last of them is up.
-                    Some(next) if next > tokio::time::Instant::now() => {
-                        self.deadline.as_mut().reset(next);
-                    }
-                    _ => {
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the peer sent nothing within the handshake or idle timeout",
-                        )))
-                    }
-                }
-            },
-        }
-    }
-}
-
-impl AsyncWrite for PeerStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -383,51 +280,6 @@ mod tests {
         let err = listen(&config(&path)).err().expect("live socket refused");
         assert!(matches!(err, ListenerError::InUse(_)), "{err}");
         drop(live);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn silent_connections_are_closed_and_reads_keep_them_open() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let limits = crate::config::Limits::default();
-        let gate = ConnectionGate::new(&limits);
-        let connect = |handshake: Duration| {
-            let (ours, theirs) = UnixStream::pair().unwrap();
-            let stream = PeerStream {
-                stream: ours,
-                caller: Arc::new(Caller::Local(PeerCredentials {
-                    uid: 0,
-                    gid: 0,
-                    pid: 1,
-                    groups: Vec::new(),
-                })),
-                _slot: gate.admit(0).unwrap(),
-                deadline: Box::pin(tokio::time::sleep(handshake)),
-                idle: Duration::from_secs(60),
-                last_read: None,
-            };
-            (stream, theirs)
-        };
-        let mut buf = [0u8; 8];
-
-        // Nothing at all: closed when the handshake time is up.
-        let (mut silent, _peer) = connect(Duration::from_secs(5));
-        let started = tokio::time::Instant::now();
-        let err = silent.read(&mut buf).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(started.elapsed().as_secs(), 5);
-
-        // Bytes keep a connection open past the handshake time; then the idle time counts
-        // from the last of them.
-        let (mut talking, mut peer) = connect(Duration::from_secs(5));
-        peer.write_all(b"a").await.unwrap();
-        assert_eq!(talking.read(&mut buf).await.unwrap(), 1);
-        tokio::time::advance(Duration::from_secs(50)).await;
-        peer.write_all(b"b").await.unwrap();
-        assert_eq!(talking.read(&mut buf).await.unwrap(), 1);
-        let last = tokio::time::Instant::now();
-        let err = talking.read(&mut buf).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(last.elapsed().as_secs(), 60);
     }
 
     #[tokio::test]

@@ -9,12 +9,14 @@
 mod access;
 mod error;
 mod names;
+mod notary;
 mod sign;
 
 use std::sync::Arc;
 
 pub use error::ServiceError;
 pub use names::{shown, validate_key_name};
+pub use notary::notary_algorithm;
 pub use sign::{Payload, SignRequest, Signature, SignatureEncoding};
 
 use crate::algorithm::{self, KeyAlgorithm};

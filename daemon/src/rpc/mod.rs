@@ -1,4 +1,5 @@
-//! The Signer gRPC service on trustd's own API: one path every call takes, and thin handlers.
+//! trustd's own gRPC API (and, in `notary_signer`, notary-signer's): one path every call
+//! takes, and thin handlers.
 //!
 //! [`SignerService::handle`] is that path: it names the caller (from the front end's record of
 //! the connection), counts the call in flight until its work ends (shutdown waits for it),
@@ -12,6 +13,7 @@ mod admin;
 mod attest;
 mod convert;
 mod keys;
+pub mod notary_signer;
 mod sign;
 mod status;
 
@@ -41,6 +43,14 @@ pub enum Rpc {
     UnlockBackend,
     ProvisionPiv,
     Status,
+    /// notary-signer's KeyManagement.CreateKey.
+    NotaryCreateKey,
+    /// notary-signer's KeyManagement.GetKeyInfo.
+    NotaryGetKeyInfo,
+    /// notary-signer's KeyManagement.DeleteKey.
+    NotaryDeleteKey,
+    /// notary-signer's Signer.Sign.
+    NotarySign,
 }
 
 impl Rpc {
@@ -59,17 +69,25 @@ impl Rpc {
         Rpc::Status,
     ];
 
+    #[cfg(test)]
+    pub const NOTARY_SIGNER: [Rpc; 4] = [
+        Rpc::NotaryCreateKey,
+        Rpc::NotaryGetKeyInfo,
+        Rpc::NotaryDeleteKey,
+        Rpc::NotarySign,
+    ];
+
     /// The `event` of its audit records, or `None` for the calls not audited: ListKeys,
     /// GetPublicKey and Status only read what the caller may list anyway, change nothing and
     /// use no key, and monitoring polls them; recording each would bury the records that
     /// matter (and let any permitted caller grow the log at will).
     pub fn audit_event(self) -> Option<&'static str> {
         match self {
-            Rpc::ListKeys | Rpc::GetPublicKey | Rpc::Status => None,
-            Rpc::GenerateKey => Some("generate"),
+            Rpc::ListKeys | Rpc::GetPublicKey | Rpc::Status | Rpc::NotaryGetKeyInfo => None,
+            Rpc::GenerateKey | Rpc::NotaryCreateKey => Some("generate"),
             Rpc::ImportKey => Some("import"),
-            Rpc::DeleteKey => Some("delete"),
-            Rpc::Sign => Some("sign"),
+            Rpc::DeleteKey | Rpc::NotaryDeleteKey => Some("delete"),
+            Rpc::Sign | Rpc::NotarySign => Some("sign"),
             Rpc::AttestKey => Some("attest"),
             Rpc::ActivateCredential => Some("activate_credential"),
             Rpc::UnlockBackend => Some("unlock"),
@@ -81,7 +99,14 @@ impl Rpc {
     /// disconnect): dropping a device operation halfway would leave a key on the device that
     /// the inventory does not know, unaudited.
     pub fn runs_to_completion(self) -> bool {
-        matches!(self, Rpc::GenerateKey | Rpc::ImportKey | Rpc::DeleteKey)
+        matches!(
+            self,
+            Rpc::GenerateKey
+                | Rpc::ImportKey
+                | Rpc::DeleteKey
+                | Rpc::NotaryCreateKey
+                | Rpc::NotaryDeleteKey
+        )
     }
 
     /// The gRPC method name.
@@ -98,6 +123,10 @@ impl Rpc {
             Rpc::UnlockBackend => "UnlockBackend",
             Rpc::ProvisionPiv => "ProvisionPiv",
             Rpc::Status => "Status",
+            Rpc::NotaryCreateKey => "CreateKey",
+            Rpc::NotaryGetKeyInfo => "GetKeyInfo",
+            Rpc::NotaryDeleteKey => "DeleteKey",
+            Rpc::NotarySign => "Sign",
         }
     }
 }
@@ -123,7 +152,6 @@ impl SignerService {
         }
     }
 
-    /// The path every RPC takes: caller, in-flight count, handler, audit.
     async fn handle<Req, Resp, H>(
         &self,
         rpc: Rpc,
@@ -135,41 +163,56 @@ impl SignerService {
         Resp: Send + 'static,
         H: for<'a> FnOnce(Call<'a>, Req) -> BoxFuture<'a, Result<Resp, Status>> + Send + 'static,
     {
-        let in_flight = InFlight::new(self.keys.state());
-        let caller = Caller::of(&request)?;
-        let keys = self.keys.clone();
-        let request = request.into_inner();
-        let work = async move {
-            let _in_flight = in_flight;
-            let mut audit = AuditRecord::new(rpc.audit_event().unwrap_or(rpc.method()), &caller);
-            let call = Call {
-                keys: &keys,
-                caller: &caller,
-                audit: &mut audit,
-            };
-            let result = handler(call, request).await;
-            if rpc.audit_event().is_some() {
-                if let Err(status) = &result {
-                    audit.note_failure(status);
-                }
-                // A call whose record cannot be queued fails (Unavailable) whatever it did.
-                keys.state()
-                    .audit
-                    .record(audit)
-                    .await
-                    .map_err(|e| Status::unavailable(e.to_string()))?;
-            }
-            result
-        };
-        let result = if rpc.runs_to_completion() {
-            tokio::spawn(work)
-                .await
-                .map_err(|e| Status::internal(format!("key operation failed: {e}")))?
-        } else {
-            work.await
-        };
-        result.map(Response::new)
+        handle(&self.keys, rpc, request, handler).await
     }
+}
+
+/// The path every RPC of either API takes: caller, in-flight count, handler, audit.
+async fn handle<Req, Resp, H>(
+    keys: &KeyService,
+    rpc: Rpc,
+    request: Request<Req>,
+    handler: H,
+) -> Result<Response<Resp>, Status>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    H: for<'a> FnOnce(Call<'a>, Req) -> BoxFuture<'a, Result<Resp, Status>> + Send + 'static,
+{
+    let in_flight = InFlight::new(keys.state());
+    let caller = Caller::of(&request)?;
+    let keys = keys.clone();
+    let request = request.into_inner();
+    let work = async move {
+        let _in_flight = in_flight;
+        let mut audit = AuditRecord::new(rpc.audit_event().unwrap_or(rpc.method()), &caller);
+        let call = Call {
+            keys: &keys,
+            caller: &caller,
+            audit: &mut audit,
+        };
+        let result = handler(call, request).await;
+        if rpc.audit_event().is_some() {
+            if let Err(status) = &result {
+                audit.note_failure(status);
+            }
+            // A call whose record cannot be queued fails (Unavailable) whatever it did.
+            keys.state()
+                .audit
+                .record(audit)
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+        }
+        result
+    };
+    let result = if rpc.runs_to_completion() {
+        tokio::spawn(work)
+            .await
+            .map_err(|e| Status::internal(format!("key operation failed: {e}")))?
+    } else {
+        work.await
+    };
+    result.map(Response::new)
 }
 
 type Answer<T> = Result<Response<T>, Status>;
@@ -283,27 +326,47 @@ impl pb::signer_server::Signer for SignerService {
 mod tests {
     use super::Rpc;
 
-    /// A method added to the proto must be added to [`Rpc`], and so given an audit decision.
-    #[test]
-    fn every_method_of_the_service_takes_the_common_path() {
-        let proto = include_str!("../../../proto/proto/trustd/v1/trustd.proto");
+    fn declared_methods(proto: &str) -> Vec<&str> {
         let mut declared: Vec<&str> = proto
             .lines()
             .filter_map(|line| line.trim().strip_prefix("rpc "))
             .map(|rest| rest.split('(').next().unwrap().trim())
             .collect();
-        let mut known: Vec<&str> = Rpc::ALL.iter().map(|rpc| rpc.method()).collect();
         declared.sort_unstable();
+        declared
+    }
+
+    fn methods(rpcs: &[Rpc]) -> Vec<&'static str> {
+        let mut known: Vec<&str> = rpcs.iter().map(|rpc| rpc.method()).collect();
         known.sort_unstable();
-        assert_eq!(declared, known);
+        known
+    }
+
+    /// A method added to either proto must be added to [`Rpc`], and so given an audit
+    /// decision.
+    #[test]
+    fn every_method_of_the_services_takes_the_common_path() {
+        let trustd = include_str!("../../../proto/proto/trustd/v1/trustd.proto");
+        assert_eq!(declared_methods(trustd), methods(&Rpc::ALL));
+        let notary = include_str!("../../../proto/proto/notary/signer.proto");
+        assert_eq!(declared_methods(notary), methods(&Rpc::NOTARY_SIGNER));
     }
 
     #[test]
     fn only_reads_are_left_out_of_the_audit_trail() {
         let unaudited: Vec<Rpc> = Rpc::ALL
             .into_iter()
+            .chain(Rpc::NOTARY_SIGNER)
             .filter(|rpc| rpc.audit_event().is_none())
             .collect();
-        assert_eq!(unaudited, [Rpc::ListKeys, Rpc::GetPublicKey, Rpc::Status]);
+        assert_eq!(
+            unaudited,
+            [
+                Rpc::ListKeys,
+                Rpc::GetPublicKey,
+                Rpc::Status,
+                Rpc::NotaryGetKeyInfo
+            ]
+        );
     }
 }
