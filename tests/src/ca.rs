@@ -104,6 +104,66 @@ impl TestCa {
     pub fn ca_cert(&self) -> PathBuf {
         self.dir.path().join("ca.crt")
     }
+
+    /// A client certificate for mutual TLS (clientAuth, valid for 2 days), as `NAME.crt` and
+    /// `NAME.key` in the CA's directory.
+    pub fn client_cert(&self, name: &str, subject: &str) -> (PathBuf, PathBuf) {
+        self.issue(name, subject, "extendedKeyUsage=clientAuth", 2)
+    }
+
+    /// A certificate signed by this CA with the given extensions (openssl extension-file
+    /// lines) and validity in days (negative: already expired).
+    pub fn issue(
+        &self,
+        name: &str,
+        subject: &str,
+        extensions: &str,
+        days: i32,
+    ) -> (PathBuf, PathBuf) {
+        let (key, csr, crt, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.cnf"),
+        );
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            subject,
+        ]);
+        std::fs::write(
+            self.dir.path().join(&ext),
+            format!("basicConstraints=CA:FALSE\n{extensions}\n"),
+        )
+        .unwrap();
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            &days.to_string(),
+            "-extfile",
+            &ext,
+        ]);
+        (self.dir.path().join(crt), self.dir.path().join(key))
+    }
 }
 
 impl Default for TestCa {

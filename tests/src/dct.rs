@@ -31,6 +31,12 @@ impl Dct {
         let hsm = SoftHsm::new(label);
         let trustd = Trustd::start(&hsm, &Options::for_token(&hsm));
         let server = NotaryServer::start_with(ca, None);
+        Dct::assemble(hsm, trustd, server)
+    }
+
+    /// A bench of a trustd and a notary-server started elsewhere (a notary-server whose
+    /// signer is that trustd, say).
+    pub fn assemble(hsm: SoftHsm, trustd: Trustd, server: NotaryServer) -> Dct {
         let docker_config = tempfile::tempdir().unwrap();
         let tls = docker_config
             .path()

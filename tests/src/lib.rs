@@ -18,6 +18,7 @@ pub mod http;
 pub mod notary;
 pub mod piv;
 pub mod registry;
+pub mod signer_bench;
 pub mod token;
 pub mod tpm;
 
@@ -219,6 +220,8 @@ pub struct Options {
     pub backends: Option<String>,
     /// More `[limits]` lines (TOML).
     pub limits: String,
+    /// More top-level tables (TOML), such as `[tls_listener]` and `[notary_signer]`.
+    pub extra: String,
 }
 
 /// Root may do everything; nobody else anything.
@@ -246,6 +249,7 @@ impl Options {
             env: Vec::new(),
             backends: None,
             limits: String::new(),
+            extra: String::new(),
         }
     }
 
@@ -265,6 +269,7 @@ impl Options {
             env: Vec::new(),
             backends: Some(backends),
             limits: String::new(),
+            extra: String::new(),
         }
     }
 }
@@ -381,6 +386,8 @@ path = "{audit}"
 
 {backends}
 
+{extra}
+
 {policy}
 "#,
             state = self.state_dir.display(),
@@ -390,6 +397,7 @@ path = "{audit}"
             limits = options.limits,
             audit = self.audit.display(),
             policy = options.policy,
+            extra = options.extra,
         );
         std::fs::write(&self.config, text).unwrap();
     }

@@ -63,6 +63,17 @@ impl NotaryServer {
     /// A server with TLS from `ca`; with `token`, it demands tokens from that service, as
     /// notary.docker.io demands them from auth.docker.io.
     pub fn start_with(ca: Arc<TestCa>, token: Option<&TokenService>) -> NotaryServer {
+        let local = serde_json::json!({"type": "local", "hostname": "", "port": "", "key_algorithm": "ecdsa"});
+        NotaryServer::start_with_trust_service(ca, token, local)
+    }
+
+    /// A server whose timestamp and snapshot keys are held by `trust_service` (notary-server's
+    /// config section: `{"type": "remote", ...}` for a notary-signer).
+    pub fn start_with_trust_service(
+        ca: Arc<TestCa>,
+        token: Option<&TokenService>,
+        trust_service: serde_json::Value,
+    ) -> NotaryServer {
         let work = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut config = serde_json::json!({
@@ -71,7 +82,7 @@ impl NotaryServer {
                 "tls_cert_file": ca.dir.path().join("server.crt"),
                 "tls_key_file": ca.dir.path().join("server.key"),
             },
-            "trust_service": {"type": "local", "hostname": "", "port": "", "key_algorithm": "ecdsa"},
+            "trust_service": trust_service,
             "logging": {"level": "info"},
             "storage": {"backend": "memory"},
         });
