@@ -18,6 +18,12 @@
 //! [attestation]
 //! tpm_ca = "/etc/trustctl/tpm-vendor-cas.pem"
 //! piv_ca = "/etc/trustctl/yubico-roots.pem"
+//!
+//! [remote]            # a trustd on another machine, instead of the socket
+//! url = "https://signer.example.com:7899"
+//! tls_cert = "/etc/trustctl/runner.crt"
+//! tls_key = "/etc/trustctl/runner.key"
+//! ca = "/etc/trustctl/signer-ca.pem"
 //! ```
 //!
 //! A file that exists but does not parse is an error, never ignored: silently dropping a
@@ -43,6 +49,22 @@ pub struct Config {
     pub trust_pinning: TrustPinning,
     #[serde(default)]
     pub attestation: AttestationConfig,
+    #[serde(default)]
+    pub remote: RemoteConfig,
+}
+
+/// A remote trustd (its mutual-TLS listener), used instead of the socket when `url` is set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// `https://host:port` of trustd's TLS listener.
+    pub url: Option<String>,
+    /// The client certificate (PEM) this machine presents.
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// The CA (PEM) trustd's server certificate chains to [default: the system's roots].
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -14,6 +14,18 @@ struct Cli {
     /// trustd's socket [default: from ~/.config/trustctl/config.toml, else /run/trustd/trustd.sock]
     #[arg(long, global = true, env = "TRUSTD_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// A remote trustd's TLS listener, https://host:port, instead of the socket
+    #[arg(long = "trustd", global = true, env = "TRUSTD_URL", value_name = "URL")]
+    trustd_url: Option<String>,
+    /// The client certificate (PEM) to present to a remote trustd
+    #[arg(long, global = true, env = "TRUSTD_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, global = true, env = "TRUSTD_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM) a remote trustd's certificate chains to [default: the system's roots]
+    #[arg(long, global = true, env = "TRUSTD_CA", value_name = "FILE")]
+    trustd_ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,7 +93,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let socket = trustctl::client::resolve_socket(cli.socket, &config);
+    let where_trustd = trustctl::client::TrustdArgs {
+        socket: cli.socket,
+        url: cli.trustd_url,
+        tls_cert: cli.tls_cert,
+        tls_key: cli.tls_key,
+        trustd_ca: cli.trustd_ca,
+    };
+    let trustd = match trustctl::client::resolve(where_trustd, &config) {
+        Ok(trustd) => trustd,
+        Err(error) => {
+            eprintln!("trustctl: {error}");
+            return ExitCode::from(error.exit_code());
+        }
+    };
     if let Some(user) = &config.trustd_user {
         let _ = trustctl::client::TRUSTD_USER.set(user.clone());
     }
@@ -95,19 +120,19 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Key(cmd) => commands::key::run(&socket, cmd).await,
-            Command::SignBlob(args) => commands::blob::sign(&socket, args).await,
-            Command::VerifyBlob(args) => commands::blob::verify(&socket, args).await,
-            Command::Status(args) => commands::status::run(&socket, args).await,
+            Command::Key(cmd) => commands::key::run(&trustd, cmd).await,
+            Command::SignBlob(args) => commands::blob::sign(&trustd, args).await,
+            Command::VerifyBlob(args) => commands::blob::verify(&trustd, args).await,
+            Command::Status(args) => commands::status::run(&trustd, args).await,
             Command::Inspect(args) => commands::inspect::run(args).await,
-            Command::Init(args) => commands::trust::init(&socket, args).await,
-            Command::Sign(args) => commands::trust::sign(&socket, args).await,
-            Command::Validate(args) => commands::batch::validate(&socket, args).await,
-            Command::Revoke(args) => commands::trust::revoke(&socket, args).await,
+            Command::Init(args) => commands::trust::init(&trustd, args).await,
+            Command::Sign(args) => commands::trust::sign(&trustd, args).await,
+            Command::Validate(args) => commands::batch::validate(&trustd, args).await,
+            Command::Revoke(args) => commands::trust::revoke(&trustd, args).await,
             Command::Delete(args) => commands::trust::delete(args).await,
-            Command::Signer(cmd) => commands::signer::run_signer(&socket, cmd).await,
-            Command::Delegation(cmd) => commands::signer::run_delegation(&socket, cmd).await,
-            Command::Token(cmd) => commands::token::run(&socket, cmd).await,
+            Command::Signer(cmd) => commands::signer::run_signer(&trustd, cmd).await,
+            Command::Delegation(cmd) => commands::signer::run_delegation(&trustd, cmd).await,
+            Command::Token(cmd) => commands::token::run(&trustd, cmd).await,
         }
     });
     match result {

@@ -584,7 +584,7 @@ path = "{audit}"
     }
 
     pub async fn client(&self) -> Client {
-        trustctl::client::connect(&self.socket)
+        trustctl::client::connect_socket(&self.socket)
             .await
             .expect("connect to trustd")
     }

@@ -36,14 +36,46 @@ impl TlsEndpoint {
     /// `[tls_listener]` and `[notary_signer]` for trustd's config; notary-server's keys are
     /// made on `backend`.
     pub fn trustd_tables(&self, backend: &str) -> String {
+        format!(
+            "{}\n[notary_signer]\nbackend = \"{backend}\"\n",
+            self.listener_table()
+        )
+    }
+
+    /// `[tls_listener]` alone: remote callers of trustd's own API.
+    pub fn listener_table(&self) -> String {
         let (cert, key) = self.ca.server_cert();
         format!(
-            "[tls_listener]\naddress = \"127.0.0.1:{}\"\ncertificate = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n\n[notary_signer]\nbackend = \"{backend}\"\n",
+            "[tls_listener]\naddress = \"127.0.0.1:{}\"\ncertificate = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
             self.port,
             cert.display(),
             key.display(),
             self.ca.ca_cert().display()
         )
+    }
+
+    /// How trustctl reaches this listener with the client certificate `cert`/`key`.
+    pub fn remote(&self, cert: &Path, key: &Path) -> trustctl::client::remote::RemoteTrustd {
+        trustctl::client::remote::RemoteTrustd {
+            url: self.url(),
+            certificate: cert.to_owned(),
+            key: key.to_owned(),
+            ca: Some(self.ca.ca_cert()),
+        }
+    }
+
+    /// trustctl's arguments for this listener with the client certificate `cert`/`key`.
+    pub fn trustctl_args(&self, cert: &Path, key: &Path) -> Vec<String> {
+        vec![
+            "--trustd".into(),
+            self.url(),
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+            "--trustd-ca".into(),
+            self.ca.ca_cert().display().to_string(),
+        ]
     }
 
     /// notary-server's `trust_service` for trustd, with a client certificate for

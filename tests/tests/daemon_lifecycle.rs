@@ -154,7 +154,7 @@ async fn socket_activation_and_health_service() {
         std::thread::sleep(Duration::from_millis(10));
     }
     // The first connection starts trustd on the inherited socket.
-    let channel_result = trustctl::client::connect(&trustd.socket).await;
+    let channel_result = trustctl::client::connect_socket(&trustd.socket).await;
     let result = async {
         let mut client = channel_result?;
         client

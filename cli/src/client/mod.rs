@@ -1,6 +1,8 @@
-//! trustd as trustctl and the tests reach it: the connection over its Unix socket (here), and
-//! the signer that puts trustd's keys behind the Notary library's signing (`signer`).
+//! trustd as trustctl and the tests reach it: the connection over its Unix socket (here) or
+//! its mutual-TLS listener (`remote`), and the signer that puts trustd's keys behind the
+//! Notary library's signing (`signer`).
 
+pub mod remote;
 pub mod signer;
 
 use std::path::{Path, PathBuf};
@@ -17,12 +19,68 @@ pub const DEFAULT_SOCKET: &str = "/run/trustd/trustd.sock";
 
 pub type Client = SignerClient<Channel>;
 
-/// The socket to use: `--socket` or `$TRUSTD_SOCKET` (both handled by the caller and passed in
-/// as `explicit`), then `socket = ...` in trustctl's config file, then the default.
-pub fn resolve_socket(explicit: Option<PathBuf>, config: &crate::config::Config) -> PathBuf {
-    explicit
-        .or_else(|| config.socket.clone())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+/// Where trustd is: its local socket, or a remote trustd's TLS listener.
+#[derive(Debug, Clone)]
+pub enum Trustd {
+    Socket(PathBuf),
+    Remote(remote::RemoteTrustd),
+}
+
+impl std::fmt::Display for Trustd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trustd::Socket(path) => write!(f, "{}", path.display()),
+            Trustd::Remote(remote) => write!(f, "{remote}"),
+        }
+    }
+}
+
+/// What the command line and the environment said about where trustd is.
+#[derive(Debug, Default)]
+pub struct TrustdArgs {
+    pub socket: Option<PathBuf>,
+    pub url: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub trustd_ca: Option<PathBuf>,
+}
+
+/// The trustd to use: a URL (`--trustd`/`$TRUSTD_URL`, else `[remote] url` in the config)
+/// means the remote one, with its client certificate and key; otherwise the socket
+/// (`--socket`/`$TRUSTD_SOCKET`, then `socket = ...`, then the default).
+pub fn resolve(args: TrustdArgs, config: &crate::config::Config) -> Result<Trustd, CliError> {
+    let remote = &config.remote;
+    let url = args.url.or_else(|| remote.url.clone());
+    let Some(url) = url.filter(|_| args.socket.is_none()) else {
+        if args.tls_cert.is_some() || args.tls_key.is_some() {
+            return Err(CliError::Usage(
+                "--tls-cert and --tls-key are for a remote trustd: add --trustd https://host:port"
+                    .into(),
+            ));
+        }
+        return Ok(Trustd::Socket(
+            args.socket
+                .or_else(|| config.socket.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+        ));
+    };
+    let missing = |what: &str| {
+        CliError::Usage(format!(
+            "trustd at {url} needs a client certificate: give {what} (or set it under [remote] in trustctl's config)"
+        ))
+    };
+    Ok(Trustd::Remote(remote::RemoteTrustd {
+        certificate: args
+            .tls_cert
+            .or_else(|| remote.tls_cert.clone())
+            .ok_or_else(|| missing("--tls-cert FILE"))?,
+        key: args
+            .tls_key
+            .or_else(|| remote.tls_key.clone())
+            .ok_or_else(|| missing("--tls-key FILE"))?,
+        ca: args.trustd_ca.or_else(|| remote.ca.clone()),
+        url,
+    }))
 }
 
 /// The user trustd runs as, besides root (`trustd_user` in trustctl's config; set once by
@@ -95,8 +153,20 @@ fn check_server(stream: &UnixStream, socket: &Path) -> std::io::Result<()> {
     ))
 }
 
-/// Opens a connection to trustd; fails with a message that says how to fix it.
-pub async fn connect(socket: &Path) -> Result<Client, CliError> {
+/// Opens a connection to trustd, local or remote; fails with a message that says how to fix
+/// it.
+pub async fn connect(trustd: &Trustd) -> Result<Client, CliError> {
+    let channel = match trustd {
+        Trustd::Socket(path) => return connect_socket(path).await,
+        Trustd::Remote(remote) => remote.channel().await?,
+    };
+    Ok(SignerClient::new(channel)
+        .max_decoding_message_size(trustd_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(trustd_proto::MAX_MESSAGE_BYTES))
+}
+
+/// Opens a connection to trustd's Unix socket at `socket`.
+pub async fn connect_socket(socket: &Path) -> Result<Client, CliError> {
     // Connect once up front: the error for a missing or forbidden socket is clearer than the
     // transport error tonic would report.
     let first = UnixStream::connect(socket)

@@ -1,6 +1,7 @@
 //! `trustctl key attest NAME`, and the attestation column of `trustctl key list`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use trustctl::client::Trustd;
 
 use clap::Args;
 use trustctl::attestation::{
@@ -47,13 +48,13 @@ impl TrustArgs {
 
 /// Fetches fresh evidence for one key, verifies it and prints what it proved.
 pub async fn attest(
-    socket: &Path,
+    trustd: &Trustd,
     name: &str,
     trust: TrustArgs,
     json: bool,
 ) -> Result<(), CliError> {
     let trust = trust.load()?;
-    let mut client = client::connect(socket).await?;
+    let mut client = client::connect(trustd).await?;
     let key = client
         .get_public_key(pb::GetPublicKeyRequest {
             key: Some(pb::KeySelector {

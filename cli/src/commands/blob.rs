@@ -3,6 +3,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use trustctl::client::Trustd;
 
 use base64::Engine;
 use clap::Args;
@@ -103,8 +104,8 @@ fn read_blob(path: &Path, keep_all: bool) -> Result<Blob, CliError> {
     })
 }
 
-pub async fn sign(socket: &Path, args: SignBlobArgs) -> Result<(), CliError> {
-    let mut client = client::connect(socket).await?;
+pub async fn sign(trustd: &Trustd, args: SignBlobArgs) -> Result<(), CliError> {
+    let mut client = client::connect(trustd).await?;
     let key = client::key_info(&mut client, &args.key).await?;
     let algorithm = client::signature_algorithm(key.algorithm)
         .ok_or_else(|| CliError::Failed("trustd reported an unknown key algorithm".into()))?;
@@ -154,10 +155,10 @@ pub async fn sign(socket: &Path, args: SignBlobArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-pub async fn verify(socket: &Path, args: VerifyBlobArgs) -> Result<(), CliError> {
+pub async fn verify(trustd: &Trustd, args: VerifyBlobArgs) -> Result<(), CliError> {
     let spki = match (&args.key, &args.public_key) {
         (Some(name), _) => {
-            let mut client = client::connect(socket).await?;
+            let mut client = client::connect(trustd).await?;
             client::key_info(&mut client, name).await?.public_key_der
         }
         (None, Some(path)) => {

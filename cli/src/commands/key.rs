@@ -2,6 +2,7 @@
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
+use trustctl::client::Trustd;
 
 use clap::{Args, Subcommand, ValueEnum};
 use trustctl::client;
@@ -205,21 +206,21 @@ pub struct RotateArgs {
     notary: super::inspect::NotaryArgs,
 }
 
-pub async fn run(socket: &Path, command: KeyCommand) -> Result<(), CliError> {
+pub async fn run(trustd: &Trustd, command: KeyCommand) -> Result<(), CliError> {
     match command {
-        KeyCommand::Generate(args) => generate(socket, args).await,
-        KeyCommand::List { json, trust } => list(socket, json, trust).await,
+        KeyCommand::Generate(args) => generate(trustd, args).await,
+        KeyCommand::List { json, trust } => list(trustd, json, trust).await,
         KeyCommand::Attest { name, trust, json } => {
-            super::attest::attest(socket, &name, trust, json).await
+            super::attest::attest(trustd, &name, trust, json).await
         }
         KeyCommand::Public {
             name,
             output,
             certificate,
-        } => public(socket, &name, output, certificate).await,
-        KeyCommand::Load(args) => load(socket, args).await,
-        KeyCommand::Rotate(args) => rotate(socket, args).await,
-        KeyCommand::Delete { name, yes } => delete(socket, &name, yes).await,
+        } => public(trustd, &name, output, certificate).await,
+        KeyCommand::Load(args) => load(trustd, args).await,
+        KeyCommand::Rotate(args) => rotate(trustd, args).await,
+        KeyCommand::Delete { name, yes } => delete(trustd, &name, yes).await,
     }
 }
 
@@ -232,11 +233,11 @@ fn scope(gun: Option<String>, role: Option<String>) -> Option<pb::KeyScope> {
 
 /// The key `args` describes, generated on its device by trustd.
 async fn generate_in_trustd(
-    socket: &Path,
+    trustd: &Trustd,
     args: &GenerateArgs,
     algorithm: pb::KeyAlgorithm,
 ) -> Result<pb::KeyInfo, CliError> {
-    let mut client = client::connect(socket).await?;
+    let mut client = client::connect(trustd).await?;
     if args.piv.needs_touch() {
         eprintln!("Touch the YubiKey when it blinks: it self-signs the new key's certificate...");
     }
@@ -255,7 +256,7 @@ async fn generate_in_trustd(
         .ok_or_else(|| CliError::Failed("trustd returned no key".into()))
 }
 
-async fn generate(socket: &Path, args: GenerateArgs) -> Result<(), CliError> {
+async fn generate(trustd: &Trustd, args: GenerateArgs) -> Result<(), CliError> {
     let algorithm = match args.algorithm {
         AlgorithmArg::EcdsaP256 => pb::KeyAlgorithm::EcdsaP256,
         AlgorithmArg::EcdsaP384 => pb::KeyAlgorithm::EcdsaP384,
@@ -288,7 +289,7 @@ async fn generate(socket: &Path, args: GenerateArgs) -> Result<(), CliError> {
                 ),
             })
         })?;
-    let generated = generate_in_trustd(socket, &args, algorithm).await;
+    let generated = generate_in_trustd(trustd, &args, algorithm).await;
     let key = match generated {
         Ok(key) => key,
         Err(error) => {
@@ -337,9 +338,13 @@ async fn generate(socket: &Path, args: GenerateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn list(socket: &Path, json: bool, trust: super::attest::TrustArgs) -> Result<(), CliError> {
+async fn list(
+    trustd: &Trustd,
+    json: bool,
+    trust: super::attest::TrustArgs,
+) -> Result<(), CliError> {
     let trust = trust.load()?;
-    let mut client = client::connect(socket).await?;
+    let mut client = client::connect(trustd).await?;
     let keys = client
         .list_keys(pb::ListKeysRequest {})
         .await
@@ -447,12 +452,12 @@ pub fn print_table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) {
 }
 
 async fn public(
-    socket: &Path,
+    trustd: &Trustd,
     name: &str,
     output: Option<PathBuf>,
     certificate: bool,
 ) -> Result<(), CliError> {
-    let mut client = client::connect(socket).await?;
+    let mut client = client::connect(trustd).await?;
     let key = client::key_info(&mut client, name).await?;
     let pem = if certificate {
         if key.certificate_der.is_empty() {
@@ -472,7 +477,7 @@ async fn public(
     Ok(())
 }
 
-async fn load(socket: &Path, args: LoadArgs) -> Result<(), CliError> {
+async fn load(trustd: &Trustd, args: LoadArgs) -> Result<(), CliError> {
     let text = Zeroizing::new(
         std::fs::read_to_string(&args.file)
             .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.file.display())))?,
@@ -499,7 +504,7 @@ async fn load(socket: &Path, args: LoadArgs) -> Result<(), CliError> {
         }
         None => Vec::new(),
     };
-    let mut client = client::connect(socket).await?;
+    let mut client = client::connect(trustd).await?;
     let request = pb::ImportKeyRequest {
         name: args.name.clone(),
         backend: args.backend.unwrap_or_default(),
@@ -551,14 +556,14 @@ fn read_passphrase(file: &Path, from_stdin: bool) -> Result<Zeroizing<String>, C
         })
 }
 
-async fn delete(socket: &Path, name: &str, yes: bool) -> Result<(), CliError> {
+async fn delete(trustd: &Trustd, name: &str, yes: bool) -> Result<(), CliError> {
     if !yes {
         super::confirm(
             &format!("deleting {name:?}"),
             &format!("Delete key {name:?} from its device? This cannot be undone."),
         )?;
     }
-    let mut client = client::connect(socket).await?;
+    let mut client = client::connect(trustd).await?;
     let key = client
         .delete_key(pb::DeleteKeyRequest {
             key: client::key_selector(name),
@@ -572,7 +577,7 @@ async fn delete(socket: &Path, name: &str, yes: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn rotate(socket: &Path, args: RotateArgs) -> Result<(), CliError> {
+async fn rotate(trustd: &Trustd, args: RotateArgs) -> Result<(), CliError> {
     use trustctl::notary::rotate::{self, NewKey};
     use trustctl::reference::ImageRef;
     let image = ImageRef::parse(&args.gun).map_err(CliError::Usage)?;
@@ -582,7 +587,7 @@ async fn rotate(socket: &Path, args: RotateArgs) -> Result<(), CliError> {
         trustd_notary::trust::update(&server, &store, &image.gun, time::OffsetDateTime::now_utc())
             .await
             .map_err(|e| super::inspect::trust_error(&args.gun, &server, e))?;
-    let client = client::connect(socket).await?;
+    let client = client::connect(trustd).await?;
     let new_key = if args.server_managed {
         NewKey::Server
     } else {

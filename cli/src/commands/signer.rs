@@ -2,7 +2,8 @@
 //! list|add|remove` (notary delegation): who may sign a repository's tags, changed by its
 //! admin with the targets key in trustd.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use trustctl::client::Trustd;
 use trustd_notary::text::sanitize;
 
 use clap::{Args, Subcommand};
@@ -158,7 +159,7 @@ async fn verified(
     Ok((image, repo))
 }
 
-pub async fn run_signer(socket: &Path, command: SignerCommand) -> Result<(), CliError> {
+pub async fn run_signer(trustd: &Trustd, command: SignerCommand) -> Result<(), CliError> {
     match command {
         SignerCommand::Add {
             keys,
@@ -173,7 +174,7 @@ pub async fn run_signer(socket: &Path, command: SignerCommand) -> Result<(), Cli
                 .iter()
                 .map(|r| repository(r))
                 .collect::<Result<Vec<_>, _>>()?;
-            let client = client::connect(socket).await?;
+            let client = client::connect(trustd).await?;
             let store = notary.trust_store();
             for image in images {
                 let server = notary.server(&image)?;
@@ -205,7 +206,7 @@ pub async fn run_signer(socket: &Path, command: SignerCommand) -> Result<(), Cli
             notary,
         } => {
             let role = delegation::signer_role(&name).map_err(delegation_error)?;
-            let client = client::connect(socket).await?;
+            let client = client::connect(trustd).await?;
             let store = notary.trust_store();
             for text in &repos {
                 let (image, repo) = verified(&notary, text).await?;
@@ -305,7 +306,7 @@ fn signed_latest_release(repo: &VerifiedRepository, keys: &[String]) -> bool {
     }
 }
 
-pub async fn run_delegation(socket: &Path, command: DelegationCommand) -> Result<(), CliError> {
+pub async fn run_delegation(trustd: &Trustd, command: DelegationCommand) -> Result<(), CliError> {
     match command {
         DelegationCommand::List { gun, notary } => {
             let (_, repo) = verified(&notary, &gun).await?;
@@ -365,7 +366,7 @@ pub async fn run_delegation(socket: &Path, command: DelegationCommand) -> Result
                 println!("{} already has these keys and paths", args.role);
                 return Ok(());
             }
-            let client = client::connect(socket).await?;
+            let client = client::connect(trustd).await?;
             let server = args.notary.server(&image)?;
             draft::publish(&server, &args.notary.trust_store(), client, draft).await?;
             println!("Updated delegation {} of {}", args.role, image.gun);
@@ -399,7 +400,7 @@ pub async fn run_delegation(socket: &Path, command: DelegationCommand) -> Result
                     args.role
                 )));
             }
-            let client = client::connect(socket).await?;
+            let client = client::connect(trustd).await?;
             let server = args.notary.server(&image)?;
             draft::publish(&server, &args.notary.trust_store(), client, draft).await?;
             println!("Updated delegation {} of {}", args.role, image.gun);

@@ -1,6 +1,6 @@
 //! `trustctl status`: is trustd up, and can each backend sign right now?
 
-use std::path::Path;
+use trustctl::client::Trustd;
 
 use clap::Args;
 use trustctl::client;
@@ -26,8 +26,8 @@ fn state_name(value: i32) -> &'static str {
     }
 }
 
-pub async fn run(socket: &Path, args: StatusArgs) -> Result<(), CliError> {
-    let mut client = client::connect(socket).await?;
+pub async fn run(trustd: &Trustd, args: StatusArgs) -> Result<(), CliError> {
+    let mut client = client::connect(trustd).await?;
     let status = client
         .status(pb::StatusRequest {})
         .await
@@ -76,10 +76,7 @@ pub async fn run(socket: &Path, args: StatusArgs) -> Result<(), CliError> {
     } else {
         println!(
             "trustd {} at {}: {} keys, {} requests in flight",
-            status.version,
-            socket.display(),
-            status.keys,
-            status.requests_in_flight
+            status.version, trustd, status.keys, status.requests_in_flight
         );
         if let Some(p) = status
             .protection

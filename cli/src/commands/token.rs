@@ -5,7 +5,7 @@
 //! from argv or the environment; they cross trustd's socket once and are zeroized here.
 
 use std::io::BufRead;
-use std::path::Path;
+use trustctl::client::Trustd;
 
 use clap::{Args, Subcommand};
 use rand::Rng;
@@ -60,10 +60,10 @@ pub struct UnlockArgs {
     stdin: bool,
 }
 
-pub async fn run(socket: &Path, command: TokenCommand) -> Result<(), CliError> {
+pub async fn run(trustd: &Trustd, command: TokenCommand) -> Result<(), CliError> {
     match command {
-        TokenCommand::Piv(PivCommand::Init(args)) => init(socket, args).await,
-        TokenCommand::Piv(PivCommand::Unlock(args)) => unlock(socket, args).await,
+        TokenCommand::Piv(PivCommand::Init(args)) => init(trustd, args).await,
+        TokenCommand::Piv(PivCommand::Unlock(args)) => unlock(trustd, args).await,
     }
 }
 
@@ -118,7 +118,7 @@ fn random_digits(n: usize) -> Zeroizing<String> {
     )
 }
 
-async fn init(socket: &Path, args: InitArgs) -> Result<(), CliError> {
+async fn init(trustd: &Trustd, args: InitArgs) -> Result<(), CliError> {
     let secrets = Secrets { stdin: args.stdin };
     let (new_pin, new_puk) = if args.generate {
         (random_digits(8), random_digits(8))
@@ -134,7 +134,7 @@ async fn init(socket: &Path, args: InitArgs) -> Result<(), CliError> {
     } else {
         Default::default()
     };
-    let mut client = client::connect(socket).await?;
+    let mut client = client::connect(trustd).await?;
     let reply = client
         .provision_piv(pb::ProvisionPivRequest {
             backend: args.backend.clone(),
@@ -163,9 +163,9 @@ async fn init(socket: &Path, args: InitArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn unlock(socket: &Path, args: UnlockArgs) -> Result<(), CliError> {
+async fn unlock(trustd: &Trustd, args: UnlockArgs) -> Result<(), CliError> {
     let pin = Secrets { stdin: args.stdin }.read("YubiKey PIN: ")?;
-    let mut client = client::connect(socket).await?;
+    let mut client = client::connect(trustd).await?;
     client
         .unlock_backend(pb::UnlockBackendRequest {
             backend: args.backend.clone(),

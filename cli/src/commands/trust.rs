@@ -1,7 +1,8 @@
 //! `trustctl init` and `trustctl sign`: Docker Content Trust with every key in trustd.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use trustctl::client::Trustd;
 
 use clap::Args;
 use trustctl::client;
@@ -57,11 +58,11 @@ pub struct SignArgs {
     notary: NotaryArgs,
 }
 
-pub async fn init(socket: &Path, args: InitArgs) -> Result<(), CliError> {
+pub async fn init(trustd: &Trustd, args: InitArgs) -> Result<(), CliError> {
     let image = ImageRef::parse(&args.gun).map_err(CliError::Usage)?;
     let server = args.notary.server(&image)?;
     let store = args.notary.trust_store();
-    let client = client::connect(socket).await?;
+    let client = client::connect(trustd).await?;
     let options = InitOptions {
         backend: args.backend.as_deref().unwrap_or(""),
         local_snapshot: args.local_snapshot,
@@ -156,7 +157,7 @@ fn registry_error(image: &str, error: RegistryError) -> CliError {
     }
 }
 
-pub async fn sign(socket: &Path, args: SignArgs) -> Result<(), CliError> {
+pub async fn sign(trustd: &Trustd, args: SignArgs) -> Result<(), CliError> {
     if args.batch.file.is_some()
         || args.batch.format != super::batch::Format::Notary
         || args.batch.registry.is_some()
@@ -168,7 +169,7 @@ pub async fn sign(socket: &Path, args: SignArgs) -> Result<(), CliError> {
             ));
         }
         return super::batch::sign(
-            socket,
+            trustd,
             &args.images,
             &args.batch,
             &args.notary,
@@ -215,7 +216,7 @@ pub async fn sign(socket: &Path, args: SignArgs) -> Result<(), CliError> {
         same_repo.push(request);
     }
     let store = args.notary.trust_store();
-    let client = client::connect(socket).await?;
+    let client = client::connect(trustd).await?;
     for (gun, requests) in by_gun {
         let image = &requests[0].image;
         let server = args.notary.server(image)?;
@@ -260,7 +261,7 @@ pub struct RevokeArgs {
     notary: NotaryArgs,
 }
 
-pub async fn revoke(socket: &Path, args: RevokeArgs) -> Result<(), CliError> {
+pub async fn revoke(trustd: &Trustd, args: RevokeArgs) -> Result<(), CliError> {
     let image = ImageRef::parse(&args.image).map_err(CliError::Usage)?;
     let server = args.notary.server(&image)?;
     let store = args.notary.trust_store();
@@ -274,7 +275,7 @@ pub async fn revoke(socket: &Path, args: RevokeArgs) -> Result<(), CliError> {
     if !args.yes {
         super::confirm(&format!("revoking {what}"), &format!("Revoke {what}?"))?;
     }
-    let client = client::connect(socket).await?;
+    let client = client::connect(trustd).await?;
     let tags = image.tag.clone().map(|t| vec![t]);
     publish::revoke_targets(&server, &store, client, &repo, tags.as_deref()).await?;
     println!("Revoked {what}");

@@ -77,10 +77,11 @@ impl Rpc {
         Rpc::NotarySign,
     ];
 
-    /// The `event` of its audit records, or `None` for the calls not audited: ListKeys,
-    /// GetPublicKey and Status only read what the caller may list anyway, change nothing and
-    /// use no key, and monitoring polls them; recording each would bury the records that
-    /// matter (and let any permitted caller grow the log at will).
+    /// The `event` of its audit records, or `None` for the calls not audited when allowed:
+    /// ListKeys, GetPublicKey, Status and GetKeyInfo only read what the caller may list
+    /// anyway, change nothing and use no key, and monitoring polls them; recording each would
+    /// bury the records that matter (and let any permitted caller grow the log at will).
+    /// Their denials are recorded all the same, under the method's name.
     pub fn audit_event(self) -> Option<&'static str> {
         match self {
             Rpc::ListKeys | Rpc::GetPublicKey | Rpc::Status | Rpc::NotaryGetKeyInfo => None,
@@ -192,7 +193,10 @@ where
             audit: &mut audit,
         };
         let result = handler(call, request).await;
-        if rpc.audit_event().is_some() {
+        // Reads are left out of the trail, but not their denials: a caller probing for keys
+        // it may not use is what the trail is for (denials are rate-limited per caller).
+        let denied = matches!(&result, Err(s) if s.code() == tonic::Code::PermissionDenied);
+        if rpc.audit_event().is_some() || denied {
             if let Err(status) = &result {
                 audit.note_failure(status);
             }

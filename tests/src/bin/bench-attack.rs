@@ -120,7 +120,7 @@ fn descriptors(pid: i32) -> usize {
 /// One signature over a fresh connection (what a CI job's trustctl does).
 async fn legit_sign(socket: &std::path::Path) -> Result<Duration, String> {
     let started = Instant::now();
-    let mut client = trustctl::client::connect(socket)
+    let mut client = trustctl::client::connect_socket(socket)
         .await
         .map_err(|e| e.to_string())?;
     client

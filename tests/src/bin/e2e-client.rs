@@ -19,7 +19,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let mut client = match trustctl::client::connect(std::path::Path::new(socket)).await {
+    let mut client = match trustctl::client::connect_socket(std::path::Path::new(socket)).await {
         Ok(client) => client,
         Err(e) => {
             println!("CONNECT {e}");

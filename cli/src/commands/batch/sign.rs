@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
+use trustctl::client::Trustd;
 
 use trustctl::client::signer::TrustdSigner;
 use trustctl::client::{self, Client};
@@ -239,7 +240,7 @@ impl Outcomes<'_> {
 
 /// `trustctl sign --file LIST | --format cosign IMAGE...`.
 pub async fn sign(
-    socket: &Path,
+    trustd: &Trustd,
     images: &[String],
     batch: &BatchArgs,
     notary: &NotaryArgs,
@@ -249,7 +250,7 @@ pub async fn sign(
 ) -> Result<(), CliError> {
     let started = Instant::now();
     let list = read_list(images, batch)?;
-    let client = client::connect(socket).await?;
+    let client = client::connect(trustd).await?;
     let registry = RegistryClient::new(RegistryOptions {
         ca: notary.tls_ca(),
     })

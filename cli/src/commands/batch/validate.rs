@@ -1,9 +1,10 @@
 //! `trustctl validate` (and `trustctl sign validate`): checks every image's signatures in
 //! each format, per platform for indexes, and says why an image is not valid.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+use trustctl::client::Trustd;
 
 use clap::Args;
 use trustctl::client;
@@ -101,14 +102,14 @@ async fn validate_one(
 }
 
 /// The public key cosign signatures must verify with: `--public-key PEM` or trustd's key.
-async fn cosign_key(socket: &Path, args: &ValidateArgs) -> Result<Vec<u8>, CliError> {
+async fn cosign_key(trustd: &Trustd, args: &ValidateArgs) -> Result<Vec<u8>, CliError> {
     match (&args.public_key, &args.batch.key) {
         (Some(path), _) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
             trustctl::keyfile::public_key_der(&text)
         }
-        (None, Some(key)) => public_key(&mut client::connect(socket).await?, key).await,
+        (None, Some(key)) => public_key(&mut client::connect(trustd).await?, key).await,
         (None, None) => Err(CliError::Usage(
             "cosign validation needs --key NAME or --public-key PEM".into(),
         )),
@@ -116,7 +117,7 @@ async fn cosign_key(socket: &Path, args: &ValidateArgs) -> Result<Vec<u8>, CliEr
 }
 
 /// `trustctl validate` (and `trustctl sign validate`).
-pub async fn validate(socket: &Path, args: ValidateArgs) -> Result<(), CliError> {
+pub async fn validate(trustd: &Trustd, args: ValidateArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let batch = Arc::new(args.batch.clone());
     let list = read_list(&args.images, &batch)?;
@@ -125,7 +126,7 @@ pub async fn validate(socket: &Path, args: ValidateArgs) -> Result<(), CliError>
     })
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let spki = match batch.format.cosign() {
-        true => Some(cosign_key(socket, &args).await?),
+        true => Some(cosign_key(trustd, &args).await?),
         false => None,
     };
     let source = Arc::new(NotarySource {
