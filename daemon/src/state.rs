@@ -32,6 +32,9 @@ pub struct Guards {
     pub connections: Arc<ConnectionGate>,
     pub bytes: Arc<ByteBudget>,
     pub refused_requests: AtomicU64,
+    /// When the last scan of a shared token for another trustd's keys ran: one at a time, and
+    /// not more often than `keys::notary` allows, however many unknown key IDs are asked for.
+    pub key_scan: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Guards {
@@ -40,6 +43,7 @@ impl Guards {
             connections: ConnectionGate::new(limits),
             bytes: ByteBudget::new(limits),
             refused_requests: Default::default(),
+            key_scan: Default::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod bench;
 pub mod ca;
 pub mod dct;
 pub mod forged;
+pub mod forwarder;
 pub mod hostile;
 pub mod http;
 pub mod notary;

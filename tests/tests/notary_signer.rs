@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use trustd_e2e::ca::TestCa;
 use trustd_e2e::dct::Dct;
+use trustd_e2e::forwarder::Forwarder;
 use trustd_e2e::notary::NotaryServer;
 use trustd_e2e::signer_bench::{TlsEndpoint, NOTARY_SERVER_RULE};
 use trustd_e2e::tpm::Swtpm;
@@ -177,5 +178,57 @@ fn the_timestamp_key_can_live_on_a_tpm() {
     assert!(
         tags.contains_key("v1") && tags.contains_key("v2"),
         "{listed}"
+    );
+}
+
+#[test]
+fn two_trustd_on_one_token_serve_the_same_keys() {
+    let hsm = SoftHsm::new("shared-token");
+    let ca = Arc::new(TestCa::new());
+    let (first_end, second_end) = (TlsEndpoint::new(ca.clone()), TlsEndpoint::new(ca.clone()));
+    let trustd_with = |endpoint: &TlsEndpoint| {
+        let mut options = Options::for_token(&hsm);
+        options.extra = endpoint.trustd_tables("hsm");
+        options.policy = format!("{ROOT_ONLY}{NOTARY_SERVER_RULE}");
+        Trustd::start(&hsm, &options)
+    };
+    let mut first = trustd_with(&first_end);
+    let second = trustd_with(&second_end);
+    // notary-server reaches "the signer" through a load balancer.
+    let balancer = Forwarder::start(first_end.port);
+    let behind = TlsEndpoint {
+        ca: ca.clone(),
+        port: balancer.port,
+    };
+    let server = NotaryServer::start_with_trust_service(ca, None, behind.trust_service());
+    server.wait_for_health(200);
+
+    let client = tempfile::tempdir().unwrap();
+    let dir = client.path();
+    server.notary(dir, &["init", GUN]);
+    assert_published(&server.publish_tag(dir, GUN, "v1"), &server);
+    let timestamp = root_key_ids(&server, GUN, "timestamp");
+    assert!(trustd_key_ids(&second, GUN, "timestamp").is_empty());
+
+    // The first trustd dies; the balancer sends notary-server to the second, which finds the
+    // key the first generated on the token.
+    drop(first.stop());
+    balancer.switch_to(second_end.port);
+    let _ = server.publish_tag(dir, GUN, "v2");
+    server.publish_after_signer_restart(dir, GUN);
+    assert_eq!(trustd_key_ids(&second, GUN, "timestamp"), timestamp);
+    let fresh = tempfile::tempdir().unwrap();
+    let listed = String::from_utf8(server.notary(fresh.path(), &["list", GUN]).stdout).unwrap();
+    let tags = notary::parse_notary_list(&listed);
+    assert!(
+        tags.contains_key("v1") && tags.contains_key("v2"),
+        "{listed}"
+    );
+    assert!(
+        second
+            .log_text()
+            .contains("found a key another trustd generated"),
+        "{}",
+        second.log_text()
     );
 }

@@ -7,7 +7,8 @@
 //! some devices can do is a capability reached through an accessor that returns `None` when
 //! the device lacks it: [`Attest`] (evidence that the device made a key), [`PinEntry`] (a PIN
 //! handed over by a caller), [`PivAdmin`] (a fresh card's PIN, PUK and management key) and
-//! [`CredentialActivation`] (a verifier's challenge to the attestation key). PKCS#11 tokens
+//! [`CredentialActivation`] (a verifier's challenge to the attestation key) and
+//! [`KeyDiscovery`] (keys another trustd made on a shared token). PKCS#11 tokens
 //! are driven by a worker pool (`pkcs11`, `workers`); devices that run one command at a time
 //! (`tpm`, `piv`) implement the synchronous [`serial::SerialDevice`] and share one adapter.
 
@@ -171,6 +172,22 @@ pub trait Backend: Send + Sync {
     fn credential_activation(&self) -> Option<&dyn CredentialActivation> {
         None
     }
+    fn key_discovery(&self) -> Option<&dyn KeyDiscovery> {
+        None
+    }
+}
+
+/// A device several trustd share (a network HSM): keys another trustd generated there are
+/// found by their label, so any of them can serve any key.
+#[async_trait]
+pub trait KeyDiscovery: Send + Sync {
+    /// The keys on the device whose label starts with `label_prefix`, with their labels (at
+    /// most `limit`).
+    async fn find_keys(
+        &self,
+        label_prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, NewKey)>, BackendError>;
 }
 
 /// Fresh evidence from the device that it generated a key.

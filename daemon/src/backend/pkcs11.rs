@@ -23,7 +23,7 @@ use cryptoki::error::RvError;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use tokio::sync::Semaphore;
 
@@ -624,9 +624,82 @@ fn pss_sha256() -> PkcsPssParams {
 }
 
 #[async_trait]
+impl super::KeyDiscovery for Pkcs11Backend {
+    async fn find_keys(
+        &self,
+        label_prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, NewKey)>, BackendError> {
+        let prefix = label_prefix.as_bytes().to_vec();
+        self.run(move |_token, session| {
+            let publics = session.find_objects(&[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::Token(true),
+            ])?;
+            let mut found = Vec::new();
+            for public in publics {
+                if found.len() >= limit {
+                    break;
+                }
+                let wanted = [
+                    AttributeType::Label,
+                    AttributeType::Id,
+                    AttributeType::KeyType,
+                ];
+                let (mut label, mut id, mut kind) = (None, None, None);
+                for attribute in session.get_attributes(public, &wanted)? {
+                    match attribute {
+                        Attribute::Label(l) => label = Some(l),
+                        Attribute::Id(i) => id = Some(i),
+                        Attribute::KeyType(k) => kind = Some(k),
+                        _ => {}
+                    }
+                }
+                let (Some(label), Some(id), Some(kind)) = (label, id, kind) else {
+                    continue;
+                };
+                let Ok(label) = String::from_utf8(label) else {
+                    continue;
+                };
+                if !label.as_bytes().starts_with(&prefix) {
+                    continue;
+                }
+                let algorithm = match kind {
+                    KeyType::EC => KeyAlgorithm::EcdsaP256,
+                    KeyType::EC_EDWARDS => KeyAlgorithm::Ed25519,
+                    KeyType::RSA => KeyAlgorithm::Rsa3072,
+                    _ => continue,
+                };
+                // A key of a shape trustd does not use (another curve) is not one of its own.
+                let Ok((public_key, algorithm)) =
+                    objects::read_public_key(session, public, algorithm)
+                else {
+                    continue;
+                };
+                found.push((
+                    label,
+                    NewKey {
+                        device: DeviceHandle::Pkcs11 { cka_id: id },
+                        algorithm,
+                        public_key,
+                        attestation: None,
+                    },
+                ));
+            }
+            Ok(found)
+        })
+        .await
+    }
+}
+
+#[async_trait]
 impl Backend for Pkcs11Backend {
     fn name(&self) -> &str {
         &self.shared.config.name
+    }
+
+    fn key_discovery(&self) -> Option<&dyn super::KeyDiscovery> {
+        Some(self)
     }
 
     fn kind(&self) -> BackendKind {

@@ -86,11 +86,12 @@ impl key_management_server::KeyManagement for NotarySigner {
     }
 
     async fn get_key_info(&self, request: Request<pb::KeyId>) -> Answer<pb::GetKeyInfoResponse> {
+        let backend = self.backend.clone();
         handle(
             &self.keys,
             Rpc::NotaryGetKeyInfo,
             request,
-            |call, request| Box::pin(get_key_info(call, request)),
+            move |call, request| Box::pin(get_key_info(call, request, backend)),
         )
         .await
     }
@@ -99,9 +100,13 @@ impl key_management_server::KeyManagement for NotarySigner {
 #[tonic::async_trait]
 impl signer_server::Signer for NotarySigner {
     async fn sign(&self, request: Request<pb::SignatureRequest>) -> Answer<pb::Signature> {
-        handle(&self.keys, Rpc::NotarySign, request, |call, request| {
-            Box::pin(sign(call, request))
-        })
+        let backend = self.backend.clone();
+        handle(
+            &self.keys,
+            Rpc::NotarySign,
+            request,
+            move |call, request| Box::pin(sign(call, request, backend)),
+        )
         .await
     }
 }
@@ -129,10 +134,12 @@ async fn create_key(
 async fn get_key_info(
     call: Call<'_>,
     request: pb::KeyId,
+    backend: Arc<str>,
 ) -> Result<pb::GetKeyInfoResponse, Status> {
     let key = call
         .keys
-        .notary_key(call.caller, Operation::List, &request.id)?;
+        .notary_key(call.caller, Operation::List, &request.id, &backend)
+        .await?;
     Ok(pb::GetKeyInfoResponse {
         key_info: Some(key_info(&key)),
         public_key: notary_public_key(&key)?,
@@ -148,7 +155,11 @@ async fn delete_key(call: Call<'_>, request: pb::KeyId) -> Result<pb::Void, Stat
     Ok(pb::Void {})
 }
 
-async fn sign(call: Call<'_>, request: pb::SignatureRequest) -> Result<pb::Signature, Status> {
+async fn sign(
+    call: Call<'_>,
+    request: pb::SignatureRequest,
+    backend: Arc<str>,
+) -> Result<pb::Signature, Status> {
     let key_id = request.key_id.map(|k| k.id).unwrap_or_default();
     if key_id.is_empty() {
         return Err(Status::invalid_argument(
@@ -157,7 +168,7 @@ async fn sign(call: Call<'_>, request: pb::SignatureRequest) -> Result<pb::Signa
     }
     let (key, signature) = call
         .keys
-        .sign_for_notary(call.caller, &key_id, request.content, call.audit)
+        .sign_for_notary(call.caller, &backend, &key_id, request.content, call.audit)
         .await?;
     Ok(pb::Signature {
         key_info: Some(key_info(&key)),
