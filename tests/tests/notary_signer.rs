@@ -212,7 +212,7 @@ fn two_trustd_on_one_token_serve_the_same_keys() {
 
     // The first trustd dies; the balancer sends notary-server to the second, which finds the
     // key the first generated on the token.
-    drop(first.stop());
+    assert!(first.stop().success());
     balancer.switch_to(second_end.port);
     let _ = server.publish_tag(dir, GUN, "v2");
     server.publish_after_signer_restart(dir, GUN);
