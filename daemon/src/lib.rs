@@ -39,5 +39,8 @@ use std::path::Path;
 pub fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = config::Config::load(path)?;
     policy::Policy::from_config(&config.policy)?;
+    if let Some(tls) = &config.tls_listener {
+        front::tls::check(tls)?;
+    }
     Ok(())
 }

@@ -372,6 +372,21 @@ fn a_missing_server_certificate_stops_trustd_at_startup_naming_the_file() {
         .listener_table()
         .replace("server.crt", "no-such-server.crt");
     let mut trustd = Trustd::configure(&hsm, &options);
+    let check = Command::new(bin("trustd"))
+        .arg("--config")
+        .arg(&trustd.config)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert!(
+        !check.status.success(),
+        "--check-config passed a missing certificate"
+    );
+    assert!(
+        stderr(&check).contains("no-such-server.crt"),
+        "{}",
+        stderr(&check)
+    );
     trustd.spawn();
     let deadline = Instant::now() + Duration::from_secs(20);
     while trustd.is_running() {

@@ -163,6 +163,11 @@ fn handshake_failed(peer: SocketAddr, why: &str) {
     });
 }
 
+/// Loads the certificates and key as startup would, without binding: `trustd --check-config`.
+pub fn check(config: &TlsListenerConfig) -> Result<(), TlsSetupError> {
+    server_config(config).map(drop)
+}
+
 /// rustls's server configuration: the server certificate chain and key, client certificates
 /// required and verified against the client CA, HTTP/2 only (gRPC clients require ALPN h2).
 fn server_config(config: &TlsListenerConfig) -> Result<Arc<ServerConfig>, TlsSetupError> {
