@@ -149,7 +149,7 @@ fn notary_server_keeps_its_keys_in_trustd_across_restarts_and_outages() {
 
 #[test]
 fn the_timestamp_key_can_live_on_a_tpm() {
-    let tpm = Swtpm::start();
+    let mut tpm = Swtpm::start();
     let ca = Arc::new(TestCa::new());
     let endpoint = TlsEndpoint::new(ca.clone());
     let mut options = Options::with_backends(format!(
@@ -178,6 +178,40 @@ fn the_timestamp_key_can_live_on_a_tpm() {
     assert!(
         tags.contains_key("v1") && tags.contains_key("v2"),
         "{listed}"
+    );
+
+    // The TPM gone: notary-server's health says so (trustd reports NOT_SERVING); back: healthy
+    // and publishing again, nothing restarted.
+    tpm.kill();
+    server.wait_for_health(503);
+    tpm.resume();
+    server.wait_for_health(200);
+    let _ = server.publish_tag(dir, GUN, "v3");
+    server.publish_after_signer_restart(dir, GUN);
+
+    // An algorithm the TPM backend lacks is refused with the backend's reason.
+    let (cert, key) = endpoint.ca.client_cert("direct", "/CN=notary-server");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let refused = runtime.block_on(async {
+        let channel = endpoint.remote(&cert, &key).channel().await.unwrap();
+        trustd_proto::notary_signer::key_management_client::KeyManagementClient::new(channel)
+            .create_key(trustd_proto::notary_signer::CreateKeyRequest {
+                algorithm: "ed25519".into(),
+                gun: GUN.into(),
+                role: "timestamp".into(),
+            })
+            .await
+            .unwrap_err()
+    });
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("ed25519"),
+        "{}",
+        refused.message()
     );
 }
 

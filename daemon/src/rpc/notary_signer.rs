@@ -22,7 +22,12 @@ use crate::keys::{notary_algorithm, KeySelector, KeyService};
 use crate::policy::Operation;
 use crate::state::DaemonState;
 
-/// Adds notary-signer's services to `routes` and marks them SERVING on `health`.
+/// How often the health of notary-signer's services follows its backend's state.
+const HEALTH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Adds notary-signer's services to `routes`; their health follows the backend that holds
+/// notary-server's keys (SERVING while it is ready), so notary-server's own health check
+/// reports a missing HSM rather than failing publishes one by one.
 pub async fn add_services(
     routes: &mut RoutesBuilder,
     health: &tonic_health::server::HealthReporter,
@@ -33,6 +38,9 @@ pub async fn add_services(
         keys: KeyService::new(state.clone()),
         backend: Arc::from(config.backend.as_str()),
     };
+    if let Ok(backend) = service.keys.select_backend(&config.backend) {
+        tokio::spawn(follow_backend_health(backend.clone(), health.clone()));
+    }
     let limit = trustd_proto::MAX_MESSAGE_BYTES;
     routes
         .add_service(
@@ -45,10 +53,29 @@ pub async fn add_services(
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
         );
-    for name in [pb::HEALTH_KEY_MANAGEMENT, pb::HEALTH_SIGNER] {
-        health
-            .set_service_status(name, tonic_health::ServingStatus::Serving)
-            .await;
+}
+
+async fn follow_backend_health(
+    backend: Arc<dyn crate::backend::Backend>,
+    health: tonic_health::server::HealthReporter,
+) {
+    let mut last = None;
+    loop {
+        let ready = backend.status().await.state == crate::backend::BackendState::Ready;
+        if last != Some(ready) {
+            let status = match ready {
+                true => tonic_health::ServingStatus::Serving,
+                false => tonic_health::ServingStatus::NotServing,
+            };
+            if !ready {
+                tracing::warn!(backend = backend.name(), "notary-signer reports NOT_SERVING: the backend holding notary-server's keys is not ready");
+            }
+            for name in [pb::HEALTH_KEY_MANAGEMENT, pb::HEALTH_SIGNER] {
+                health.set_service_status(name, status).await;
+            }
+            last = Some(ready);
+        }
+        tokio::time::sleep(HEALTH_INTERVAL).await;
     }
 }
 
