@@ -23,6 +23,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::config::{AuditConfig, AuditSinkKind};
+use crate::front::admission::CallerKey;
 use crate::front::Caller;
 
 const QUEUE_DEPTH: usize = 4096;
@@ -76,6 +77,9 @@ pub struct AuditRecord {
     pub result: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Whose denials this record counts against (the same key as the connection bounds).
+    #[serde(skip)]
+    caller_key: CallerKey,
     /// Denials of this caller left out of the log (rate limit) since its last record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub denials_not_recorded: Option<u64>,
@@ -99,6 +103,7 @@ impl AuditRecord {
             caller_uid: local.map(|peer| peer.uid),
             caller_gid: local.map(|peer| peer.gid),
             caller_pid: local.map(|peer| peer.pid),
+            caller_key: caller.key(),
             caller_identity: match caller {
                 Caller::Remote(remote) => Some(remote.name().to_owned()),
                 Caller::Local(_) => None,
@@ -137,22 +142,6 @@ impl AuditRecord {
     }
 }
 
-/// Whose denials are counted together: a local uid, or a remote identity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum DenialKey {
-    Uid(Option<u32>),
-    Identity(String),
-}
-
-impl DenialKey {
-    fn of(record: &AuditRecord) -> DenialKey {
-        match &record.caller_identity {
-            Some(identity) => DenialKey::Identity(identity.clone()),
-            None => DenialKey::Uid(record.caller_uid),
-        }
-    }
-}
-
 /// Per caller: denials recorded in the current window, and left out since the last record.
 #[derive(Default)]
 struct DenialCount {
@@ -166,7 +155,7 @@ struct DenialCount {
 pub struct AuditLog {
     queue: mpsc::Sender<AuditRecord>,
     failed: Arc<AtomicBool>,
-    denials: Arc<Mutex<HashMap<DenialKey, DenialCount>>>,
+    denials: Arc<Mutex<HashMap<CallerKey, DenialCount>>>,
     /// Whether any caller has denials left out: while none has, an allowed record (every
     /// signature) skips the denials table and its lock.
     left_out: Arc<AtomicBool>,
@@ -210,7 +199,7 @@ impl AuditLog {
                 d.left_out > 0 || d.window_start.is_some_and(|t| now - t < DENIAL_WINDOW)
             });
         }
-        let count = denials.entry(DenialKey::of(record)).or_default();
+        let count = denials.entry(record.caller_key.clone()).or_default();
         // Denials, and requests refused before any handler (too large, over a budget): both
         // are made at will by whoever can reach the socket.
         if refusal {

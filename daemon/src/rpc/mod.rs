@@ -152,20 +152,6 @@ impl SignerService {
             keys: KeyService::new(state),
         }
     }
-
-    async fn handle<Req, Resp, H>(
-        &self,
-        rpc: Rpc,
-        request: Request<Req>,
-        handler: H,
-    ) -> Result<Response<Resp>, Status>
-    where
-        Req: Send + 'static,
-        Resp: Send + 'static,
-        H: for<'a> FnOnce(Call<'a>, Req) -> BoxFuture<'a, Result<Resp, Status>> + Send + 'static,
-    {
-        handle(&self.keys, rpc, request, handler).await
-    }
 }
 
 /// The path every RPC of either API takes: caller, in-flight count, handler, audit.
@@ -227,15 +213,17 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::ListKeysRequest>,
     ) -> Answer<pb::ListKeysResponse> {
-        self.handle(Rpc::ListKeys, request, |call, _| Box::pin(keys::list(call)))
-            .await
+        handle(&self.keys, Rpc::ListKeys, request, |call, _| {
+            Box::pin(keys::list(call))
+        })
+        .await
     }
 
     async fn generate_key(
         &self,
         request: Request<pb::GenerateKeyRequest>,
     ) -> Answer<pb::GenerateKeyResponse> {
-        self.handle(Rpc::GenerateKey, request, |call, request| {
+        handle(&self.keys, Rpc::GenerateKey, request, |call, request| {
             Box::pin(keys::generate(call, request))
         })
         .await
@@ -245,7 +233,7 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::ImportKeyRequest>,
     ) -> Answer<pb::ImportKeyResponse> {
-        self.handle(Rpc::ImportKey, request, |call, request| {
+        handle(&self.keys, Rpc::ImportKey, request, |call, request| {
             Box::pin(keys::import(call, request))
         })
         .await
@@ -255,7 +243,7 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::GetPublicKeyRequest>,
     ) -> Answer<pb::GetPublicKeyResponse> {
-        self.handle(Rpc::GetPublicKey, request, |call, request| {
+        handle(&self.keys, Rpc::GetPublicKey, request, |call, request| {
             Box::pin(keys::get_public_key(call, request))
         })
         .await
@@ -265,14 +253,14 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::DeleteKeyRequest>,
     ) -> Answer<pb::DeleteKeyResponse> {
-        self.handle(Rpc::DeleteKey, request, |call, request| {
+        handle(&self.keys, Rpc::DeleteKey, request, |call, request| {
             Box::pin(keys::delete(call, request))
         })
         .await
     }
 
     async fn sign(&self, request: Request<pb::SignRequest>) -> Answer<pb::SignResponse> {
-        self.handle(Rpc::Sign, request, |call, request| {
+        handle(&self.keys, Rpc::Sign, request, |call, request| {
             Box::pin(sign::sign(call, request))
         })
         .await
@@ -282,7 +270,7 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::AttestKeyRequest>,
     ) -> Answer<pb::AttestKeyResponse> {
-        self.handle(Rpc::AttestKey, request, |call, request| {
+        handle(&self.keys, Rpc::AttestKey, request, |call, request| {
             Box::pin(attest::attest_key(call, request))
         })
         .await
@@ -292,9 +280,12 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::ActivateCredentialRequest>,
     ) -> Answer<pb::ActivateCredentialResponse> {
-        self.handle(Rpc::ActivateCredential, request, |call, request| {
-            Box::pin(attest::activate_credential(call, request))
-        })
+        handle(
+            &self.keys,
+            Rpc::ActivateCredential,
+            request,
+            |call, request| Box::pin(attest::activate_credential(call, request)),
+        )
         .await
     }
 
@@ -302,7 +293,7 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::UnlockBackendRequest>,
     ) -> Answer<pb::UnlockBackendResponse> {
-        self.handle(Rpc::UnlockBackend, request, |call, request| {
+        handle(&self.keys, Rpc::UnlockBackend, request, |call, request| {
             Box::pin(admin::unlock_backend(call, request))
         })
         .await
@@ -312,14 +303,14 @@ impl pb::signer_server::Signer for SignerService {
         &self,
         request: Request<pb::ProvisionPivRequest>,
     ) -> Answer<pb::ProvisionPivResponse> {
-        self.handle(Rpc::ProvisionPiv, request, |call, request| {
+        handle(&self.keys, Rpc::ProvisionPiv, request, |call, request| {
             Box::pin(admin::provision_piv(call, request))
         })
         .await
     }
 
     async fn status(&self, request: Request<pb::StatusRequest>) -> Answer<pb::StatusResponse> {
-        self.handle(Rpc::Status, request, |call, _| {
+        handle(&self.keys, Rpc::Status, request, |call, _| {
             Box::pin(admin::status(call))
         })
         .await
