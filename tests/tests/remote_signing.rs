@@ -314,7 +314,8 @@ async fn every_bad_connection_is_refused_and_trustd_keeps_serving() {
         closed_within(&mut silent, Duration::from_secs(6)),
         "a silent TCP connection stayed open"
     );
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(ca, &fleet.runner)));
+    let runner = fleet.endpoint.remote(&fleet.runner.0, &fleet.runner.1);
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(runner.tls_config().unwrap()));
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", fleet.endpoint.port))
         .await
         .unwrap();
@@ -340,27 +341,6 @@ async fn every_bad_connection_is_refused_and_trustd_keeps_serving() {
 
     // Through all of it, the runner is served.
     fleet.remote_ok(&sign_blob);
-}
-
-fn client_config(ca: &TestCa, cert: &(PathBuf, PathBuf)) -> rustls::ClientConfig {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(ca.ca_cert()).unwrap())
-        .unwrap();
-    let chain = vec![CertificateDer::from_pem_file(&cert.0).unwrap()];
-    let key = PrivateKeyDer::from_pem_file(&cert.1).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(chain, key)
-    .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    config
 }
 
 #[test]

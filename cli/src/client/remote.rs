@@ -58,7 +58,7 @@ impl RemoteTrustd {
     }
 
     /// rustls's client configuration: trustd's CA, the client certificate, HTTP/2.
-    fn tls_config(&self) -> Result<rustls::ClientConfig, CliError> {
+    pub fn tls_config(&self) -> Result<rustls::ClientConfig, CliError> {
         let mut roots = rustls::RootCertStore::empty();
         match &self.ca {
             Some(ca) => {
