@@ -6,7 +6,9 @@
 //!    key and sign both);
 //! 2. notary-signer `Sign` RPCs per second over mutual TLS, straight to each signer, with 1 and
 //!    8 concurrent callers (each on its own connection);
-//! 3. both signers' peak RSS (VmHWM).
+//! 3. both signers' peak RSS (VmHWM);
+//! 4. where publishes wait: notary-server's median time (its access log) for the requests that
+//!    call the signer, `GET .../<role>.key` (CreateKey) and the publishing POST.
 //!
 //! Figures are medians over R rounds, each signer measured in turn within a round; the ratio
 //! is trustd's figure over notary-signer's (above 1: trustd is faster). trustd's keys are on
@@ -146,9 +148,47 @@ async fn sign_rate(signer: &Signer, callers: usize, seconds: f64) -> f64 {
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// What one publishing run measured: repositories per second, and notary-server's own time
+/// (from its access log, in ms) for the requests that wait on the signer: `GET .../<role>.key`
+/// (a CreateKey) and the publishing POST (GetKeyInfo and Sign for snapshot and timestamp).
+struct Publishing {
+    per_second: f64,
+    key_ms: Vec<f64>,
+    post_ms: Vec<f64>,
+}
+
+/// A Go duration as notary-server logs it ("10.6ms", "183.7µs", "1.2s"), in ms.
+fn go_duration_ms(text: &str) -> Option<f64> {
+    for (unit, scale) in [("ms", 1.0), ("µs", 0.001), ("ns", 0.000_001), ("s", 1000.0)] {
+        if let Some(number) = text.strip_suffix(unit) {
+            return number.parse::<f64>().ok().map(|n| n * scale);
+        }
+    }
+    None
+}
+
+/// The durations of notary-server's completed requests whose method and path match.
+fn request_times(log: &str, method: &str, path_ends: &str) -> Vec<f64> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| {
+            entry["msg"] == "response completed"
+                && entry["http.request.method"] == method
+                && entry["http.request.uri"]
+                    .as_str()
+                    .is_some_and(|uri| uri.ends_with(path_ends))
+        })
+        .filter_map(|entry| {
+            entry["http.response.duration"]
+                .as_str()
+                .and_then(go_duration_ms)
+        })
+        .collect()
+}
+
 /// Repositories made and published per second through a notary-server whose signer is
 /// `signer`, `clients` trustctl processes at a time.
-fn publish_rate(signer: &Signer, trustd: &Trustd, args: &Args, round: usize) -> f64 {
+fn publish_rate(signer: &Signer, trustd: &Trustd, args: &Args, round: usize) -> Publishing {
     let server = NotaryServer::start_with_trust_service(
         signer.endpoint.ca.clone(),
         None,
@@ -183,12 +223,18 @@ fn publish_rate(signer: &Signer, trustd: &Trustd, args: &Args, round: usize) -> 
             });
         }
     });
-    args.repos as f64 / started.elapsed().as_secs_f64()
+    let per_second = args.repos as f64 / started.elapsed().as_secs_f64();
+    let log = server.log();
+    Publishing {
+        per_second,
+        key_ms: request_times(&log, "GET", ".key"),
+        post_ms: request_times(&log, "POST", "/_trust/tuf/"),
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    values[values.len() / 2]
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn main() {
@@ -234,10 +280,17 @@ fn main() {
             [median(rates[0].clone()), median(rates[1].clone())],
         ));
     }
-    let mut publishes = [Vec::new(), Vec::new()];
+    let (mut publishes, mut key_ms, mut post_ms) = (
+        [Vec::new(), Vec::new()],
+        [Vec::new(), Vec::new()],
+        [Vec::new(), Vec::new()],
+    );
     for round in 0..args.rounds {
         for (i, signer) in signers.iter().enumerate() {
-            publishes[i].push(publish_rate(signer, &trustd, &args, round));
+            let run = publish_rate(signer, &trustd, &args, round);
+            publishes[i].push(run.per_second);
+            key_ms[i].extend(run.key_ms);
+            post_ms[i].extend(run.post_ms);
         }
     }
     rows.insert(
@@ -247,6 +300,11 @@ fn main() {
             [median(publishes[0].clone()), median(publishes[1].clone())],
         ),
     );
+    // Where a publish waits: notary-server's own time per request (lower is better).
+    let waits = [
+        ("notary-server GET <role>.key (CreateKey), ms", key_ms),
+        ("notary-server publishing POST, ms", post_ms),
+    ];
     let rss = [peak_rss_mb(signers[0].pid), peak_rss_mb(signers[1].pid)];
 
     println!(
@@ -257,6 +315,13 @@ fn main() {
         println!(
             "{what:<40} {theirs:>14.1} {ours:>14.1} {:>7.2}x",
             ours / theirs
+        );
+    }
+    for (what, [theirs, ours]) in waits {
+        let (theirs, ours) = (median(theirs), median(ours));
+        println!(
+            "{what:<40} {theirs:>14.2} {ours:>14.2} {:>7.2}x",
+            theirs / ours
         );
     }
     println!(
