@@ -218,13 +218,42 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     #[serde(default)]
     pub sink: AuditSinkKind,
     /// Required when `sink = "file"`: JSON lines are appended here.
     pub path: Option<PathBuf>,
+    /// The trustd key that signs checkpoints of the audit chain (see `audit::checkpoint`);
+    /// no checkpoints when unset. No caller may sign with it.
+    pub checkpoint_key: Option<String>,
+    /// A checkpoint once this many records were written since the last one...
+    #[serde(default = "default_checkpoint_records")]
+    pub checkpoint_every_records: u64,
+    /// ...or this many seconds after the oldest record not yet covered (and at shutdown).
+    #[serde(default = "default_checkpoint_secs")]
+    pub checkpoint_every_secs: u64,
+}
+
+fn default_checkpoint_records() -> u64 {
+    1000
+}
+
+fn default_checkpoint_secs() -> u64 {
+    300
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            sink: AuditSinkKind::default(),
+            path: None,
+            checkpoint_key: None,
+            checkpoint_every_records: default_checkpoint_records(),
+            checkpoint_every_secs: default_checkpoint_secs(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
@@ -421,6 +450,14 @@ impl Config {
         self.socket.mode_bits()?;
         if self.audit.sink == AuditSinkKind::File && self.audit.path.is_none() {
             return Err("audit.sink = \"file\" needs audit.path".into());
+        }
+        if self.audit.checkpoint_key.is_some()
+            && (self.audit.checkpoint_every_records == 0 || self.audit.checkpoint_every_secs == 0)
+        {
+            return Err(
+                "audit.checkpoint_every_records and audit.checkpoint_every_secs must be at least 1"
+                    .into(),
+            );
         }
         if self.limits.max_payload_bytes == 0
             || self.limits.max_payload_bytes > trustd_proto::MAX_MESSAGE_BYTES - 64 * 1024

@@ -1,5 +1,6 @@
 //! Assembles trustd and runs it until SIGTERM: backends, inventory, policy, audit, the socket,
-//! the gRPC services; SIGHUP reloads the policy; shutdown drains in-flight requests.
+//! the gRPC services; SIGHUP reloads the policy and reopens the audit log; shutdown drains
+//! in-flight requests, then writes the last audit checkpoint.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
@@ -16,6 +17,7 @@ use tonic::transport::server::Connected;
 use tonic::transport::Server;
 use trustd_proto::signer_server::SignerServer;
 
+use crate::audit::checkpoint::Checkpointer;
 use crate::audit::AuditLog;
 use crate::backend::pkcs11::Pkcs11Backend;
 use crate::backend::{piv, tpm, Backend, BackendState};
@@ -58,6 +60,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         backends,
         policy: RwLock::new(Arc::new(policy)),
         audit,
+        audit_checkpoint_key: config.audit.checkpoint_key.clone(),
         limits: config.limits.clone(),
         in_flight: AtomicU32::new(0),
         key_locks: KeyLocks::default(),
@@ -78,6 +81,9 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             }
         }
     }
+
+    let checkpointer =
+        Checkpointer::spawn(crate::keys::KeyService::new(state.clone()), &config.audit);
 
     let bound = listener::listen(&config.socket)?;
     let tls = match &config.tls_listener {
@@ -166,6 +172,11 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     if let Some(path) = bound.created {
         let _ = std::fs::remove_file(path);
     }
+    // The last checkpoint covers every record, then the writer saves the chain head.
+    if let Some(checkpointer) = checkpointer {
+        checkpointer.finish().await;
+    }
+    state.audit.close().await;
     tracing::info!("trustd stopped");
     Ok(())
 }
@@ -251,7 +262,10 @@ async fn wait_for_shutdown(
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload_policy(&state, &config_path),
+            _ = hup.recv() => {
+                reload_policy(&state, &config_path);
+                state.audit.reopen().await;
+            }
         }
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);

@@ -18,6 +18,8 @@ pub struct DaemonState {
     pub backends: Vec<Arc<dyn Backend>>,
     pub policy: RwLock<Arc<Policy>>,
     pub audit: AuditLog,
+    /// The key that signs audit checkpoints, which no caller may sign with.
+    pub audit_checkpoint_key: Option<String>,
     pub limits: Limits,
     pub in_flight: AtomicU32,
     /// Serializes generate, import and delete per key name.

@@ -20,6 +20,8 @@ pub mod notary_signer {
     pub const HEALTH_SIGNER: &str = "grpc.health.v1.Health.Signer";
 }
 
+pub mod audit_chain;
+
 /// Upper bound on any single gRPC message, in either direction.
 ///
 /// Payloads larger than the daemon's configured limit are refused with a clear error before

@@ -76,6 +76,13 @@ impl KeyService {
         };
         audit.key_name = Some(key.name.clone());
         audit.key_id = Some(key.key_id.clone());
+        if self.state.audit_checkpoint_key.as_deref() == Some(key.name.as_str()) {
+            // A caller's signature from this key could pass for a checkpoint.
+            return Err(ServiceError::Denied(format!(
+                "key {:?} signs trustd's audit checkpoints and nothing else",
+                key.name
+            )));
+        }
 
         let wanted = request.algorithm.ok_or_else(|| {
             ServiceError::InvalidRequest(format!(
@@ -128,6 +135,37 @@ impl KeyService {
             algorithm: wanted,
             encoding,
         })
+    }
+
+    /// Signs an audit checkpoint's statement with the checkpoint key: trustd's own signature,
+    /// asked by no caller. ECDSA signatures are DER, as openssl and cosign-style tools read them.
+    pub async fn sign_checkpoint(
+        &self,
+        key_name: &str,
+        statement: &[u8],
+    ) -> Result<(std::sync::Arc<crate::inventory::KeyRecord>, Vec<u8>), ServiceError> {
+        let key = self.state.inventory.by_name(key_name).ok_or_else(|| {
+            ServiceError::NotFound(format!(
+                "the audit checkpoint key {key_name:?} does not exist: create it with `trustctl key generate {key_name}`"
+            ))
+        })?;
+        let algorithm = key.algorithm.signature_algorithm();
+        let digest = <[u8; 32]>::from(Sha256::digest(statement));
+        let input = self.sign_input(
+            algorithm,
+            Some(Payload::Message(statement.to_vec())),
+            Some(digest),
+        )?;
+        let raw = self
+            .key_backend(&key)?
+            .sign(&key.device, key.algorithm, input)
+            .await?;
+        let signature = if algorithm.is_ecdsa() {
+            algorithm::ecdsa_raw_to_der(&raw).map_err(ServiceError::Internal)?
+        } else {
+            raw
+        };
+        Ok((key, signature))
     }
 
     /// What the device signs: the digest its algorithm wants, or the whole message.

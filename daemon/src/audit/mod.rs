@@ -7,20 +7,29 @@
 //! dropping records. Once a write fails trustd refuses to sign (fail closed), retries the
 //! write every second, and signs again as soon as the sink takes it.
 //!
+//! The log is tamper-evident: each record carries its number and the hash of the record
+//! before it (`chain`), and a key on hardware signs checkpoints of that chain (`checkpoint`).
+//!
 //! Whoever can reach the socket can make trustd write records, so the trail itself is
 //! bounded: every field a caller chooses is cut to a fixed length, and denials are recorded at
 //! most [`DENIALS_PER_WINDOW`] per caller per [`DENIAL_WINDOW`], the next record of that
 //! caller saying how many were left out.
 
+pub mod chain;
+pub mod checkpoint;
+
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, Notify};
+use trustd_proto::audit_chain::CHECKPOINT_EVENT;
+
+use self::chain::ChainHead;
 
 use crate::config::{AuditConfig, AuditSinkKind};
 use crate::front::admission::CallerKey;
@@ -48,6 +57,8 @@ pub enum AuditError {
 /// One audit record. Field names are the stable schema of the audit log.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {
+    /// The record's place in the chain (set by the writer).
+    pub seq: u64,
     pub time: String,
     pub event: &'static str,
     /// A local caller's kernel credentials.
@@ -83,6 +94,14 @@ pub struct AuditRecord {
     /// Denials of this caller left out of the log (rate limit) since its last record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub denials_not_recorded: Option<u64>,
+    /// A checkpoint's signed statement (`trustd_proto::audit_chain::checkpoint_statement`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
+    /// A checkpoint's signature over `statement`, base64 (DER for ECDSA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// SHA-256 of the previous record's line (set by the writer).
+    pub prev_sha256: String,
 }
 
 /// `text` cut to `max` characters, with a marker saying how long it was.
@@ -98,6 +117,7 @@ impl AuditRecord {
     pub fn new(event: &'static str, caller: &Caller) -> Self {
         let local = caller.local();
         AuditRecord {
+            seq: 0,
             time: crate::time::now_rfc3339(),
             event,
             caller_uid: local.map(|peer| peer.uid),
@@ -117,7 +137,25 @@ impl AuditRecord {
             result: "allowed",
             detail: None,
             denials_not_recorded: None,
+            statement: None,
+            signature: None,
+            prev_sha256: String::new(),
         }
+    }
+
+    /// A record of trustd's own doing (a checkpoint), with no caller.
+    pub fn by_trustd(event: &'static str) -> Self {
+        let mut record = AuditRecord::new(
+            event,
+            &Caller::Local(crate::front::peer::PeerCredentials {
+                uid: 0,
+                gid: 0,
+                pid: 0,
+                groups: Vec::new(),
+            }),
+        );
+        (record.caller_uid, record.caller_gid, record.caller_pid) = (None, None, None);
+        record
     }
 
     /// Marks the record as the failure `status` reports: "denied" by policy or "failed".
@@ -150,39 +188,123 @@ struct DenialCount {
     left_out: u64,
 }
 
+/// What the writer thread is asked to do, in queue order.
+enum Message {
+    Record(AuditRecord),
+    /// Report the chain head once everything queued before is written.
+    Head(oneshot::Sender<HeadReport>),
+    /// Open the log file again (after it was moved away for rotation).
+    Reopen,
+    /// Write what is queued, save the head and stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// Where the chain stands, for a checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadReport {
+    pub head: ChainHead,
+    /// The last record that is not itself a checkpoint: nothing to cover when it is covered.
+    pub last_event_seq: u64,
+}
+
 /// Handle to the audit writer thread.
 #[derive(Clone)]
 pub struct AuditLog {
-    queue: mpsc::Sender<AuditRecord>,
+    queue: mpsc::Sender<Message>,
     failed: Arc<AtomicBool>,
     denials: Arc<Mutex<HashMap<CallerKey, DenialCount>>>,
     /// Whether any caller has denials left out: while none has, an allowed record (every
     /// signature) skips the denials table and its lock.
     left_out: Arc<AtomicBool>,
+    /// Woken by the writer when `checkpoint_every_records` records await a checkpoint.
+    checkpoint_due: Arc<Notify>,
 }
 
 impl AuditLog {
     pub fn open(config: &AuditConfig) -> Result<AuditLog, AuditError> {
-        let sink: Box<dyn Write + Send> = match config.sink {
-            AuditSinkKind::Stderr => Box::new(std::io::stderr()),
+        let (sink, head, cut_off) = match config.sink {
+            AuditSinkKind::Stderr => (
+                Sink {
+                    out: Box::new(std::io::stderr()),
+                    path: None,
+                },
+                ChainHead::GENESIS,
+                false,
+            ),
             AuditSinkKind::File => {
                 let path = config.path.as_deref().expect("validated in config");
-                Box::new(open_append(path)?)
+                let (head, cut_off) = chain::resume(path).map_err(|error| AuditError::Open {
+                    path: path.display().to_string(),
+                    error,
+                })?;
+                (
+                    Sink {
+                        out: Box::new(open_append(path)?),
+                        path: Some(path.to_owned()),
+                    },
+                    head,
+                    cut_off,
+                )
             }
         };
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let failed = Arc::new(AtomicBool::new(false));
-        let flag = failed.clone();
+        let checkpoint_due = Arc::new(Notify::new());
+        let writer = Writer {
+            rx,
+            sink,
+            head,
+            last_event_seq: 0,
+            failed: failed.clone(),
+            pending_newline: cut_off,
+            due: config
+                .checkpoint_key
+                .is_some()
+                .then(|| (config.checkpoint_every_records, checkpoint_due.clone())),
+            since_due: 0,
+        };
         std::thread::Builder::new()
             .name("trustd-audit".into())
-            .spawn(move || write_loop(rx, sink, flag))
+            .spawn(move || writer.run())
             .expect("spawn audit thread");
         Ok(AuditLog {
             queue,
             failed,
             denials: Arc::default(),
             left_out: Arc::default(),
+            checkpoint_due,
         })
+    }
+
+    /// Where the chain stands once what is queued now is written; None once the log is closed.
+    pub async fn head(&self) -> Option<HeadReport> {
+        let (reply, report) = oneshot::channel();
+        self.queue.send(Message::Head(reply)).await.ok()?;
+        report.await.ok()
+    }
+
+    /// Opens the log file again, so a file moved away by logrotate is closed; the chain goes on
+    /// in the new file.
+    pub async fn reopen(&self) {
+        let _ = self.queue.send(Message::Reopen).await;
+    }
+
+    /// Writes everything queued, saves the chain head and stops the writer. Records sent later
+    /// are lost, so this is the last thing trustd does.
+    pub async fn close(&self) {
+        let (ack, closed) = oneshot::channel();
+        if self.queue.send(Message::Close(ack)).await.is_ok() {
+            let _ = closed.await;
+        }
+    }
+
+    pub fn checkpoint_due(&self) -> Arc<Notify> {
+        self.checkpoint_due.clone()
+    }
+
+    /// Writes a record of trustd's own (no caller, so no denial accounting).
+    pub async fn record_own(&self, record: AuditRecord) {
+        let _ = self.queue.send(Message::Record(record.bounded())).await;
     }
 
     /// Whether `record` is written: denials beyond the caller's rate are counted instead,
@@ -240,7 +362,7 @@ impl AuditLog {
             return Ok(());
         }
         self.queue
-            .send(record.bounded())
+            .send(Message::Record(record.bounded()))
             .await
             .map_err(|_| AuditError::Failed)
     }
@@ -249,7 +371,7 @@ impl AuditLog {
     /// the sink broken (the denial counts still apply).
     pub fn record_now(&self, mut record: AuditRecord) {
         if self.check_healthy().is_ok() && self.admit(&mut record) {
-            let _ = self.queue.try_send(record.bounded());
+            let _ = self.queue.try_send(Message::Record(record.bounded()));
         }
     }
 }
@@ -268,43 +390,139 @@ fn open_append(path: &Path) -> Result<std::fs::File, AuditError> {
         })
 }
 
-fn write_loop(
-    mut rx: mpsc::Receiver<AuditRecord>,
-    mut sink: Box<dyn Write + Send>,
+/// Where records go: stderr, or a file that can be reopened.
+struct Sink {
+    out: Box<dyn Write + Send>,
+    path: Option<PathBuf>,
+}
+
+/// The writer thread: links each record into the chain as it serializes it, writes, and answers
+/// the control messages in queue order.
+struct Writer {
+    rx: mpsc::Receiver<Message>,
+    sink: Sink,
+    head: ChainHead,
+    last_event_seq: u64,
     failed: Arc<AtomicBool>,
-) {
-    let mut line = Vec::with_capacity(512);
-    while let Some(record) = rx.blocking_recv() {
-        line.clear();
-        serde_json::to_writer(&mut line, &record).expect("audit records serialize");
-        line.push(b'\n');
-        // Drain what else is queued so a burst becomes one write.
-        while let Ok(more) = rx.try_recv() {
-            serde_json::to_writer(&mut line, &more).expect("audit records serialize");
-            line.push(b'\n');
+    /// The log ended in a cut-off line: end it before the first record.
+    pending_newline: bool,
+    /// Every how many records the checkpoint task is woken, and how.
+    due: Option<(u64, Arc<Notify>)>,
+    since_due: u64,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut batch = Vec::with_capacity(512);
+        while let Some(first) = self.rx.blocking_recv() {
+            batch.clear();
+            if std::mem::take(&mut self.pending_newline) {
+                batch.push(b'\n');
+            }
+            // Drain what else is queued so a burst becomes one write; a control message ends
+            // the batch and is answered once the records before it are written.
+            let mut control = None;
+            let mut next = Some(first);
+            while let Some(message) = next {
+                match message {
+                    Message::Record(record) => self.link(record, &mut batch),
+                    other => {
+                        control = Some(other);
+                        break;
+                    }
+                }
+                next = self.rx.try_recv().ok();
+            }
+            self.write(&batch);
+            self.wake_checkpoints();
+            match control {
+                None | Some(Message::Record(_)) => {}
+                Some(Message::Head(reply)) => {
+                    let _ = reply.send(HeadReport {
+                        head: self.head,
+                        last_event_seq: self.last_event_seq,
+                    });
+                }
+                Some(Message::Reopen) => self.reopen(),
+                Some(Message::Close(ack)) => {
+                    self.save_head();
+                    let _ = ack.send(());
+                    return;
+                }
+            }
         }
+    }
+
+    /// Numbers `record`, links it to the head and appends its line to `batch`.
+    fn link(&mut self, mut record: AuditRecord, batch: &mut Vec<u8>) {
+        record.seq = self.head.seq + 1;
+        record.prev_sha256 = self.head.hex();
+        let start = batch.len();
+        serde_json::to_writer(&mut *batch, &record).expect("audit records serialize");
+        self.head = ChainHead::after(record.seq, &batch[start..]);
+        batch.push(b'\n');
+        if record.event != CHECKPOINT_EVENT {
+            self.last_event_seq = record.seq;
+            self.since_due += 1;
+        }
+    }
+
+    fn wake_checkpoints(&mut self) {
+        if let Some((every, due)) = &self.due {
+            if self.since_due >= *every {
+                self.since_due = 0;
+                due.notify_one();
+            }
+        }
+    }
+
+    /// Writes `bytes` whole, retrying every second (and refusing signatures meanwhile) while
+    /// the sink fails.
+    fn write(&mut self, bytes: &[u8]) {
         let mut written = 0;
         let mut announced = false;
-        loop {
-            match write_some(&mut *sink, &line[written..]) {
+        while written < bytes.len() {
+            match write_some(&mut *self.sink.out, &bytes[written..]) {
                 Ok(n) => written += n,
                 Err(error) => {
                     if !announced {
                         tracing::error!(%error, "audit log write failed; refusing signatures until it can be written again");
                         announced = true;
                     }
-                    failed.store(true, Ordering::Release);
+                    self.failed.store(true, Ordering::Release);
                     std::thread::sleep(RETRY_EVERY);
-                    continue;
                 }
-            }
-            if written == line.len() {
-                break;
             }
         }
         if announced {
             tracing::info!("audit log writable again; signing resumes");
-            failed.store(false, Ordering::Release);
+            self.failed.store(false, Ordering::Release);
+        }
+    }
+
+    fn reopen(&mut self) {
+        let Some(path) = self.sink.path.clone() else {
+            return;
+        };
+        // Saved first: if the new file is still empty at the next start, the chain resumes
+        // from here.
+        self.save_head();
+        match open_append(&path) {
+            Ok(file) => {
+                self.sink.out = Box::new(file);
+                tracing::info!(path = %path.display(), seq = self.head.seq, "audit log reopened");
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot reopen the audit log; still writing to the file open before")
+            }
+        }
+    }
+
+    fn save_head(&self) {
+        if let Some(path) = &self.sink.path {
+            if let Err(error) = chain::save_head(path, self.head) {
+                tracing::error!(%error, path = %chain::head_path(path).display(), "cannot save the audit chain head; a new log file will start a new chain");
+            }
         }
     }
 }
@@ -327,6 +545,7 @@ fn write_some(sink: &mut dyn Write, bytes: &[u8]) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
 
     fn denied(uid: u32) -> AuditRecord {
         let peer = Caller::Local(crate::front::peer::PeerCredentials {
@@ -391,6 +610,59 @@ mod tests {
         }
     }
 
+    fn spawn_writer(
+        out: Box<dyn Write + Send>,
+    ) -> (
+        mpsc::Sender<Message>,
+        Arc<AtomicBool>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let (queue, rx) = mpsc::channel(8);
+        let failed = Arc::new(AtomicBool::new(false));
+        let writer = Writer {
+            rx,
+            sink: Sink { out, path: None },
+            head: ChainHead::GENESIS,
+            last_event_seq: 0,
+            failed: failed.clone(),
+            pending_newline: false,
+            due: None,
+            since_due: 0,
+        };
+        (queue, failed, std::thread::spawn(move || writer.run()))
+    }
+
+    #[test]
+    fn each_record_is_numbered_and_carries_the_hash_of_the_line_before() {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let sink = FillableSink {
+            full: Arc::default(),
+            out: out.clone(),
+        };
+        let (queue, _, writer) = spawn_writer(Box::new(sink));
+        for uid in 1..=3 {
+            queue.blocking_send(Message::Record(denied(uid))).unwrap();
+        }
+        let (reply, report) = oneshot::channel();
+        queue.blocking_send(Message::Head(reply)).unwrap();
+        let report = report.blocking_recv().unwrap();
+        drop(queue);
+        writer.join().unwrap();
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let mut prev = trustd_proto::audit_chain::GENESIS_PREV.to_owned();
+        for (i, line) in lines.iter().enumerate() {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(value["seq"], i as u64 + 1);
+            assert_eq!(value["prev_sha256"], prev.as_str());
+            prev = hex::encode(sha2::Sha256::digest(line.as_bytes()));
+        }
+        assert_eq!(report.head.seq, 3);
+        assert_eq!(report.head.hex(), prev);
+        assert_eq!(report.last_event_seq, 3);
+    }
+
     #[test]
     fn a_full_sink_fails_closed_and_recovers_without_losing_the_record() {
         let full = Arc::new(AtomicBool::new(true));
@@ -399,13 +671,10 @@ mod tests {
             full: full.clone(),
             out: out.clone(),
         };
-        let (queue, rx) = mpsc::channel(8);
-        let failed = Arc::new(AtomicBool::new(false));
-        let flag = failed.clone();
-        let writer = std::thread::spawn(move || write_loop(rx, Box::new(sink), flag));
+        let (queue, failed, writer) = spawn_writer(Box::new(sink));
         let mut record = denied(1);
         record.result = "allowed";
-        queue.blocking_send(record).unwrap();
+        queue.blocking_send(Message::Record(record)).unwrap();
         let wait_for = |want: bool| {
             for _ in 0..500 {
                 if failed.load(Ordering::SeqCst) == want {
