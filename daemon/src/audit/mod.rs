@@ -189,6 +189,10 @@ struct DenialCount {
 }
 
 /// What the writer thread is asked to do, in queue order.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "records are nearly every message; boxing would allocate once more per signature"
+)]
 enum Message {
     Record(AuditRecord),
     /// Report the chain head once everything queued before is written.
