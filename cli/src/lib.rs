@@ -4,6 +4,7 @@
 //! (`key load`); everything else works with public keys and signatures only.
 
 pub mod attestation;
+pub mod audit_log;
 pub mod client;
 pub mod config;
 pub mod cosign;

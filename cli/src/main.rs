@@ -64,6 +64,9 @@ enum Command {
     /// Set up hardware tokens held by trustd (YubiKey PIV: init, unlock).
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
+    /// Check trustd's tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
 }
 
 /// Die quietly on a closed pipe (`trustctl key list | head`) like other Unix tools.
@@ -133,6 +136,7 @@ fn main() -> ExitCode {
             Command::Signer(cmd) => commands::signer::run_signer(&trustd, cmd).await,
             Command::Delegation(cmd) => commands::signer::run_delegation(&trustd, cmd).await,
             Command::Token(cmd) => commands::token::run(&trustd, cmd).await,
+            Command::Audit(cmd) => commands::audit::run(&trustd, cmd).await,
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod attest;
+pub mod audit;
 pub mod batch;
 pub mod blob;
 pub mod inspect;
