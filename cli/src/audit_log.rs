@@ -41,7 +41,7 @@ pub struct Report {
     pub checkpoints_failed: u64,
     /// The last record a verified checkpoint covers.
     pub covered_through_seq: Option<u64>,
-    /// Records after that one (or all, without a verified checkpoint).
+    /// Records after that one, checkpoints aside (or all, without a verified checkpoint).
     pub uncovered_records: u64,
     pub broken: Option<Break>,
 }
@@ -61,12 +61,14 @@ impl Report {
     }
 }
 
-/// A record seen recently: where it is and its line hash.
+/// A record seen recently: where it is, its line hash, and how many records that are not
+/// checkpoints the walk has seen up to it.
 struct Seen {
     seq: u64,
     sha256: [u8; 32],
     file: usize,
     line: u64,
+    events: u64,
 }
 
 /// Walks audit log files in order (oldest first), checking the chain and, with a checkpoint
@@ -79,6 +81,9 @@ pub struct Walk<'k> {
     /// links to.
     unchained_tail: Option<[u8; 32]>,
     recent: VecDeque<Seen>,
+    /// Records that are not checkpoints, in all, and up to the last covered one.
+    events: u64,
+    covered_events: u64,
 }
 
 impl<'k> Walk<'k> {
@@ -89,6 +94,8 @@ impl<'k> Walk<'k> {
             last: None,
             unchained_tail: None,
             recent: VecDeque::new(),
+            events: 0,
+            covered_events: 0,
         }
     }
 
@@ -128,10 +135,7 @@ impl<'k> Walk<'k> {
 
     pub fn finish(mut self) -> Report {
         let report = &mut self.report;
-        report.uncovered_records = match (report.last_seq, report.covered_through_seq) {
-            (Some(last), Some(covered)) => last.saturating_sub(covered),
-            _ => report.records,
-        };
+        report.uncovered_records = self.events - self.covered_events;
         self.report
     }
 
@@ -173,6 +177,8 @@ impl<'k> Walk<'k> {
         self.link(seq, prev)?;
         if value.get("event").and_then(|e| e.as_str()) == Some(CHECKPOINT_EVENT) {
             self.checkpoint(&value)?;
+        } else {
+            self.events += 1;
         }
         self.report.records += 1;
         self.report.first_seq.get_or_insert(seq);
@@ -182,6 +188,7 @@ impl<'k> Walk<'k> {
             sha256,
             file,
             line,
+            events: self.events,
         };
         if self.recent.len() == RECENT_RECORDS {
             self.recent.pop_front();
@@ -270,8 +277,10 @@ impl<'k> Walk<'k> {
         match self.recent.iter().rev().find(|seen| seen.seq == covered) {
             Some(seen) if hex::encode(seen.sha256) == covered_sha256 => {
                 self.report.checkpoints_verified += 1;
-                let through = self.report.covered_through_seq.get_or_insert(covered);
-                *through = (*through).max(covered);
+                if self.report.covered_through_seq.is_none_or(|s| s < covered) {
+                    self.report.covered_through_seq = Some(covered);
+                    self.covered_events = seen.events;
+                }
                 Ok(())
             }
             Some(seen) => Err(format!(

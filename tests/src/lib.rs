@@ -223,6 +223,8 @@ pub struct Options {
     pub limits: String,
     /// More top-level tables (TOML), such as `[tls_listener]` and `[notary_signer]`.
     pub extra: String,
+    /// More `[audit]` lines (TOML), such as `checkpoint_key`.
+    pub audit_settings: String,
 }
 
 /// Root may do everything; nobody else anything.
@@ -251,6 +253,7 @@ impl Options {
             backends: None,
             limits: String::new(),
             extra: String::new(),
+            audit_settings: String::new(),
         }
     }
 
@@ -271,6 +274,7 @@ impl Options {
             backends: Some(backends),
             limits: String::new(),
             extra: String::new(),
+            audit_settings: String::new(),
         }
     }
 }
@@ -384,6 +388,7 @@ max_payload_bytes = {max_payload}
 [audit]
 sink = "file"
 path = "{audit}"
+{audit_settings}
 
 {backends}
 
@@ -399,6 +404,7 @@ path = "{audit}"
             audit = self.audit.display(),
             policy = options.policy,
             extra = options.extra,
+            audit_settings = options.audit_settings,
         );
         std::fs::write(&self.config, text).unwrap();
     }
