@@ -371,6 +371,75 @@ mod tests {
         assert!(broken.reason.contains("cut-off"), "{}", broken.reason);
     }
 
+    /// One way to tamper with a log of `n` lines.
+    #[derive(Debug, Clone)]
+    enum Tamper {
+        Remove(usize),
+        Insert {
+            copy: usize,
+            at: usize,
+        },
+        Swap(usize, usize),
+        /// Changes a field's value; the chain alone cannot see this in the last line (no
+        /// record follows it), which is what checkpoints are for.
+        Edit(usize),
+    }
+
+    fn tamper() -> impl proptest::strategy::Strategy<Value = (usize, Tamper)> {
+        use proptest::prelude::*;
+        (2usize..40).prop_flat_map(|n| {
+            let change = prop_oneof![
+                (0..n).prop_map(Tamper::Remove),
+                (0..n, 0..=n).prop_map(|(copy, at)| Tamper::Insert { copy, at }),
+                (0..n, 0..n)
+                    .prop_filter("two different lines", |(a, b)| a != b)
+                    .prop_map(|(a, b)| Tamper::Swap(a, b)),
+                (0..n - 1).prop_map(Tamper::Edit),
+            ];
+            (Just(n), change)
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        #[test]
+        fn any_removal_insertion_swap_or_edit_before_the_last_line_breaks_the_chain(
+            (n, change) in tamper()
+        ) {
+            let mut lines = chain(n as u64);
+            match change {
+                Tamper::Remove(i) => {
+                    lines.remove(i);
+                }
+                Tamper::Insert { copy, at } => {
+                    let line = lines[copy].clone();
+                    lines.insert(at, line);
+                }
+                Tamper::Swap(a, b) => lines.swap(a, b),
+                Tamper::Edit(i) => lines[i] = lines[i].replace("allowed", "denied"),
+            }
+            let report = walk_lines(&lines);
+            // Removing the first or last line leaves a shorter chain that is still whole: a
+            // removed first line shows as a chain starting after seq 1, a removed last line
+            // only as a record count lower than the checkpoints say.
+            let still_whole = match change {
+                Tamper::Remove(i) => i == 0 || i == n - 1,
+                _ => false,
+            };
+            if still_whole {
+                proptest::prop_assert!(report.intact());
+                proptest::prop_assert_eq!(report.records, n as u64 - 1);
+            } else {
+                proptest::prop_assert!(!report.intact(), "{:?} went unnoticed", change);
+            }
+        }
+    }
+
     #[test]
     fn a_rotated_file_continues_the_chain_of_the_one_before() {
         let lines = chain(6);

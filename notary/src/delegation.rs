@@ -27,6 +27,22 @@ pub enum DelegationError {
     NoSuchRole(String),
 }
 
+/// Whether a role delegated `paths` may sign `name`: notary's rule, a plain prefix match on
+/// the target name ("" covers every name).
+pub fn paths_cover(paths: &[String], name: &str) -> bool {
+    paths.iter().any(|path| name.starts_with(path.as_str()))
+}
+
+/// The paths a nested role really has: those of its own that lie inside one of its parent's.
+/// Whatever the narrowed paths cover, both the role's and its parent's cover, so a delegated
+/// role never signs beyond what was delegated to its parent.
+pub fn narrow_paths(own: &[String], parent: &[String]) -> Vec<String> {
+    own.iter()
+        .filter(|path| paths_cover(parent, path))
+        .cloned()
+        .collect()
+}
+
 /// Notary's rule for delegation role names (`data.IsDelegation`).
 pub fn check_role_name(role: &str) -> Result<(), DelegationError> {
     let bad = || DelegationError::BadRoleName(role.to_owned());

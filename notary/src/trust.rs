@@ -648,18 +648,12 @@ pub async fn update(
                 }
                 other => other?,
             };
-            let allowed =
-                |name: &str, paths: &[String]| paths.iter().any(|p| name.starts_with(p.as_str()));
-            delegated
-                .targets
-                .retain(|name, _| allowed(name, &role.paths) && allowed(name, &parent_paths));
+            delegated.targets.retain(|name, _| {
+                delegation::paths_cover(&role.paths, name)
+                    && delegation::paths_cover(&parent_paths, name)
+            });
             files.insert(role.name.clone(), bytes);
-            let paths = role
-                .paths
-                .iter()
-                .filter(|p| parent_paths.iter().any(|pp| p.starts_with(pp.as_str())))
-                .cloned()
-                .collect();
+            let paths = delegation::narrow_paths(&role.paths, &parent_paths);
             delegations.insert(role.name.clone(), delegated.clone());
             delegation_order.push(role.name.clone());
             queue.push_back((role.name.clone(), delegated, paths));

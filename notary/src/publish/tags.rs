@@ -195,10 +195,7 @@ fn role_paths<'r>(repo: &'r VerifiedRepository, role: &str) -> &'r [String] {
 }
 
 fn covers(repo: &VerifiedRepository, role: &str, tag: &str) -> bool {
-    role == "targets"
-        || role_paths(repo, role)
-            .iter()
-            .any(|p| tag.starts_with(p.as_str()))
+    role == "targets" || crate::delegation::paths_cover(role_paths(repo, role), tag)
 }
 
 /// For each tag, the roles it is signed into: the candidates whose delegated paths cover it
