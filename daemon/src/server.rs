@@ -34,6 +34,8 @@ use crate::state::{DaemonState, Guards};
 
 /// How long in-flight requests get to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long stopping waits for the last audit checkpoint and the log's final write.
+const AUDIT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs trustd with the configuration at `config_path` until SIGTERM or SIGINT, then drains
 /// the requests in flight (at most 30 s) and returns.
@@ -172,11 +174,20 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     if let Some(path) = bound.created {
         let _ = std::fs::remove_file(path);
     }
-    // The last checkpoint covers every record, then the writer saves the chain head.
-    if let Some(checkpointer) = checkpointer {
-        checkpointer.finish().await;
+    // The last checkpoint covers every record, then the writer saves the chain head; a device
+    // that hangs does not keep trustd from stopping.
+    let close_audit = async {
+        if let Some(checkpointer) = checkpointer {
+            checkpointer.finish().await;
+        }
+        state.audit.close().await;
+    };
+    if tokio::time::timeout(AUDIT_CLOSE_TIMEOUT, close_audit)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the last audit checkpoint did not finish within {AUDIT_CLOSE_TIMEOUT:?}; exiting without it");
     }
-    state.audit.close().await;
     tracing::info!("trustd stopped");
     Ok(())
 }
