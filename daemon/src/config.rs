@@ -13,7 +13,7 @@ use crate::secret::SecretSource;
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {error}")]
+    #[error("cannot read config {path}: {}", read_failure(error))]
     Read {
         path: PathBuf,
         // Not a `source`: the message already says it, and a chain would say it twice.
@@ -23,6 +23,27 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
+}
+
+/// Why a config file could not be read, in words and with what to do (no "os error N").
+fn read_failure(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => {
+            "no such file; give the right path with --config".to_owned()
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied; the user trustd runs as must be able to read it".to_owned()
+        }
+        std::io::ErrorKind::IsADirectory => "it is a directory, not a file".to_owned(),
+        std::io::ErrorKind::InvalidData => "it is not UTF-8 text".to_owned(),
+        _ => {
+            let text = error.to_string();
+            match text.find(" (os error") {
+                Some(at) => text[..at].to_owned(),
+                None => text,
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

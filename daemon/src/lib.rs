@@ -34,6 +34,16 @@ mod time;
 
 use std::path::Path;
 
+/// Whether trustd failed because its configuration is unusable: the file, its policy or the
+/// files it names (TLS certificates). `main` exits 2 for these, as trustctl does for bad input.
+pub fn is_config_error(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.is::<config::ConfigError>()
+            || cause.is::<policy::PolicyError>()
+            || cause.is::<front::tls::TlsSetupError>()
+    })
+}
+
 /// Loads the configuration at `path` and resolves its policy (user and group names), as
 /// `trustd --check-config` does, without starting anything.
 pub fn check_config(path: &Path) -> anyhow::Result<()> {

@@ -6,6 +6,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Exit code for a configuration that cannot be read or is not valid, as trustctl uses 2 for
+/// bad input; 1 is every other failure.
+const BAD_CONFIG: u8 = 2;
+
 /// Hardware-backed signing daemon for container image trust.
 #[derive(Parser)]
 #[command(version)]
@@ -41,7 +45,7 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("trustd: {e:#}");
-                ExitCode::FAILURE
+                ExitCode::from(BAD_CONFIG)
             }
         };
     }
@@ -62,7 +66,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // Once, on stderr (the journal, under systemd).
             eprintln!("trustd: {e:#}");
-            ExitCode::FAILURE
+            if trustd::is_config_error(&e) {
+                ExitCode::from(BAD_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -306,10 +306,10 @@ fn a_config_that_cannot_be_read_is_one_line_on_stderr() {
             .args(["--config", "/nonexistent/trustd.toml"])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(2));
         assert_eq!(
             stderr(&out),
-            "trustd: cannot read config /nonexistent/trustd.toml: No such file or directory (os error 2)\n",
+            "trustd: cannot read config /nonexistent/trustd.toml: no such file; give the right path with --config\n",
             "--check-config: {check}"
         );
     }

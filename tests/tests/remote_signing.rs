@@ -358,8 +358,9 @@ fn a_missing_server_certificate_stops_trustd_at_startup_naming_the_file() {
         .arg("--check-config")
         .output()
         .unwrap();
-    assert!(
-        !check.status.success(),
+    assert_eq!(
+        check.status.code(),
+        Some(2),
         "--check-config passed a missing certificate"
     );
     assert!(
