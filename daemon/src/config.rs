@@ -252,7 +252,7 @@ pub struct AuditConfig {
     /// A checkpoint once this many records were written since the last one...
     #[serde(default = "default_checkpoint_records")]
     pub checkpoint_every_records: u64,
-    /// ...or this many seconds after the oldest record not yet covered (and at shutdown).
+    /// ...and every this many seconds when records were written since (and at shutdown).
     #[serde(default = "default_checkpoint_secs")]
     pub checkpoint_every_secs: u64,
 }
