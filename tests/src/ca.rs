@@ -15,67 +15,29 @@ impl TestCa {
         let ca = TestCa {
             dir: tempfile::tempdir().unwrap(),
         };
-        let ec = [
+        ca.openssl(&[
+            "req",
+            "-x509",
             "-newkey",
             "ec",
             "-pkeyopt",
             "ec_paramgen_curve:P-256",
             "-nodes",
-        ];
-        ca.openssl(
-            &[
-                &["req", "-x509"][..],
-                &ec,
-                &[
-                    "-keyout",
-                    "ca.key",
-                    "-out",
-                    "ca.crt",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=trustd test CA",
-                ],
-            ]
-            .concat(),
-        );
-        ca.openssl(
-            &[
-                &["req"][..],
-                &ec,
-                &[
-                    "-keyout",
-                    "server.key",
-                    "-out",
-                    "server.csr",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                ],
-            ]
-            .concat(),
-        );
-        std::fs::write(
-            ca.dir.path().join("ext.cnf"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        ca.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
+            "-keyout",
             "ca.key",
-            "-CAcreateserial",
             "-out",
-            "server.crt",
+            "ca.crt",
             "-days",
             "2",
-            "-extfile",
-            "ext.cnf",
+            "-subj",
+            "/CN=trustd test CA",
         ]);
+        ca.issue(
+            "server",
+            "/CN=127.0.0.1",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth",
+            2,
+        );
         ca
     }
 
