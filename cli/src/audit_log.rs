@@ -63,6 +63,7 @@ impl Report {
 
 /// A record seen recently: where it is, its line hash, and how many records that are not
 /// checkpoints the walk has seen up to it.
+#[derive(Clone, Copy)]
 struct Seen {
     seq: u64,
     sha256: [u8; 32],
@@ -76,10 +77,10 @@ struct Seen {
 pub struct Walk<'k> {
     key: Option<&'k [u8]>,
     report: Report,
-    last: Option<Seen>,
     /// The line before the chain began (an older trustd's record), which its first record
     /// links to.
     unchained_tail: Option<[u8; 32]>,
+    /// The records most recently walked, the last one at the back.
     recent: VecDeque<Seen>,
     /// Records that are not checkpoints, in all, and up to the last covered one.
     events: u64,
@@ -91,7 +92,6 @@ impl<'k> Walk<'k> {
         Walk {
             key: checkpoint_key,
             report: Report::default(),
-            last: None,
             unchained_tail: None,
             recent: VecDeque::new(),
             events: 0,
@@ -160,7 +160,7 @@ impl<'k> Walk<'k> {
         })?;
         let sha256: [u8; 32] = Sha256::digest(bytes).into();
         let Some(seq) = value.get("seq").and_then(|s| s.as_u64()) else {
-            if self.last.is_some() {
+            if !self.recent.is_empty() {
                 return Err(
                     "a record without seq inside the chain: added by hand, or by something other than trustd"
                         .into(),
@@ -193,14 +193,13 @@ impl<'k> Walk<'k> {
         if self.recent.len() == RECENT_RECORDS {
             self.recent.pop_front();
         }
-        self.recent.push_back(Seen { ..seen });
-        self.last = Some(Seen { ..seen });
+        self.recent.push_back(seen);
         Ok(())
     }
 
     /// Checks that record `seq` follows the last one and names its hash.
     fn link(&mut self, seq: u64, prev: &str) -> Result<(), String> {
-        let Some(last) = &self.last else {
+        let Some(last) = self.recent.back() else {
             // The first record of the walk.
             return match self.unchained_tail {
                 Some(tail) if prev != hex::encode(tail) => Err(
