@@ -13,6 +13,8 @@ use trustd_proto::audit_chain::GENESIS_PREV;
 
 /// How much of the log's end is read to find its last record; records are bounded far below.
 const TAIL_BYTES: u64 = 64 * 1024;
+/// How much of a saved head file is read.
+const HEAD_BYTES: u64 = 256;
 
 /// The last record written: its number and the SHA-256 of its line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +82,10 @@ fn head_of_line(line: &[u8]) -> ChainHead {
 
 fn saved_head(log: &Path) -> std::io::Result<ChainHead> {
     let path = head_path(log);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
+    let mut text = String::new();
+    match std::fs::File::open(&path) {
+        // "SEQ SHA256\n" is under 100 bytes; whatever is longer is not a head.
+        Ok(file) => file.take(HEAD_BYTES).read_to_string(&mut text)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ChainHead::GENESIS),
         Err(e) => return Err(e),
     };

@@ -117,17 +117,33 @@ impl AuditRecord {
     pub fn new(event: &'static str, caller: &Caller) -> Self {
         let local = caller.local();
         AuditRecord {
-            seq: 0,
-            time: crate::time::now_rfc3339(),
-            event,
             caller_uid: local.map(|peer| peer.uid),
             caller_gid: local.map(|peer| peer.gid),
             caller_pid: local.map(|peer| peer.pid),
-            caller_key: caller.key(),
             caller_identity: match caller {
                 Caller::Remote(remote) => Some(remote.name().to_owned()),
                 Caller::Local(_) => None,
             },
+            ..AuditRecord::blank(event, caller.key())
+        }
+    }
+
+    /// A record of trustd's own doing (a checkpoint), with no caller. It is written without
+    /// denial accounting, so its caller key is never looked at.
+    pub fn by_trustd(event: &'static str) -> Self {
+        AuditRecord::blank(event, CallerKey::Uid(0))
+    }
+
+    fn blank(event: &'static str, caller_key: CallerKey) -> Self {
+        AuditRecord {
+            seq: 0,
+            time: crate::time::now_rfc3339(),
+            event,
+            caller_uid: None,
+            caller_gid: None,
+            caller_pid: None,
+            caller_key,
+            caller_identity: None,
             key_name: None,
             payload_sha384: None,
             key_id: None,
@@ -141,21 +157,6 @@ impl AuditRecord {
             signature: None,
             prev_sha256: String::new(),
         }
-    }
-
-    /// A record of trustd's own doing (a checkpoint), with no caller.
-    pub fn by_trustd(event: &'static str) -> Self {
-        let mut record = AuditRecord::new(
-            event,
-            &Caller::Local(crate::front::peer::PeerCredentials {
-                uid: 0,
-                gid: 0,
-                pid: 0,
-                groups: Vec::new(),
-            }),
-        );
-        (record.caller_uid, record.caller_gid, record.caller_pid) = (None, None, None);
-        record
     }
 
     /// Marks the record as the failure `status` reports: "denied" by policy or "failed".

@@ -118,17 +118,7 @@ impl KeyService {
             }
         };
         let input = self.sign_input(wanted, request.payload, input_digest)?;
-        self.state.audit.check_healthy()?;
-        let raw = self
-            .key_backend(&key)?
-            .sign(&key.device, key.algorithm, input)
-            .await?;
-        let bytes = match encoding {
-            SignatureEncoding::Der => {
-                algorithm::ecdsa_raw_to_der(&raw).map_err(ServiceError::Internal)?
-            }
-            SignatureEncoding::Raw => raw,
-        };
+        let bytes = self.device_sign(&key, input, encoding).await?;
         Ok(Signature {
             bytes,
             key_id: key.key_id.clone(),
@@ -156,16 +146,34 @@ impl KeyService {
             Some(Payload::Message(statement.to_vec())),
             Some(digest),
         )?;
+        let encoding = if algorithm.is_ecdsa() {
+            SignatureEncoding::Der
+        } else {
+            SignatureEncoding::Raw
+        };
+        let signature = self.device_sign(&key, input, encoding).await?;
+        Ok((key, signature))
+    }
+
+    /// Has the key's device sign `input`, once the audit trail can take the record, and
+    /// encodes the signature.
+    async fn device_sign(
+        &self,
+        key: &crate::inventory::KeyRecord,
+        input: SignInput,
+        encoding: SignatureEncoding,
+    ) -> Result<Vec<u8>, ServiceError> {
+        self.state.audit.check_healthy()?;
         let raw = self
-            .key_backend(&key)?
+            .key_backend(key)?
             .sign(&key.device, key.algorithm, input)
             .await?;
-        let signature = if algorithm.is_ecdsa() {
-            algorithm::ecdsa_raw_to_der(&raw).map_err(ServiceError::Internal)?
-        } else {
-            raw
-        };
-        Ok((key, signature))
+        match encoding {
+            SignatureEncoding::Der => {
+                algorithm::ecdsa_raw_to_der(&raw).map_err(ServiceError::Internal)
+            }
+            SignatureEncoding::Raw => Ok(raw),
+        }
     }
 
     /// What the device signs: the digest its algorithm wants, or the whole message.
