@@ -20,6 +20,8 @@ mod backend;
 mod certificate;
 mod config;
 mod front;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod inventory;
 mod key_locks;
 mod keys;

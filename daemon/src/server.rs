@@ -41,33 +41,7 @@ const AUDIT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the requests in flight (at most 30 s) and returns.
 pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
-    let inventory = Inventory::open(&config.state_dir)?;
-    let audit = AuditLog::open(&config.audit)?;
-    let policy = Policy::from_config(&config.policy)
-        .with_context(|| format!("config {}", config_path.display()))?;
-    if config.policy.rules.is_empty() {
-        tracing::warn!("the policy has no rules: every request will be denied");
-    }
-    let backends: Vec<Arc<dyn Backend>> = config
-        .backends
-        .iter()
-        .map(|b| match b {
-            BackendConfig::Pkcs11(c) => Arc::new(Pkcs11Backend::new(c.clone())) as Arc<dyn Backend>,
-            BackendConfig::Tpm(c) => Arc::new(tpm::backend(c.clone(), config.state_dir.clone())),
-            BackendConfig::Piv(c) => Arc::new(piv::backend(c.clone())),
-        })
-        .collect();
-    let state = Arc::new(DaemonState {
-        inventory,
-        backends,
-        policy: RwLock::new(Arc::new(policy)),
-        audit,
-        audit_checkpoint_key: config.audit.checkpoint_key.clone(),
-        limits: config.limits.clone(),
-        in_flight: AtomicU32::new(0),
-        key_locks: KeyLocks::default(),
-        guards: Guards::new(&config.limits),
-    });
+    let state = assemble(&config, config_path)?;
     raise_descriptor_limit(&config.limits);
 
     // Connect now so problems show in the log at startup; a backend that is not ready does not
@@ -190,6 +164,39 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     }
     tracing::info!("trustd stopped");
     Ok(())
+}
+
+/// The daemon's state from its configuration: inventory, audit log, policy and backends
+/// (not yet connected), as `run` serves it and the fuzzing harness drives it.
+pub(crate) fn assemble(config: &Config, config_path: &Path) -> anyhow::Result<Arc<DaemonState>> {
+    let inventory = Inventory::open(&config.state_dir)?;
+    let audit = AuditLog::open(&config.audit)?;
+    let policy = Policy::from_config(&config.policy)
+        .with_context(|| format!("config {}", config_path.display()))?;
+    if config.policy.rules.is_empty() {
+        tracing::warn!("the policy has no rules: every request will be denied");
+    }
+    let backends: Vec<Arc<dyn Backend>> = config
+        .backends
+        .iter()
+        .map(|b| match b {
+            BackendConfig::Pkcs11(c) => Arc::new(Pkcs11Backend::new(c.clone())) as Arc<dyn Backend>,
+            BackendConfig::Tpm(c) => Arc::new(tpm::backend(c.clone(), config.state_dir.clone())),
+            BackendConfig::Piv(c) => Arc::new(piv::backend(c.clone())),
+        })
+        .collect();
+    let state = Arc::new(DaemonState {
+        inventory,
+        backends,
+        policy: RwLock::new(Arc::new(policy)),
+        audit,
+        audit_checkpoint_key: config.audit.checkpoint_key.clone(),
+        limits: config.limits.clone(),
+        in_flight: AtomicU32::new(0),
+        key_locks: KeyLocks::default(),
+        guards: Guards::new(&config.limits),
+    });
+    Ok(state)
 }
 
 /// Serves `routes` on `incoming` until `stopped` turns true, with the bounds every listener

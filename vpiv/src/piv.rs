@@ -24,6 +24,11 @@ const SW_WRONG_P1P2: u16 = 0x6A86;
 const SW_REFERENCE_NOT_FOUND: u16 = 0x6A88;
 const SW_INS_NOT_SUPPORTED: u16 = 0x6D00;
 const SW_CONDITIONS: u16 = 0x6985;
+const SW_WRONG_LENGTH: u16 = 0x6700;
+/// The most command data a chain of APDUs may carry: a YubiKey holds objects of at most
+/// 3,052 bytes, and a real card's buffer is bounded too; a host that keeps chaining gets
+/// "wrong length" instead of growing the card's memory.
+const MAX_CHAINED_BYTES: usize = 4096;
 
 const PIV_AID: [u8; 5] = [0xA0, 0x00, 0x00, 0x03, 0x08];
 pub const DEFAULT_PIN: &[u8] = b"123456";
@@ -213,12 +218,16 @@ impl PivCard {
     /// Handles one command APDU; returns the response APDU (data and status word).
     pub fn process(&mut self, apdu: &[u8], touch: &dyn TouchSensor) -> Vec<u8> {
         let Some(command) = Command::parse(apdu) else {
-            return sw_only(0x6700);
+            return sw_only(SW_WRONG_LENGTH);
         };
         if command.ins == 0xC0 {
             return self.next_chunk();
         }
         self.pending_response.clear();
+        if self.chained.len() + command.data.len() > MAX_CHAINED_BYTES {
+            self.chained.clear();
+            return sw_only(SW_WRONG_LENGTH);
+        }
         if command.cla & 0x10 != 0 {
             self.chained.extend_from_slice(command.data);
             return sw_only(SW_OK);

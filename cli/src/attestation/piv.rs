@@ -47,10 +47,14 @@ impl PivTrust {
             reason,
         };
         let text = std::fs::read(path).map_err(|e| error(e.to_string()))?;
-        let roots = parse_pem(&text).map_err(error)?;
+        PivTrust::from_pem(&text, &path.display().to_string()).map_err(error)
+    }
+
+    /// The roots in PEM `text`, which came from `source` (how reports name it).
+    pub fn from_pem(text: &[u8], source: &str) -> Result<PivTrust, String> {
         Ok(PivTrust {
-            roots,
-            source: path.display().to_string(),
+            roots: parse_pem(text)?,
+            source: source.to_owned(),
         })
     }
 }
@@ -125,56 +129,29 @@ pub fn verify(
     if reported.as_deref() != Some(attested.as_slice()) {
         return Err(AttestationError::KeyMismatch);
     }
-    let extension = |oid| {
-        leaf.tbs_certificate
-            .extensions
-            .iter()
-            .flatten()
-            .find(|e| e.extn_id == oid)
-            .map(|e| e.extn_value.as_bytes().to_vec())
-            .ok_or(AttestationError::NotYubicoAttestation)
-    };
-    let firmware = extension(OID_FIRMWARE)?;
-    let serial = der::asn1::Uint::from_der(&extension(OID_SERIAL)?)
-        .map_err(|e| malformed("the serial extension", e))?;
-    let serial = serial
-        .as_bytes()
-        .iter()
-        .try_fold(0u32, |n, b| n.checked_mul(256).map(|n| n + *b as u32))
-        .ok_or(AttestationError::NotYubicoAttestation)?;
-    let policy = extension(OID_POLICY)?;
-    let (Some(&pin), Some(&touch), [_, _, _]) =
-        (policy.first(), policy.get(1), firmware.as_slice())
-    else {
-        return Err(AttestationError::NotYubicoAttestation);
-    };
-    let slot = leaf
-        .tbs_certificate
-        .subject
-        .to_string()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let facts = AttestedFacts::of(&leaf)?;
     let report = PivReport {
         key: key.name.clone(),
         key_id: key.key_id.clone(),
         backend: key.backend.clone(),
-        slot,
-        serial,
-        firmware: format!("{}.{}.{}", firmware[0], firmware[1], firmware[2]),
-        pin_policy: pin_policy_name(pin),
-        touch_policy: touch_policy_name(touch),
+        slot: facts.slot,
+        serial: facts.serial,
+        firmware: format!(
+            "{}.{}.{}",
+            facts.firmware[0], facts.firmware[1], facts.firmware[2]
+        ),
+        pin_policy: pin_policy_name(facts.pin_policy),
+        touch_policy: touch_policy_name(facts.touch_policy),
         anchor: format!("{anchor} ({})", trust.source),
     };
     // What trustd recorded must be what the card attests.
     if let Some(recorded) = &key.piv {
         let recorded_pin = pin_policy_name(recorded.pin_policy as u8);
         let recorded_touch = touch_policy_name(recorded.touch_policy as u8);
-        let mismatch = if recorded.serial != serial {
+        let mismatch = if recorded.serial != report.serial {
             Some(format!(
-                "card serial {serial}, trustd says {}",
-                recorded.serial
+                "card serial {}, trustd says {}",
+                report.serial, recorded.serial
             ))
         } else if recorded.slot != report.slot {
             Some(format!(
@@ -194,6 +171,63 @@ pub fn verify(
         }
     }
     Ok(report)
+}
+
+/// What a YubiKey attestation certificate says about its slot, from Yubico's extensions and
+/// the subject ("CN=YubiKey PIV Attestation 9c"). Read only once the chain is verified; kept
+/// apart so the fuzzer reaches it without forging a chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestedFacts {
+    pub serial: u32,
+    pub firmware: [u8; 3],
+    pub pin_policy: u8,
+    pub touch_policy: u8,
+    pub slot: String,
+}
+
+impl AttestedFacts {
+    pub fn of(leaf: &Certificate) -> Result<AttestedFacts, AttestationError> {
+        let malformed =
+            |what: &str, e: der::Error| AttestationError::Malformed(format!("{what}: {e}"));
+        let extension = |oid| {
+            leaf.tbs_certificate
+                .extensions
+                .iter()
+                .flatten()
+                .find(|e| e.extn_id == oid)
+                .map(|e| e.extn_value.as_bytes().to_vec())
+                .ok_or(AttestationError::NotYubicoAttestation)
+        };
+        let firmware = extension(OID_FIRMWARE)?;
+        let serial = der::asn1::Uint::from_der(&extension(OID_SERIAL)?)
+            .map_err(|e| malformed("the serial extension", e))?;
+        let serial = serial
+            .as_bytes()
+            .iter()
+            .try_fold(0u32, |n, b| n.checked_mul(256).map(|n| n + *b as u32))
+            .ok_or(AttestationError::NotYubicoAttestation)?;
+        let policy = extension(OID_POLICY)?;
+        let (Some(&pin_policy), Some(&touch_policy), &[major, minor, patch]) =
+            (policy.first(), policy.get(1), firmware.as_slice())
+        else {
+            return Err(AttestationError::NotYubicoAttestation);
+        };
+        let slot = leaf
+            .tbs_certificate
+            .subject
+            .to_string()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        Ok(AttestedFacts {
+            serial,
+            firmware: [major, minor, patch],
+            pin_policy,
+            touch_policy,
+            slot,
+        })
+    }
 }
 
 fn pin_policy_name(value: u8) -> &'static str {

@@ -95,6 +95,27 @@ fn registry_failure(error: RegistryError) -> CliError {
     CliError::Failed(error.to_string())
 }
 
+/// Whether one simple-signing layer (its payload and base64 signature) is a signature by
+/// `spki` of `digest`; the error says why not.
+pub fn check_signature(
+    spki: &[u8],
+    payload: &[u8],
+    signature_b64: &str,
+    digest: &str,
+) -> Result<(), String> {
+    if !signature_valid(spki, payload, signature_b64) {
+        return Err("signed by another key".to_owned());
+    }
+    let payload = Payload::parse(payload)?;
+    if payload.critical.image.docker_manifest_digest != digest {
+        return Err(format!(
+            "the signed payload is for {}, not {digest}",
+            payload.critical.image.docker_manifest_digest
+        ));
+    }
+    Ok(())
+}
+
 fn signature_valid(spki: &[u8], payload: &[u8], signature_b64: &str) -> bool {
     base64::engine::general_purpose::STANDARD
         .decode(signature_b64)
@@ -213,17 +234,9 @@ pub async fn verify_digest(
                 continue;
             }
         };
-        if !signature_valid(spki, &payload, signature) {
-            reasons.push("signed by another key".to_owned());
-            continue;
-        }
-        match Payload::parse(&payload) {
-            Ok(p) if p.critical.image.docker_manifest_digest == digest => return Ok(()),
-            Ok(p) => reasons.push(format!(
-                "the signed payload is for {}, not {digest}",
-                p.critical.image.docker_manifest_digest
-            )),
-            Err(e) => reasons.push(e),
+        match check_signature(spki, &payload, signature, digest) {
+            Ok(()) => return Ok(()),
+            Err(reason) => reasons.push(reason),
         }
     }
     if reasons.is_empty() {

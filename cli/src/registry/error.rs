@@ -37,7 +37,7 @@ pub enum RegistryError {
 
 /// "CODE: message" of the first error of a registry's error body
 /// (`{"errors":[{"code":...,"message":...}]}`).
-pub(super) fn first_error(body: &str) -> Option<String> {
+pub fn first_error(body: &str) -> Option<String> {
     let envelope: serde_json::Value = serde_json::from_str(body).ok()?;
     let first = envelope.get("errors")?.get(0)?;
     let code = first.get("code")?.as_str()?;

@@ -192,7 +192,7 @@ struct PlatformJson {
 }
 
 /// The platform manifests of an index; empty for an image manifest.
-fn platforms(body: &[u8]) -> Result<Vec<PlatformManifest>, String> {
+pub fn platforms(body: &[u8]) -> Result<Vec<PlatformManifest>, String> {
     let index: IndexJson =
         serde_json::from_slice(body).map_err(|e| format!("the manifest is not JSON: {e}"))?;
     Ok(index

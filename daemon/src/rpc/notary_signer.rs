@@ -34,10 +34,7 @@ pub async fn add_services(
     state: Arc<DaemonState>,
     config: &NotarySignerConfig,
 ) {
-    let service = NotarySigner {
-        keys: KeyService::new(state.clone()),
-        backend: Arc::from(config.backend.as_str()),
-    };
+    let service = NotarySigner::new(state, &config.backend);
     if let Ok(backend) = service.keys.select_backend(&config.backend) {
         tokio::spawn(follow_backend_health(backend.clone(), health.clone()));
     }
@@ -85,6 +82,16 @@ pub struct NotarySigner {
     keys: KeyService,
     /// Where CreateKey makes keys (`[notary_signer] backend`).
     backend: Arc<str>,
+}
+
+impl NotarySigner {
+    /// notary-signer's services over `state`, making keys on the backend named `backend`.
+    pub fn new(state: Arc<DaemonState>, backend: &str) -> NotarySigner {
+        NotarySigner {
+            keys: KeyService::new(state),
+            backend: Arc::from(backend),
+        }
+    }
 }
 
 type Answer<T> = Result<Response<T>, Status>;

@@ -77,7 +77,8 @@ impl Credentials {
         Ok(found)
     }
 
-    fn look_up(registry: &str) -> Result<Option<Credentials>, CredentialsError> {
+    /// What docker's configuration gives for `registry` now, without this process's cache.
+    pub fn look_up(registry: &str) -> Result<Option<Credentials>, CredentialsError> {
         use docker_credential::{CredentialRetrievalError as E, DockerCredential};
         match docker_credential::get_credential(config_key(registry)) {
             Ok(DockerCredential::UsernamePassword(username, password)) => Ok(Some(Credentials {
