@@ -5,6 +5,21 @@ use time::OffsetDateTime;
 use x509_cert::der::Decode;
 use x509_cert::Certificate;
 
+/// The first certificate of PEM `text`.
+///
+/// Decoded in two steps, PEM with the `pem` crate and then DER, never with der's streaming
+/// `DecodePem`: on a PEM body whose DER header announces more bytes than the body holds
+/// (`-----BEGIN CERTIFICATE-----` `MIIB` `-----END CERTIFICATE-----`), der 0.7.10's PEM reader
+/// loops forever, and a notary server chooses what a root.json's `ecdsa-x509` key holds.
+/// Found by the `root_certificate` fuzz target.
+pub fn from_pem(text: &[u8]) -> Result<Certificate, String> {
+    let block = pem::parse(text).map_err(|e| format!("not PEM: {e}"))?;
+    if block.tag() != "CERTIFICATE" {
+        return Err(format!("a PEM {}, not a CERTIFICATE", block.tag()));
+    }
+    Certificate::from_der(block.contents()).map_err(|e| e.to_string())
+}
+
 /// The subject's common name (printable or UTF-8 string), if it has one.
 pub fn common_name(cert: &Certificate) -> Option<String> {
     cert.tbs_certificate
@@ -46,4 +61,15 @@ pub fn is_valid_at(cert: &Certificate, now: OffsetDateTime) -> bool {
     let not_after = validity.not_after.to_unix_duration().as_secs() as i64;
     let now = now.unix_timestamp();
     not_before <= now && now <= not_after
+}
+
+#[cfg(test)]
+mod tests {
+    /// The input that hung der's PEM reader (fuzz/regressions/root_certificate): now an error,
+    /// at once.
+    #[test]
+    fn a_pem_certificate_shorter_than_its_header_says_is_refused() {
+        let text = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        assert!(super::from_pem(text).is_err());
+    }
 }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use x509_cert::der::{DecodePem, Encode};
+use x509_cert::der::Encode;
 
 use crate::canonical;
 use crate::verify::{self, Signed, VerifyError};
@@ -184,7 +184,7 @@ impl PublicKey {
                 self.keytype.as_str()
             ));
         }
-        x509_cert::Certificate::from_pem(&self.keyval.public).map_err(|e| e.to_string())
+        crate::certificate::from_pem(&self.keyval.public)
     }
 
     /// The ID notary shows as the "canonical" one for a certificate key: the same formula over

@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use der::DecodePem;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use x509_cert::Certificate;
@@ -119,7 +118,7 @@ impl TrustPinning {
             let path = &self.ca[prefix];
             let ca = std::fs::read(path)
                 .map_err(|e| e.to_string())
-                .and_then(|pem| Certificate::from_pem(&pem).map_err(|e| e.to_string()))
+                .and_then(|pem| crate::certificate::from_pem(&pem))
                 .map_err(|reason| PinningError::BadCa {
                     prefix: prefix.clone(),
                     path: path.display().to_string(),

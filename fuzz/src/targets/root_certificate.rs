@@ -4,7 +4,7 @@
 //! Each part is one certificate, PEM or DER; the last is taken as the CA. The law: a
 //! certificate is only "issued by" a CA whose subject is its issuer.
 
-use der::{Decode, DecodePem};
+use der::Decode;
 use trustd_notary::certificate;
 use trustd_notary::keys::{KeyType, PublicKey};
 use trustd_notary::x509_chain;
@@ -15,7 +15,7 @@ use crate::framing;
 fn certificate_of(bytes: &[u8]) -> Option<Certificate> {
     Certificate::from_der(bytes)
         .ok()
-        .or_else(|| Certificate::from_pem(bytes).ok())
+        .or_else(|| certificate::from_pem(bytes).ok())
 }
 
 pub fn run(data: &[u8]) {
