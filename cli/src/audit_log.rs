@@ -217,10 +217,14 @@ impl<'k> Walk<'k> {
         };
         let files = &self.report.files;
         let before = format!("{} line {} (seq {})", files[last.file], last.line, last.seq);
-        if seq > last.seq + 1 {
+        // trustd counts from 1 and never reaches u64::MAX: a record there was forged, and
+        // nothing can follow it.
+        let next = last.seq.checked_add(1).ok_or_else(|| {
+            format!("nothing can follow {before}: its seq is the largest there is")
+        })?;
+        if seq > next {
             return Err(format!(
-                "records {} to {} are missing between {before} and this one (removed)",
-                last.seq + 1,
+                "records {next} to {} are missing between {before} and this one (removed)",
                 seq - 1
             ));
         }
@@ -322,6 +326,18 @@ mod tests {
         let text = lines.join("\n") + "\n";
         walk.file("log", text.as_bytes()).unwrap();
         walk.finish()
+    }
+
+    /// A forged first record at the largest seq: what follows it is reported, not an
+    /// arithmetic overflow.
+    #[test]
+    fn nothing_follows_the_largest_seq() {
+        let first = line(u64::MAX, &"a".repeat(64));
+        let second = line(1, &hex::encode(Sha256::digest(first.as_bytes())));
+        let report = walk_lines(&[first, second]);
+        let broken = report.broken.expect("reported");
+        assert_eq!(broken.line, 2);
+        assert!(broken.reason.contains("largest"), "{}", broken.reason);
     }
 
     #[test]
