@@ -19,7 +19,9 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn replay(name: &str) {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let target = trustd_fuzz::target(name).expect("a target");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let corpus = inputs(&root.join("corpus").join(name));
