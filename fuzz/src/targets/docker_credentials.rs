@@ -28,7 +28,13 @@ fn files() -> &'static Files {
         let helper = dir.path().join("docker-credential-fuzz");
         std::fs::write(
             &helper,
-            format!("#!/bin/sh\nexec cat '{}'\n", helper_output.display()),
+            // It reads the request first, as real helpers do: a helper that exits without
+            // reading would make the write fail with SIGPIPE, which libFuzzer's C main does
+            // not ignore (trustctl's Rust main does).
+            format!(
+                "#!/bin/sh\ncat >/dev/null\nexec cat '{}'\n",
+                helper_output.display()
+            ),
         )
         .unwrap();
         std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
