@@ -33,32 +33,14 @@ fn prefixed(mode: u8, rest: &[u8]) -> Vec<u8> {
 
 /// Role files of one fixture directory, by role name (`targets/releases` for delegations).
 fn role_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    for entry in walk(dir) {
-        let relative = entry
-            .strip_prefix(dir)
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        if let Some(role) = relative.strip_suffix(".json") {
-            files.push((role.to_owned(), std::fs::read(&entry).unwrap()));
-        }
-    }
-    files.sort();
-    files
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
+    let prefix = format!("{}/", dir.display());
+    trustd_e2e::files_under(dir)
+        .into_iter()
+        .filter_map(|(path, bytes)| {
+            let role = path.strip_prefix(&prefix)?.strip_suffix(".json")?;
+            Some((role.to_owned(), bytes))
+        })
+        .collect()
 }
 
 /// The GUN a root's certificates name.
