@@ -186,15 +186,26 @@ impl Drop for Swtpm {
 }
 
 /// A port P with P+1 also free (swtpm's command and control channels, vpcd's two readers).
+///
+/// Chosen below the kernel's ephemeral range: outgoing connections take even ports from that
+/// range, and one in TIME-WAIT keeps a listener off its port for a minute even with
+/// SO_REUSEADDR. A run that churns connections (swtpm's TCTI connects once per command, the
+/// soak does thousands a second) would otherwise leave no pair free above 32768.
 pub fn free_port_pair() -> u16 {
-    for _ in 0..100 {
-        let first = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = first.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = 10000.min(ephemeral_start / 2);
+    for _ in 0..1000 {
+        let port = rand::Rng::gen_range(&mut rand::thread_rng(), low..ephemeral_start - 1);
+        let first = TcpListener::bind(("127.0.0.1", port));
+        let second = TcpListener::bind(("127.0.0.1", port + 1));
+        if first.is_ok() && second.is_ok() {
             return port;
         }
     }
-    panic!("no two consecutive free loopback ports");
+    panic!("no two consecutive free loopback ports below {ephemeral_start}");
 }
 
 /// Writes `value` to a file only its owner can read (an auth value or PIN for trustd).
