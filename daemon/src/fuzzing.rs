@@ -77,7 +77,7 @@ impl ServiceHarness {
             .enable_all()
             .build()?;
         let config = Config::load(config_path)?;
-        let state = runtime.block_on(async { crate::server::assemble(&config, config_path) })?;
+        let state = crate::server::assemble(&config, config_path)?;
         let notary_backend = match &config.notary_signer {
             Some(notary) => notary.backend.clone(),
             None => state

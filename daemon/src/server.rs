@@ -185,7 +185,7 @@ pub(crate) fn assemble(config: &Config, config_path: &Path) -> anyhow::Result<Ar
             BackendConfig::Piv(c) => Arc::new(piv::backend(c.clone())),
         })
         .collect();
-    let state = Arc::new(DaemonState {
+    Ok(Arc::new(DaemonState {
         inventory,
         backends,
         policy: RwLock::new(Arc::new(policy)),
@@ -195,8 +195,7 @@ pub(crate) fn assemble(config: &Config, config_path: &Path) -> anyhow::Result<Ar
         in_flight: AtomicU32::new(0),
         key_locks: KeyLocks::default(),
         guards: Guards::new(&config.limits),
-    });
-    Ok(state)
+    }))
 }
 
 /// Serves `routes` on `incoming` until `stopped` turns true, with the bounds every listener

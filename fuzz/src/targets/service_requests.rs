@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use prost::Message;
 use trustd::fuzzing::{ServiceHarness, METHODS};
+use trustd_proto::notary_signer as notary_pb;
 use trustd_proto::v1 as pb;
 
 /// The checkpoint key named in the harness's `[audit]`.
@@ -156,19 +157,35 @@ pub fn run(data: &[u8]) {
     if code == tonic::Code::Ok {
         let changes_keys = matches!(
             method,
-            "GenerateKey" | "ImportKey" | "DeleteKey" | "UnlockBackend" | "ProvisionPiv"
-        ) || method.starts_with("notary.") && method != "notary.GetKeyInfo";
+            "GenerateKey"
+                | "ImportKey"
+                | "DeleteKey"
+                | "UnlockBackend"
+                | "ProvisionPiv"
+                | "notary.CreateKey"
+                | "notary.DeleteKey"
+        );
         assert!(
-            caller == 0 || !changes_keys || method == "notary.Sign",
+            caller == 0 || !changes_keys,
             "caller {caller} was allowed {method}"
         );
-        if method == "Sign" {
-            let request = pb::SignRequest::decode(body).expect("it decoded before");
-            assert!(
-                !names_checkpoint_key(request.key.as_ref(), &harness.checkpoint_key_id),
-                "a caller signed with the audit checkpoint key"
-            );
-        }
+        let signed_with_checkpoint_key = match method {
+            "Sign" => {
+                let request = pb::SignRequest::decode(body).expect("it decoded before");
+                names_checkpoint_key(request.key.as_ref(), &harness.checkpoint_key_id)
+            }
+            "notary.Sign" => {
+                let request = notary_pb::SignatureRequest::decode(body).expect("it decoded before");
+                request
+                    .key_id
+                    .is_some_and(|k| k.id == harness.checkpoint_key_id)
+            }
+            _ => false,
+        };
+        assert!(
+            !signed_with_checkpoint_key,
+            "a caller signed with the audit checkpoint key"
+        );
     }
     let status = encode("Status", 0, &pb::StatusRequest {});
     assert_eq!(
