@@ -288,6 +288,41 @@ async fn a_vanished_tpm_gives_unavailable_and_trustd_recovers_without_a_restart(
     assert!(trustd.log_text().contains("TPM connection lost"));
 }
 
+/// A TPM that loses power while a dictionary-attack-protected key is loaded counts it as a
+/// failed authorization at the next start: a few crashes would lock every key out (the 30-minute
+/// soak found it, after seven swtpm kills). Keys without key_auth are made noDA, so any number
+/// of unorderly restarts leave them usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_without_an_auth_value_survive_unorderly_tpm_restarts() {
+    let mut tpm = Swtpm::start();
+    let trustd = trustd_on(&tpm, "");
+    let mut client = trustd.client().await;
+    let key = generate_key(&mut client, "k", KeyAlgorithm::EcdsaP256).await;
+    for round in 0..10 {
+        client.sign(ecdsa_sign(b"before the crash")).await.unwrap();
+        tpm.kill();
+        tpm.resume();
+        let mut signed = None;
+        for _ in 0..50 {
+            match client.sign(ecdsa_sign(b"after the crash")).await {
+                Ok(reply) => {
+                    signed = Some(reply.into_inner());
+                    break;
+                }
+                Err(status) => assert_eq!(
+                    status.code(),
+                    tonic::Code::Unavailable,
+                    "after {} unorderly restarts: {status:?}",
+                    round + 1
+                ),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let signed = signed.unwrap_or_else(|| panic!("no signature after restart {round}"));
+        verify(&key.public_key_der, b"after the crash", &signed.signature);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_concurrent_callers_all_finish_signed_or_told_the_tpm_is_busy() {
     let tpm = Swtpm::start();

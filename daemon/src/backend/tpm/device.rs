@@ -150,7 +150,12 @@ impl Device {
     }
 
     pub fn generate(&mut self, algorithm: KeyAlgorithm) -> Result<NewKey, BackendError> {
-        let template = templates::signing_key(algorithm)
+        // A key with no auth value has nothing to guess: dictionary-attack protection would
+        // only count each unorderly TPM shutdown (a crash, a power loss) against it, until the
+        // TPM locks every key out. A configured key_auth may be a guessable password: those
+        // keys keep the protection.
+        let dictionary_attack_protected = self.settings.config.key_auth.is_some();
+        let template = templates::signing_key(algorithm, dictionary_attack_protected)
             .ok_or_else(|| {
                 BackendError::Unsupported(format!(
                     "a TPM backend generates {}, not {}",

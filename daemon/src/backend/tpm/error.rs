@@ -103,6 +103,15 @@ pub fn classify(error: TpmError) -> (BackendError, bool) {
             )),
             true,
         ),
+        // The TPM no longer holds what this connection loaded (the primary, the keys): it was
+        // reset under trustd (swtpm restarted, a power cycle behind a TCTI that reconnects by
+        // itself). Dropping the connection makes the next request load them again.
+        LAYER_TPM if was_reset(raw) => (
+            BackendError::Unavailable(format!(
+                "the TPM was reset and no longer holds trustd's loaded keys ({command}: {raw:#x}); trustd reloads them on the next request"
+            )),
+            true,
+        ),
         LAYER_TPM => (tpm_response(command, &error, raw), false),
         layer => (
             BackendError::Device(format!(
@@ -113,11 +122,19 @@ pub fn classify(error: TpmError) -> (BackendError, bool) {
     }
 }
 
+/// TPM_RC_INITIALIZE (no TPM2_Startup since the reset), or TPM_RC_REFERENCE_H0..H6 and
+/// S0..S6 (a handle names an object or session that is not loaded).
+fn was_reset(raw: u32) -> bool {
+    const TPM_RC_INITIALIZE: u32 = 0x100;
+    let code = raw & 0xffff;
+    code == TPM_RC_INITIALIZE || (0x910..=0x91e).contains(&code) && code != 0x917
+}
+
 fn tpm_response(command: &str, error: &tss_esapi::Error, raw: u32) -> BackendError {
     use Tss2ResponseCodeKind as K;
     match tpm_kind(error) {
         Some(K::Lockout) => BackendError::Locked(format!(
-            "the TPM is in dictionary-attack lockout ({command}): too many wrong auth values; wait for the lockout to expire or reset it with the lockout auth (`tpm2_dictionarylockout -c`)"
+            "the TPM is in dictionary-attack lockout ({command}): too many failed authorizations (wrong auth values, or TPM crashes and power losses while a protected key was in use); wait for the lockout to expire or reset it with the lockout auth (`tpm2_dictionarylockout -c`)"
         )),
         Some(K::AuthFail | K::BadAuth) => BackendError::Locked(format!(
             "the TPM refused an auth value ({command}); repeated failures lock the TPM out (dictionary-attack protection)"
@@ -158,6 +175,17 @@ mod tests {
             command: "TPM2_Sign",
             error: tss_esapi::Error::Tss2Error(code),
         }
+    }
+
+    #[test]
+    fn a_reset_tpm_drops_the_connection_so_keys_are_loaded_again() {
+        // TPM_RC_REFERENCE_H0: the key handle trustd holds names nothing in a restarted TPM.
+        let (error, lost) = classify(tss(0x910));
+        assert!(lost);
+        assert!(matches!(error, BackendError::Unavailable(_)), "{error}");
+        // An ordinary refusal keeps the connection.
+        let (_, lost) = classify(tss(0x98e));
+        assert!(!lost);
     }
 
     #[test]

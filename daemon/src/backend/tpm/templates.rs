@@ -46,12 +46,17 @@ pub fn storage_primary() -> tss_esapi::Result<Public> {
 
 /// A signing key that never leaves this TPM: fixedTPM, fixedParent, sensitiveDataOrigin
 /// (the TPM made the secret), userWithAuth, sign; not restricted, so it signs any digest.
-pub fn signing_key(algorithm: KeyAlgorithm) -> Option<tss_esapi::Result<Public>> {
+/// noDA unless `dictionary_attack_protected` (see `Device::generate`).
+pub fn signing_key(
+    algorithm: KeyAlgorithm,
+    dictionary_attack_protected: bool,
+) -> Option<tss_esapi::Result<Public>> {
     let attributes = ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
         .with_sensitive_data_origin(true)
         .with_user_with_auth(true)
+        .with_no_da(!dictionary_attack_protected)
         .with_sign_encrypt(true)
         .build();
     let sha256 = HashScheme::new(HashingAlgorithm::Sha256);
