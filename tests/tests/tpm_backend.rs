@@ -253,6 +253,29 @@ async fn tampered_or_replayed_evidence_is_rejected() {
     assert_eq!(listed[1]["attestation"]["status"], "verified", "{listed}");
 }
 
+/// Signs `message` with key "k" once trustd has reconnected to a restarted TPM (5 s at most);
+/// until then every answer must be Unavailable. None if it never signed.
+async fn sign_once_the_tpm_is_back(
+    client: &mut trustctl::client::Client,
+    message: &[u8],
+    context: &str,
+) -> Option<trustd_proto::SignResponse> {
+    for _ in 0..50 {
+        match client.sign(ecdsa_sign(message)).await {
+            Ok(reply) => return Some(reply.into_inner()),
+            Err(status) => {
+                assert_eq!(
+                    status.code(),
+                    tonic::Code::Unavailable,
+                    "{context}: {status:?}"
+                )
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vanished_tpm_gives_unavailable_and_trustd_recovers_without_a_restart() {
     let mut tpm = Swtpm::start();
@@ -272,18 +295,9 @@ async fn a_vanished_tpm_gives_unavailable_and_trustd_recovers_without_a_restart(
     assert!(trustd.is_running());
 
     tpm.resume();
-    let mut signed = None;
-    for _ in 0..50 {
-        match client.sign(ecdsa_sign(b"back")).await {
-            Ok(reply) => {
-                signed = Some(reply.into_inner());
-                break;
-            }
-            Err(status) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}"),
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let signed = signed.unwrap_or_else(|| panic!("trustd did not recover:\n{}", trustd.log_text()));
+    let signed = sign_once_the_tpm_is_back(&mut client, b"back", "after the restart")
+        .await
+        .unwrap_or_else(|| panic!("trustd did not recover:\n{}", trustd.log_text()));
     verify(&key.public_key_der, b"back", &signed.signature);
     assert!(trustd.log_text().contains("TPM connection lost"));
 }
@@ -302,23 +316,10 @@ async fn keys_without_an_auth_value_survive_unorderly_tpm_restarts() {
         client.sign(ecdsa_sign(b"before the crash")).await.unwrap();
         tpm.kill();
         tpm.resume();
-        let mut signed = None;
-        for _ in 0..50 {
-            match client.sign(ecdsa_sign(b"after the crash")).await {
-                Ok(reply) => {
-                    signed = Some(reply.into_inner());
-                    break;
-                }
-                Err(status) => assert_eq!(
-                    status.code(),
-                    tonic::Code::Unavailable,
-                    "after {} unorderly restarts: {status:?}",
-                    round + 1
-                ),
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        let signed = signed.unwrap_or_else(|| panic!("no signature after restart {round}"));
+        let context = format!("after {} unorderly restarts", round + 1);
+        let signed = sign_once_the_tpm_is_back(&mut client, b"after the crash", &context)
+            .await
+            .unwrap_or_else(|| panic!("no signature {context}"));
         verify(&key.public_key_der, b"after the crash", &signed.signature);
     }
 }
