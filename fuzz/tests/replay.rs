@@ -47,6 +47,22 @@ macro_rules! replay_tests {
             }
         )*
 
+        /// `scripts/fuzz` reads the target names out of `fuzz/src/lib.rs` with sed: it must
+        /// find every one.
+        #[test]
+        fn scripts_fuzz_lists_every_target() {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let out = std::process::Command::new("bash")
+                .arg(root.join("scripts/fuzz"))
+                .arg("--list")
+                .output()
+                .expect("bash runs scripts/fuzz");
+            assert!(out.status.success());
+            let listed: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+            let targets: Vec<&str> = trustd_fuzz::TARGETS.iter().map(|t| t.name).collect();
+            assert_eq!(listed, targets);
+        }
+
         #[test]
         fn every_target_is_replayed() {
             let mut replayed = vec![$(stringify!($name)),*];
