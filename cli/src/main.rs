@@ -5,7 +5,7 @@ mod commands;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Sign with keys that never leave hardware: a client of the trustd daemon.
 #[derive(Parser)]
@@ -67,6 +67,11 @@ enum Command {
     /// Check trustd's tamper-evident audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(commands::docs::CompletionsArgs),
+    /// Write the man pages (for packaging).
+    #[command(hide = true)]
+    ManPages(commands::docs::ManArgs),
 }
 
 /// Die quietly on a closed pipe (`trustctl key list | head`) like other Unix tools.
@@ -89,6 +94,23 @@ fn main() -> ExitCode {
         }
     }
     let cli = Cli::parse_from(argv);
+    // Neither needs trustd nor the configuration.
+    let command = match cli.command {
+        Command::Completions(args) => {
+            commands::docs::completions(args, Cli::command());
+            return ExitCode::SUCCESS;
+        }
+        Command::ManPages(args) => {
+            return match commands::docs::man_pages(args, Cli::command()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("trustctl: cannot write the man pages: {error}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        command => command,
+    };
     let config = match trustctl::config::Config::load() {
         Ok(config) => config,
         Err(error) => {
@@ -122,7 +144,7 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Key(cmd) => commands::key::run(&trustd, cmd).await,
             Command::SignBlob(args) => commands::blob::sign(&trustd, args).await,
             Command::VerifyBlob(args) => commands::blob::verify(&trustd, args).await,
@@ -137,6 +159,7 @@ fn main() -> ExitCode {
             Command::Delegation(cmd) => commands::signer::run_delegation(&trustd, cmd).await,
             Command::Token(cmd) => commands::token::run(&trustd, cmd).await,
             Command::Audit(cmd) => commands::audit::run(&trustd, cmd).await,
+            Command::Completions(_) | Command::ManPages(_) => unreachable!("answered above"),
         }
     });
     match result {

@@ -64,6 +64,47 @@ pub struct Config {
     pub tls_listener: Option<TlsListenerConfig>,
     /// notary-signer's API on the TLS listener, for notary-server.
     pub notary_signer: Option<NotarySignerConfig>,
+    /// Prometheus metrics, off unless configured.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// Where Prometheus scrapes trustd. Metrics are opt-in: they are a second listener, and under
+/// the packaged unit (PrivateNetwork=yes) a TCP address needs a drop-in to be reachable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// "127.0.0.1:9464" (TCP) or an absolute path (a Unix socket, mode 0660).
+    pub listen: MetricsListen,
+}
+
+/// A TCP address or a Unix socket path, told apart by the leading `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsListen {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
+}
+
+impl<'de> Deserialize<'de> for MetricsListen {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.starts_with('/') {
+            return Ok(MetricsListen::Unix(PathBuf::from(text)));
+        }
+        text.parse().map(MetricsListen::Tcp).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "metrics.listen {text:?} is neither host:port (\"127.0.0.1:9464\") nor an absolute socket path"
+            ))
+        })
+    }
+}
+
+impl std::fmt::Display for MetricsListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetricsListen::Tcp(address) => write!(f, "http://{address}/metrics"),
+            MetricsListen::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
 }
 
 /// The mutual-TLS listener. Its server key is a file (like any TLS server's); the signing

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 /// Exit code for a configuration that cannot be read or is not valid, as trustctl uses 2 for
 /// bad input; 1 is every other failure.
@@ -20,21 +20,31 @@ struct Args {
     /// Check the configuration and policy, then exit.
     #[arg(long)]
     check_config: bool,
+    /// Write trustd(8) and trustd.toml(5) into DIR and exit (for packaging).
+    #[arg(long, hide = true, value_name = "DIR")]
+    write_man_page: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRUSTD_LOG")
-                // cryptoki logs an error for every vendor mechanism it has no name for.
-                .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("info,cryptoki::mechanism=off")
-                }),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    if let Some(dir) = &args.write_man_page {
+        let pages = [
+            ("trustd.8", trustd::manual::page(Args::command())),
+            ("trustd.toml.5", trustd::manual::config_page()),
+        ];
+        for (name, text) in pages {
+            if let Err(e) = std::fs::write(dir.join(name), text) {
+                eprintln!("trustd: cannot write {}: {e}", dir.join(name).display());
+                return ExitCode::FAILURE;
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let logging = trustd::logging::LogFormat::from_environment().and_then(trustd::logging::init);
+    if let Err(message) = logging {
+        eprintln!("trustd: {message}");
+        return ExitCode::from(BAD_CONFIG);
+    }
     harden_process();
 
     if args.check_config {

@@ -39,6 +39,10 @@ pub enum SecretError {
     NotUtf8(String),
     #[error("systemd credential {0:?} requested but $CREDENTIALS_DIRECTORY is not set: add LoadCredential= or SetCredentialEncrypted= to the unit, or use pin = {{ file = ... }}")]
     NoCredentialsDirectory(String),
+    /// The unit asks for the credential (LoadCredential=ID searches systemd's credstores) but
+    /// no admin has put it there yet: the packaged unit starts all the same, so say where.
+    #[error("systemd credential {0:?} is missing: write the PIN to /etc/credstore/{0} (mode 0600, owned by root) or encrypt it with `systemd-creds encrypt --name={0} - /etc/credstore.encrypted/{0}`, then `systemctl restart trustd`")]
+    MissingCredential(String),
 }
 
 /// A secret read from its source: the text for the device, and a fingerprint that lets the
@@ -75,7 +79,12 @@ impl SecretSource {
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
-            .map_err(unreadable)?;
+            .map_err(|error| match self {
+                SecretSource::Credential(name) if error.kind() == std::io::ErrorKind::NotFound => {
+                    SecretError::MissingCredential(name.clone())
+                }
+                _ => unreadable(error),
+            })?;
         if check_mode {
             let mode = file.metadata().map_err(unreadable)?.mode();
             // Owner only, as the message says: a group (even trustd's) is more readers than

@@ -28,6 +28,7 @@ use crate::front::tls::TlsListener;
 use crate::front::unix_socket::{self as listener, PeerIncoming};
 use crate::inventory::Inventory;
 use crate::key_locks::KeyLocks;
+use crate::metrics::exporter::Exporter;
 use crate::policy::Policy;
 use crate::rpc::{notary_signer, SignerService};
 use crate::state::{DaemonState, Guards};
@@ -61,6 +62,15 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let checkpointer =
         Checkpointer::spawn(crate::keys::KeyService::new(state.clone()), &config.audit);
 
+    // Before the signing socket: a metrics address in use stops startup with nothing served.
+    let exporter = match &config.metrics {
+        Some(metrics) => Some(
+            Exporter::start(metrics, state.clone())
+                .await
+                .with_context(|| format!("config {}", config_path.display()))?,
+        ),
+        None => None,
+    };
     let bound = listener::listen(&config.socket)?;
     let tls = match &config.tls_listener {
         Some(tls) => Some(
@@ -84,6 +94,10 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         drain_started,
         stop,
     ));
+    if let Some(exporter) = exporter {
+        tracing::info!(address = %exporter.address(), "metrics listener ready");
+        tokio::spawn(exporter.serve(stopped.clone()));
+    }
     let limits = &config.limits;
     let gate = state.guards.connections.clone();
     let timeouts = Timeouts {

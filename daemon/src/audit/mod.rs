@@ -88,6 +88,9 @@ pub struct AuditRecord {
     pub result: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The configured backend the call used, once resolved: a metrics label, not logged.
+    #[serde(skip)]
+    pub backend: Option<String>,
     /// Whose denials this record counts against (the same key as the connection bounds).
     #[serde(skip)]
     caller_key: CallerKey,
@@ -143,6 +146,7 @@ impl AuditRecord {
             caller_gid: None,
             caller_pid: None,
             caller_key,
+            backend: None,
             caller_identity: None,
             key_name: None,
             payload_sha384: None,

@@ -86,7 +86,7 @@ fn activated_socket() -> Result<Option<OwnedFd>, ListenerError> {
     }
 }
 
-fn bind(config: &SocketConfig) -> Result<Listener, ListenerError> {
+pub(crate) fn bind(config: &SocketConfig) -> Result<Listener, ListenerError> {
     let path = config.path.clone();
     let io_err = |error| ListenerError::Io {
         path: path.clone(),

@@ -141,6 +141,7 @@ impl KeyService {
         let _lifecycle = self.state.key_locks.lock(&name).await;
         self.check_name_free(&name)?;
         let backend = self.select_backend(&backend)?;
+        audit.backend = Some(backend.name().to_owned());
         let mut certificate = Vec::new();
         let created = match source {
             KeySource::Generate { algorithm, options } => {
@@ -241,6 +242,7 @@ impl KeyService {
         let found = self.resolve_for(caller, Operation::Delete, selector)?;
         audit.key_name = Some(found.name.clone());
         audit.key_id = Some(found.key_id.clone());
+        audit.backend = Some(found.backend.clone());
         let _lifecycle = self.state.key_locks.lock(&found.name).await;
         // Another delete may have run while this one waited for the lock.
         let key = self

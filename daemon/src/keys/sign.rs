@@ -76,6 +76,7 @@ impl KeyService {
         };
         audit.key_name = Some(key.name.clone());
         audit.key_id = Some(key.key_id.clone());
+        audit.backend = Some(key.backend.clone());
         if self.state.audit_checkpoint_key.as_deref() == Some(key.name.as_str()) {
             // A caller's signature from this key could pass for a checkpoint.
             return Err(ServiceError::Denied(format!(
@@ -164,10 +165,11 @@ impl KeyService {
         encoding: SignatureEncoding,
     ) -> Result<Vec<u8>, ServiceError> {
         self.state.audit.check_healthy()?;
-        let raw = self
-            .key_backend(key)?
-            .sign(&key.device, key.algorithm, input)
-            .await?;
+        let backend = self.key_backend(key)?;
+        let started = std::time::Instant::now();
+        let signed = backend.sign(&key.device, key.algorithm, input).await;
+        crate::metrics::sign_timed(backend.name(), started.elapsed());
+        let raw = signed?;
         match encoding {
             SignatureEncoding::Der => {
                 algorithm::ecdsa_raw_to_der(&raw).map_err(ServiceError::Internal)

@@ -20,6 +20,7 @@ pub async fn unlock_backend(
     call.keys
         .authorize(call.caller, Operation::Unlock, &request.backend)?;
     let backend = call.keys.named_backend(&request.backend)?;
+    call.audit.backend = Some(backend.name().to_owned());
     backend
         .pin_entry()
         .ok_or_else(|| lacks(backend.as_ref(), "takes no PIN from callers"))?
@@ -46,6 +47,7 @@ pub async fn provision_piv(
     call.keys
         .authorize(call.caller, Operation::Provision, &request.backend)?;
     let backend = call.keys.named_backend(&request.backend)?;
+    call.audit.backend = Some(backend.name().to_owned());
     let serial = backend
         .piv_admin()
         .ok_or_else(|| lacks(backend.as_ref(), "is not a PIV card"))?

@@ -20,6 +20,7 @@ pub async fn attest_key(
         .resolve_for(call.caller, Operation::List, selector.as_ref())?;
     call.audit.key_name = Some(key.name.clone());
     call.audit.key_id = Some(key.key_id.clone());
+    call.audit.backend = Some(key.backend.clone());
     if !(8..=32).contains(&request.nonce.len()) {
         return Err(Status::invalid_argument(format!(
             "the nonce must have 8 to 32 bytes, not {}",
@@ -56,6 +57,7 @@ pub async fn activate_credential(
         "challenge trustd's attestation keys: no policy rule grants `list`",
     )?;
     let backend = call.keys.named_backend(&request.backend)?;
+    call.audit.backend = Some(backend.name().to_owned());
     let credential = backend
         .credential_activation()
         .ok_or_else(|| {

@@ -38,6 +38,7 @@ pub async fn get_public_key(
     let key = call
         .keys
         .resolve_for(call.caller, Operation::List, selector.as_ref())?;
+    call.audit.backend = Some(key.backend.clone());
     Ok(pb::GetPublicKeyResponse {
         key: Some(convert::key_info(call.keys.state(), &key)),
     })

@@ -182,6 +182,12 @@ where
         // Reads are left out of the trail, but not their denials: a caller probing for keys
         // it may not use is what the trail is for (denials are rate-limited per caller).
         let denied = matches!(&result, Err(s) if s.code() == tonic::Code::PermissionDenied);
+        let (outcome, code) = match &result {
+            Ok(_) => ("allowed", tonic::Code::Ok),
+            Err(status) if denied => ("denied", status.code()),
+            Err(status) => ("failed", status.code()),
+        };
+        crate::metrics::request_done(rpc, audit.backend.as_deref(), outcome, code);
         if rpc.audit_event().is_some() || denied {
             if let Err(status) = &result {
                 audit.note_failure(status);
