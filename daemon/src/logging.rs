@@ -70,7 +70,9 @@ pub fn init(format: LogFormat) -> Result<(), String> {
         LogFormat::Journald => {
             let journald = tracing_journald::layer()
                 .map_err(|e| format!("cannot reach journald ({FORMAT_VARIABLE}=journald): {e}"))?
-                .with_syslog_identifier("trustd".into());
+                .with_syslog_identifier("trustd".into())
+                // BACKEND=hsm rather than F_BACKEND=hsm: what an admin would type.
+                .with_field_prefix(None);
             registry.with(journald).init()
         }
     }
