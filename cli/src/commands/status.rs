@@ -60,6 +60,8 @@ pub async fn run(trustd: &Trustd, args: StatusArgs) -> Result<(), CliError> {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
+                // docs/json/status.schema.json; bumped only for a change that is not an addition.
+                "schema_version": 1,
                 "version": status.version,
                 "keys": status.keys,
                 "requests_in_flight": status.requests_in_flight,
