@@ -80,8 +80,14 @@ pub struct DelegationAddArgs {
     /// PEM public key or X.509 certificate (repeatable).
     #[arg(long = "key", value_name = "FILE")]
     keys: Vec<PathBuf>,
-    /// Path prefixes the role may sign (repeatable).
-    #[arg(long = "paths", value_name = "PREFIX", num_args = 1.., conflicts_with = "all_paths")]
+    /// Path prefixes the role may sign: repeat the flag or separate with commas, as notary
+    /// does (`--paths ci-,nightly-`). Takes one value, so GUN and ROLE may follow it.
+    #[arg(
+        long = "paths",
+        value_name = "PREFIX",
+        value_delimiter = ',',
+        conflicts_with = "all_paths"
+    )]
     paths: Vec<String>,
     /// The role may sign every path.
     #[arg(long)]
@@ -99,8 +105,13 @@ pub struct DelegationRemoveArgs {
     /// Remove only this key ID (repeatable).
     #[arg(long = "key", value_name = "KEYID")]
     keyids: Vec<String>,
-    /// Remove only these path prefixes.
-    #[arg(long = "paths", value_name = "PREFIX", num_args = 1.., conflicts_with = "all_paths")]
+    /// Remove only these path prefixes (repeatable, or separated with commas).
+    #[arg(
+        long = "paths",
+        value_name = "PREFIX",
+        value_delimiter = ',',
+        conflicts_with = "all_paths"
+    )]
     paths: Vec<String>,
     /// Remove the "every path" grant.
     #[arg(long)]

@@ -17,8 +17,6 @@ pub mod exporter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::rpc::Rpc;
-
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Counted per RPC: `api`, `rpc`, `backend`, `result`, `code`.
@@ -55,25 +53,22 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// Which API a call came in on.
-pub fn api(rpc: Rpc) -> &'static str {
-    match rpc {
-        Rpc::NotaryCreateKey | Rpc::NotaryGetKeyInfo | Rpc::NotaryDeleteKey | Rpc::NotarySign => {
-            "notary-signer"
-        }
-        _ => "trustd",
-    }
-}
-
-/// Counts one finished call. `result` is the audit vocabulary; `code` the gRPC code's name.
-pub fn request_done(rpc: Rpc, backend: Option<&str>, result: &'static str, code: tonic::Code) {
+/// Counts one finished call: `api` ("trustd" or "notary-signer") and `rpc` (the method) as
+/// the RPC layer names them, `result` in the audit vocabulary, `code` the gRPC code.
+pub fn request_done(
+    api: &'static str,
+    rpc: &'static str,
+    backend: Option<&str>,
+    result: &'static str,
+    code: tonic::Code,
+) {
     if !enabled() {
         return;
     }
     ::metrics::counter!(
         REQUESTS,
-        "api" => api(rpc),
-        "rpc" => rpc.method(),
+        "api" => api,
+        "rpc" => rpc,
         "backend" => backend.unwrap_or("").to_owned(),
         "result" => result,
         "code" => code_name(code),

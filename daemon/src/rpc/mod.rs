@@ -110,6 +110,17 @@ impl Rpc {
         )
     }
 
+    /// Which API the call came in on, as metrics label it.
+    pub fn api(self) -> &'static str {
+        match self {
+            Rpc::NotaryCreateKey
+            | Rpc::NotaryGetKeyInfo
+            | Rpc::NotaryDeleteKey
+            | Rpc::NotarySign => "notary-signer",
+            _ => "trustd",
+        }
+    }
+
     /// The gRPC method name.
     pub fn method(self) -> &'static str {
         match self {
@@ -187,7 +198,13 @@ where
             Err(status) if denied => ("denied", status.code()),
             Err(status) => ("failed", status.code()),
         };
-        crate::metrics::request_done(rpc, audit.backend.as_deref(), outcome, code);
+        crate::metrics::request_done(
+            rpc.api(),
+            rpc.method(),
+            audit.backend.as_deref(),
+            outcome,
+            code,
+        );
         if rpc.audit_event().is_some() || denied {
             if let Err(status) = &result {
                 audit.note_failure(status);

@@ -40,16 +40,21 @@ impl Format {
 #[derive(Args, Clone)]
 pub struct BatchArgs {
     /// Image list: one reference per line (tag or digest); blank lines and # comments allowed.
-    #[arg(long, value_name = "LIST")]
+    #[arg(long, short = 'f', value_name = "LIST")]
     pub file: Option<PathBuf>,
     /// Parallel jobs (1-20).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=20))]
+    #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=20))]
     pub jobs: u16,
     /// Platforms of a multi-platform index to sign or check (cosign), by architecture.
-    #[arg(long, value_delimiter = ',', default_value = "amd64,arm64")]
+    #[arg(
+        long,
+        short = 'a',
+        value_delimiter = ',',
+        default_value = "amd64,arm64"
+    )]
     pub arch: Vec<String>,
     /// Platforms of a multi-platform index to sign or check (cosign), by operating system.
-    #[arg(long, value_delimiter = ',', default_value = "linux")]
+    #[arg(long, short = 'o', value_delimiter = ',', default_value = "linux")]
     pub os: Vec<String>,
     /// Replace the registry of every image.
     #[arg(long, value_name = "HOST")]
@@ -60,8 +65,8 @@ pub struct BatchArgs {
     /// Signature format.
     #[arg(long, value_enum, default_value = "notary")]
     pub format: Format,
-    /// Time allowed for each image (e.g. 30s, 5m), and for each repository's Notary publish
-    /// once its tags are resolved.
+    /// Time allowed for each image (30s, 5m, 1m30s, 1h), and for each repository's Notary
+    /// publish once its tags are resolved.
     #[arg(long, value_parser = parse_duration, default_value = "5m")]
     pub timeout: Duration,
     /// trustd key for cosign signatures (ECDSA P-256).
@@ -69,20 +74,40 @@ pub struct BatchArgs {
     pub key: Option<String>,
 }
 
+/// A duration as hangar and Go spell them: one or more number-unit pairs (`30s`, `5m`,
+/// `1m30s`, `1h`). A bare number is refused rather than guessed at: hangar would reject it, and
+/// `--timeout 5` meaning five seconds to one user is five minutes to another.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?}: give a duration like 30s or 5m"))?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{text:?}: give a duration like 30s or 5m")),
-    };
+    let hint =
+        || format!("{text:?} is not a duration: give a number with a unit, like 30s, 5m or 1m30s");
+    let mut seconds: u64 = 0;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(hint());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(digits);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let n: u64 = number.parse().map_err(|_| hint())?;
+        let scale = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            _ => return Err(hint()),
+        };
+        seconds = n
+            .checked_mul(scale)
+            .and_then(|s| seconds.checked_add(s))
+            .filter(|s| *s <= 24 * 3600)
+            .ok_or_else(|| format!("{text:?} is too long: at most 24h"))?;
+        rest = next;
+    }
     if seconds == 0 {
         return Err("the timeout must be positive".into());
     }
@@ -230,6 +255,21 @@ fn combine(parts: Vec<Result<String, String>>) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn durations_are_spelled_as_hangar_and_go_spell_them() {
+        let parse = super::parse_duration;
+        assert_eq!(parse("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse("1h5m"), Ok(Duration::from_secs(3900)));
+        for bad in ["5", "", "m", "5x", "1.5m", "-5s", "5s5", "s5", "25h", "0s"] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(parse("5").unwrap_err().contains("with a unit"));
+    }
+
     #[test]
     fn list_lines_lose_comments_and_blanks() {
         assert_eq!(

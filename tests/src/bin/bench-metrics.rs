@@ -1,0 +1,119 @@
+//! `trustd-bench-metrics [--seconds S] [--rounds R]`: what Prometheus metrics cost the signing
+//! path. Two trustd on two SoftHSM2 tokens, the same configuration but one with `[metrics]`
+//! and a scraper reading /metrics ten times a second (thirty times Prometheus's usual rate);
+//! 8 clients sign on each in alternating rounds, the median round is reported, and the last
+//! line is the with/without ratio.
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use trustd_e2e::bench::{median_run, print_row, run_socket, Call, PAYLOAD_BYTES};
+use trustd_e2e::notary::free_port;
+use trustd_e2e::*;
+use trustd_proto::KeyAlgorithm;
+
+const KEY: &str = "bench";
+
+fn parse_args() -> (f64, usize) {
+    let (mut seconds, mut rounds) = (2.0, 3);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().unwrap_or_default();
+        match flag.as_str() {
+            "--seconds" => seconds = value.parse().expect("--seconds takes a number"),
+            "--rounds" => rounds = value.parse().expect("--rounds takes a number"),
+            _ => {
+                eprintln!("usage: trustd-bench-metrics [--seconds S] [--rounds R]");
+                std::process::exit(2);
+            }
+        }
+    }
+    (seconds, rounds)
+}
+
+fn start(label: &str, metrics_port: Option<u16>) -> (SoftHsm, Trustd) {
+    let hsm = SoftHsm::new(label);
+    let mut options = Options::for_token(&hsm);
+    options.sessions = 8;
+    if let Some(port) = metrics_port {
+        options.extra = format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    }
+    let trustd = Trustd::start(&hsm, &options);
+    (hsm, trustd)
+}
+
+/// Scrapes until `stop`, counting scrapes.
+fn scraper(port: u16, stop: Arc<AtomicBool>, scrapes: Arc<AtomicU64>) {
+    while !stop.load(Ordering::Relaxed) {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        stream.read_to_string(&mut body).unwrap();
+        assert!(body.contains("trustd_requests_total"), "{body}");
+        scrapes.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn main() {
+    let (seconds, rounds) = parse_args();
+    let port = free_port();
+    let (_plain_hsm, plain) = start("bench-plain", None);
+    let (_metered_hsm, metered) = start("bench-metered", Some(port));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (plain_clients, metered_clients) = runtime.block_on(async {
+        let mut sets = Vec::new();
+        for trustd in [&plain, &metered] {
+            trustd
+                .client()
+                .await
+                .generate_key(generate_request(KEY, KeyAlgorithm::EcdsaP256))
+                .await
+                .expect("generate the bench key");
+            let mut clients = Vec::new();
+            for _ in 0..8 {
+                clients.push(trustd.client().await);
+            }
+            sets.push(clients);
+        }
+        let metered = sets.pop().unwrap();
+        (sets.pop().unwrap(), metered)
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let scrapes = Arc::new(AtomicU64::new(0));
+    let scraping = {
+        let (stop, scrapes) = (stop.clone(), scrapes.clone());
+        std::thread::spawn(move || scraper(port, stop, scrapes))
+    };
+
+    println!(
+        "metrics overhead: ECDSA P-256 on SoftHSM2, {PAYLOAD_BYTES}-byte payloads, 8 clients, {rounds} rounds of {seconds}s per mode (median round shown); /metrics scraped every 100 ms"
+    );
+    runtime.block_on(run_socket(&plain_clients, 0.3, Call::Sign(KEY)));
+    runtime.block_on(run_socket(&metered_clients, 0.3, Call::Sign(KEY)));
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        without.push(runtime.block_on(run_socket(&plain_clients, seconds, Call::Sign(KEY))));
+        with.push(runtime.block_on(run_socket(&metered_clients, seconds, Call::Sign(KEY))));
+    }
+    stop.store(true, Ordering::Relaxed);
+    scraping.join().unwrap();
+    let (without, with) = (median_run(without), median_run(with));
+    print_row("trustd, no metrics", &without);
+    print_row("trustd, metrics + scraper", &with);
+    println!("scrapes served: {}", scrapes.load(Ordering::Relaxed));
+    println!(
+        "with/without metrics ratio (8 clients): {:.3}",
+        with.per_second() / without.per_second()
+    );
+}
