@@ -98,15 +98,6 @@ impl<'de> Deserialize<'de> for MetricsListen {
     }
 }
 
-impl std::fmt::Display for MetricsListen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MetricsListen::Tcp(address) => write!(f, "http://{address}/metrics"),
-            MetricsListen::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
-
 /// The mutual-TLS listener. Its server key is a file (like any TLS server's); the signing
 /// keys stay on the devices.
 #[derive(Debug, Clone, Deserialize)]
@@ -678,6 +669,29 @@ mod tests {
         let bad = text.replace("device:/dev/tpmrm0", "bogus-tcti");
         let err = Config::parse(Path::new("x"), &bad).unwrap_err();
         assert!(err.to_string().contains("tcti"), "{err}");
+    }
+
+    #[test]
+    fn metrics_listen_is_an_address_or_an_absolute_path() {
+        let parse = |listen: &str| {
+            Config::parse(
+                Path::new("x"),
+                &format!("{EXAMPLE}\n[metrics]\nlisten = \"{listen}\"\n"),
+            )
+            .map(|c| c.metrics.unwrap().listen)
+        };
+        assert_eq!(
+            parse("127.0.0.1:9464").unwrap(),
+            MetricsListen::Tcp("127.0.0.1:9464".parse().unwrap())
+        );
+        assert_eq!(
+            parse("/run/trustd-metrics/metrics.sock").unwrap(),
+            MetricsListen::Unix("/run/trustd-metrics/metrics.sock".into())
+        );
+        for bad in ["localhost:9464", "9464", "metrics.sock", ""] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("neither host:port"), "{bad}: {err}");
+        }
     }
 
     #[test]

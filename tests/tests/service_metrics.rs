@@ -228,6 +228,15 @@ fn the_counts_match_what_callers_did_and_labels_carry_no_key_or_payload() {
     );
     assert_eq!(value(&samples, "trustd_audit_healthy", &[]), Some(1.0));
     assert_eq!(value(&samples, "trustd_keys", &[]), Some(1.0));
+    // Nothing was refused before a handler (the stranger was denied by the policy, above).
+    assert_eq!(
+        value(&samples, "trustd_requests_refused_total", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&samples, "trustd_connections_refused_total", &[]),
+        Some(0.0)
+    );
     assert_eq!(
         value(
             &samples,

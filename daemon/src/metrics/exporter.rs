@@ -221,8 +221,11 @@ impl Render {
         self.prometheus.run_upkeep();
         let state = &self.state;
         ::metrics::gauge!(IN_FLIGHT).set(f64::from(state.in_flight.load(Ordering::Relaxed)));
-        let (open, _) = state.guards.connections.counts();
+        let (open, refused) = state.guards.connections.counts();
         ::metrics::gauge!(CONNECTIONS).set(open as f64);
+        ::metrics::counter!(CONNECTIONS_REFUSED).absolute(refused);
+        ::metrics::counter!(REQUESTS_REFUSED)
+            .absolute(state.guards.refused_requests.load(Ordering::Relaxed));
         ::metrics::gauge!(KEYS).set(state.inventory.len() as f64);
         let healthy = state.audit.check_healthy().is_ok();
         ::metrics::gauge!(AUDIT_HEALTHY).set(if healthy { 1.0 } else { 0.0 });

@@ -37,6 +37,10 @@ pub const AUDIT_HEALTHY: &str = "trustd_audit_healthy";
 pub const IN_FLIGHT: &str = "trustd_requests_in_flight";
 /// Open connections (local and TLS), and those refused since start for being over a bound.
 pub const CONNECTIONS: &str = "trustd_connections_open";
+/// What the front end refused before any handler ran (over a connection or buffer bound, a
+/// message too large, no rule for the caller): floods show here, not in REQUESTS.
+pub const CONNECTIONS_REFUSED: &str = "trustd_connections_refused_total";
+pub const REQUESTS_REFUSED: &str = "trustd_requests_refused_total";
 /// Keys in the inventory.
 pub const KEYS: &str = "trustd_keys";
 /// Always 1, with the version as a label.
@@ -138,6 +142,14 @@ fn describe() {
     );
     describe_gauge!(IN_FLIGHT, "Requests being handled");
     describe_gauge!(CONNECTIONS, "Open connections, local and TLS");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections closed at once for being over limits.max_connections or max_connections_per_uid"
+    );
+    describe_counter!(
+        REQUESTS_REFUSED,
+        "Requests refused before any handler: too large, over the buffer budget, or from a caller no rule names"
+    );
     describe_gauge!(KEYS, "Keys in trustd's inventory");
     describe_gauge!(BUILD_INFO, "trustd's version, as a label; always 1");
 }
