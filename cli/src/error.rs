@@ -98,3 +98,16 @@ impl From<trustd_notary::publish::PublishError> for CliError {
         }
     }
 }
+
+impl From<trustd_notary::client::server::ServerError> for CliError {
+    fn from(error: trustd_notary::client::server::ServerError) -> Self {
+        use trustd_notary::client::server::ServerError;
+        let message = error.to_string();
+        match error {
+            ServerError::Unreachable { .. } => CliError::Unreachable(message),
+            ServerError::Auth { .. } => CliError::Denied(message),
+            ServerError::BadCa { .. } => CliError::Usage(message),
+            _ => CliError::Failed(message),
+        }
+    }
+}

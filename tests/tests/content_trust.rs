@@ -3,6 +3,7 @@
 
 use trustd_e2e::dct::Dct;
 use trustd_e2e::notary::NotaryServer;
+use trustd_e2e::stderr;
 
 const DIGEST_A: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const DIGEST_B: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -213,7 +214,16 @@ fn revoke_and_delete() {
     setup.ok(&["delete", gun]);
     assert!(!setup.trust_dir.path().join("tuf").join(gun).exists());
     setup.ok(&["inspect", gun]);
-    setup.ok(&["delete", gun, "--remote"]);
+    // --remote asks first; with no terminal to ask on it needs --yes, and nothing is deleted.
+    let out = setup.trustctl(&["delete", gun, "--remote"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pass --yes to confirm"),
+        "{}",
+        stderr(&out)
+    );
+    setup.ok(&["inspect", gun]);
+    setup.ok(&["delete", gun, "--remote", "--yes"]);
     let out = setup.trustctl(&["inspect", gun]);
     assert_eq!(
         out.status.code(),
@@ -221,6 +231,17 @@ fn revoke_and_delete() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A repository the server never had is not reported as deleted.
+    let out = setup.trustctl(&["delete", gun, "--remote", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "has no trust data for {gun}: nothing to delete there"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Deleted the trust data"));
 }
 
 #[test]

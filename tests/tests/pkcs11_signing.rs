@@ -689,6 +689,29 @@ fn delete_removes_the_key_from_token_and_inventory(hsm: &dyn Pkcs11Token) {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(trustd.ok(&["key", "list"]).contains("doomed"));
+    // A repository's key: the refusal says what deleting it would break.
+    trustd.ok(&[
+        "key",
+        "generate",
+        "app-targets",
+        "--gun",
+        "reg.test/app",
+        "--role",
+        "targets",
+    ]);
+    let out = trustd
+        .trustctl()
+        .args(["key", "delete", "app-targets"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the targets key of reg.test/app")
+            && stderr(&out).contains("trustctl key rotate reg.test/app targets"),
+        "{}",
+        stderr(&out)
+    );
 
     trustd.ok(&["key", "delete", "doomed", "--yes"]);
     let list = trustd.ok(&["key", "list"]);

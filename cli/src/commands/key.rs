@@ -557,13 +557,35 @@ fn read_passphrase(file: &Path, from_stdin: bool) -> Result<Zeroizing<String>, C
 }
 
 async fn delete(trustd: &Trustd, name: &str, yes: bool) -> Result<(), CliError> {
+    let mut client = client::connect(trustd).await?;
     if !yes {
+        // Say what the key is for: a repository's root or targets key cannot be replaced by
+        // generating another one.
+        let info = client
+            .get_public_key(pb::GetPublicKeyRequest {
+                key: client::key_selector(name),
+            })
+            .await
+            .map_err(|s| CliError::from_status(&format!("cannot delete key {name:?}"), s))?
+            .into_inner()
+            .key;
+        let breaks = match info.as_ref().and_then(|k| k.scope.as_ref()) {
+            Some(scope) if !scope.gun.is_empty() && scope.role == "root" => format!(
+                ", the root key of {gun}: without it {gun}'s keys can never be rotated again",
+                gun = scope.gun
+            ),
+            Some(scope) if !scope.gun.is_empty() && !scope.role.is_empty() => format!(
+                ", the {role} key of {gun}: nobody can sign {gun} as {role} until `trustctl key rotate {gun} {role}` replaces it",
+                gun = scope.gun,
+                role = scope.role
+            ),
+            _ => String::new(),
+        };
         super::confirm(
-            &format!("deleting {name:?}"),
-            &format!("Delete key {name:?} from its device? This cannot be undone."),
+            &format!("deleting key {name:?}{breaks}"),
+            &format!("Delete key {name:?}{breaks}? The device erases it; this cannot be undone."),
         )?;
     }
-    let mut client = client::connect(trustd).await?;
     let key = client
         .delete_key(pb::DeleteKeyRequest {
             key: client::key_selector(name),

@@ -289,6 +289,9 @@ pub struct DeleteArgs {
     /// Also delete the repository's trust data on the notary server.
     #[arg(long)]
     remote: bool,
+    /// Do not ask before deleting the server's trust data (--remote).
+    #[arg(long, short)]
+    yes: bool,
     #[command(flatten)]
     notary: NotaryArgs,
 }
@@ -298,15 +301,40 @@ pub async fn delete(args: DeleteArgs) -> Result<(), CliError> {
     let store = args.notary.trust_store();
     if args.remote {
         let server = args.notary.server(&image)?;
-        server
-            .delete(&image.gun)
-            .await
-            .map_err(|e| CliError::Failed(e.to_string()))?;
-        println!(
-            "Deleted the trust data of {} on {}",
-            image.gun,
-            server.url()
-        );
+        // The server answers a delete of a repository it never had as if it had deleted one:
+        // look first, so the message says what happened.
+        let exists = server
+            .get(
+                &image.gun,
+                "root.json",
+                trustd_notary::client::server::MAX_SMALL_ROLE_BYTES,
+            )
+            .await?
+            .is_some();
+        if exists {
+            if !args.yes {
+                super::confirm(
+                    &format!("deleting the trust data of {} on {}", image.gun, server.url()),
+                    &format!(
+                        "Delete every signature of {} on {}? Docker Content Trust clients will refuse its images until it is signed again.",
+                        image.gun,
+                        server.url()
+                    ),
+                )?;
+            }
+            server.delete(&image.gun).await?;
+            println!(
+                "Deleted the trust data of {} on {}",
+                image.gun,
+                server.url()
+            );
+        } else {
+            eprintln!(
+                "trustctl: {} has no trust data for {}: nothing to delete there",
+                server.url(),
+                image.gun
+            );
+        }
     }
     store
         .delete(&image.gun)
