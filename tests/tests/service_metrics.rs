@@ -31,23 +31,11 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         out.append({"name": s.name, "labels": s.labels, "value": s.value})
 print(json.dumps(out))
 "#;
-    // Debian's interpreter, where python3-prometheus-client is installed.
-    let mut child = Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("/usr/bin/python3 (scripts/install-deps test installs python3-prometheus-client)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = debian_python(script, &[], exposition.as_bytes());
     assert!(
         out.status.success(),
-        "the parser refused the exposition:\n{exposition}"
+        "the parser refused the exposition ({}):\n{exposition}",
+        stderr(&out)
     );
     let samples: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     samples

@@ -3,8 +3,7 @@
 //! not by our code), trustd's JSON log lines, and the completions and man pages generated from
 //! the clap definitions.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use trustd_e2e::*;
 
@@ -19,24 +18,10 @@ schema = json.load(open(sys.argv[1]))
 jsonschema.Draft202012Validator.check_schema(schema)
 jsonschema.Draft202012Validator(schema).validate(json.load(sys.stdin))
 "#;
-    let mut child = Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .arg(&schema)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("/usr/bin/python3 (scripts/install-deps test installs python3-jsonschema)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(document.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = debian_python(script, &[schema.as_os_str()], document.as_bytes());
     assert!(
         out.status.success(),
-        "{} does not match {}:\n{}\n{document}",
-        "the output",
+        "the output does not match {}:\n{}\n{document}",
         schema.display(),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -10,29 +10,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use trustd_e2e::bench::{median_run, print_row, run_socket, Call, PAYLOAD_BYTES};
+use trustd_e2e::bench::{
+    median_run, print_row, run_socket, seconds_and_rounds, Call, PAYLOAD_BYTES,
+};
 use trustd_e2e::notary::free_port;
 use trustd_e2e::*;
 use trustd_proto::KeyAlgorithm;
 
 const KEY: &str = "bench";
-
-fn parse_args() -> (f64, usize) {
-    let (mut seconds, mut rounds) = (2.0, 3);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().unwrap_or_default();
-        match flag.as_str() {
-            "--seconds" => seconds = value.parse().expect("--seconds takes a number"),
-            "--rounds" => rounds = value.parse().expect("--rounds takes a number"),
-            _ => {
-                eprintln!("usage: trustd-bench-metrics [--seconds S] [--rounds R]");
-                std::process::exit(2);
-            }
-        }
-    }
-    (seconds, rounds)
-}
 
 fn start(label: &str, metrics_port: Option<u16>) -> (SoftHsm, Trustd) {
     let hsm = SoftHsm::new(label);
@@ -67,7 +52,7 @@ fn scraper(port: u16, active: Arc<AtomicBool>, stop: Arc<AtomicBool>, scrapes: A
 }
 
 fn main() {
-    let (seconds, rounds) = parse_args();
+    let (seconds, rounds) = seconds_and_rounds("trustd-bench-metrics");
     let port = free_port();
     let (_plain_hsm, plain) = start("bench-plain", None);
     let (_metered_hsm, metered) = start("bench-metered", Some(port));
