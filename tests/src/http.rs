@@ -242,3 +242,20 @@ fn serve<S: Read + Write>(stream: S, handler: &Handler) -> std::io::Result<()> {
     stream.write_all(&response.body)?;
     stream.flush()
 }
+
+/// One plain HTTP/1.1 GET on `stream`, as a scraper sends it (`Connection: close`): the
+/// status line and the body.
+pub fn get<S: std::io::Read + std::io::Write>(stream: &mut S, path: &str) -> (String, String) {
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: trustd\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}

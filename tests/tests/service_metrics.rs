@@ -3,12 +3,13 @@
 //! match what the test did, and no label may carry a key name or a payload hash.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
+use trustd_e2e::http::get;
 use trustd_e2e::notary::free_port;
 use trustd_e2e::*;
 
@@ -52,22 +53,6 @@ print(json.dumps(out))
         })
         .collect()
 }
-
-/// A plain HTTP/1.1 GET, as a scraper sends it; returns the status line and the body.
-fn get(stream: &mut dyn ReadWrite, path: &str) -> (String, String) {
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: trustd\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    (head.lines().next().unwrap().to_owned(), body.to_owned())
-}
-
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
 
 fn scrape(port: u16) -> Vec<Sample> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();

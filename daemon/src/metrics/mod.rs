@@ -81,11 +81,9 @@ pub fn request_done(
 }
 
 /// Records how long a device took for one signature (successful or not: a device that fails
-/// slowly is worth seeing).
+/// slowly is worth seeing). Callers time only when [`enabled`].
 pub fn sign_timed(backend: &str, took: Duration) {
-    if enabled() {
-        ::metrics::histogram!(SIGN_SECONDS, "backend" => backend.to_owned()).record(took);
-    }
+    ::metrics::histogram!(SIGN_SECONDS, "backend" => backend.to_owned()).record(took);
 }
 
 /// The gRPC code as grpc-go and tonic spell it in their own metrics.

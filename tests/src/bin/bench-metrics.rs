@@ -5,7 +5,6 @@
 //! Prometheus's default 15 s interval). The median round of each is reported; the last line
 //! is the with/without ratio with the scraper.
 
-use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,13 +37,7 @@ fn scraper(port: u16, active: Arc<AtomicBool>, stop: Arc<AtomicBool>, scrapes: A
             continue;
         }
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(
-            stream,
-            "GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut body = String::new();
-        stream.read_to_string(&mut body).unwrap();
+        let (_, body) = trustd_e2e::http::get(&mut stream, "/metrics");
         assert!(body.contains("trustd_requests_total"), "{body}");
         scrapes.fetch_add(1, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(100));
