@@ -5,6 +5,7 @@
 //! ```toml
 //! socket = "/run/trustd/trustd.sock"
 //! trustd_user = "trustd"
+//! insecure_registries = ["registry.lab:5000"]   # plain HTTP, as --insecure-registry
 //!
 //! [notary]
 //! server = "https://notary.example.com"
@@ -43,6 +44,9 @@ pub struct Config {
     /// The user trustd runs as (default `trustd`): trustctl only talks to a socket served by
     /// root, this user, or the user running trustctl.
     pub trustd_user: Option<String>,
+    /// Registries reached over plain HTTP (`HOST[:PORT]`), as docker's insecure-registries.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
     #[serde(default)]
     pub notary: NotaryConfig,
     #[serde(default)]

@@ -106,7 +106,7 @@ impl From<trustd_notary::client::server::ServerError> for CliError {
         match error {
             ServerError::Unreachable { .. } => CliError::Unreachable(message),
             ServerError::Auth { .. } => CliError::Denied(message),
-            ServerError::BadCa { .. } => CliError::Usage(message),
+            ServerError::BadCa { .. } | ServerError::BadUrl { .. } => CliError::Usage(message),
             _ => CliError::Failed(message),
         }
     }

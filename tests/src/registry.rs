@@ -7,7 +7,7 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 
 use base64::Engine;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
 use sha2::{Digest, Sha256};
@@ -25,10 +25,18 @@ pub enum Access<'a> {
     Token(&'a TokenService),
 }
 
+/// Whether the registry serves HTTPS (with the test CA's certificate) or plain HTTP.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tls,
+    PlainHttp,
+}
+
 pub struct Registry {
     pub ca: Arc<TestCa>,
     /// `127.0.0.1:PORT`, the registry part of image names.
     pub host: String,
+    transport: Transport,
     credentials: Option<(String, String)>,
     work: tempfile::TempDir,
     child: Child,
@@ -44,6 +52,11 @@ pub struct Pushed {
 
 impl Registry {
     pub fn start(ca: Arc<TestCa>, access: Access) -> Registry {
+        Registry::start_with(ca, access, Transport::Tls)
+    }
+
+    /// A registry serving `transport`.
+    pub fn start_with(ca: Arc<TestCa>, access: Access, transport: Transport) -> Registry {
         let work = tempfile::tempdir().unwrap();
         let port = free_port();
         let (cert, key) = ca.server_cert();
@@ -70,10 +83,16 @@ impl Registry {
                 None,
             ),
         };
+        let tls = match transport {
+            Transport::Tls => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ),
+            Transport::PlainHttp => String::new(),
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  inmemory: {{}}\nhttp:\n  addr: 127.0.0.1:{port}\n  tls:\n    certificate: {}\n    key: {}\n{auth}",
-            cert.display(),
-            key.display()
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  inmemory: {{}}\nhttp:\n  addr: 127.0.0.1:{port}\n{tls}{auth}"
         );
         let config_path = work.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
@@ -88,6 +107,7 @@ impl Registry {
         Registry {
             ca,
             host: format!("127.0.0.1:{port}"),
+            transport,
             credentials,
             work,
             child,
@@ -115,7 +135,12 @@ impl Registry {
             Some((user, password)) => RegistryAuth::Basic(user.to_owned(), password.to_owned()),
             None => RegistryAuth::Anonymous,
         };
+        let protocol = match self.transport {
+            Transport::Tls => ClientProtocol::Https,
+            Transport::PlainHttp => ClientProtocol::Http,
+        };
         let client = oci_client::Client::new(ClientConfig {
+            protocol,
             extra_root_certificates: vec![Certificate {
                 encoding: CertificateEncoding::Pem,
                 data: std::fs::read(self.ca.ca_cert()).unwrap(),
@@ -247,7 +272,11 @@ impl Registry {
             &format!("Content-Type: {media_type}"),
             "--data-binary",
             &String::from_utf8_lossy(body),
-            &format!("https://{}/v2/{repository}/manifests/{tag}", self.host),
+            &format!(
+                "{}://{}/v2/{repository}/manifests/{tag}",
+                self.scheme(),
+                self.host
+            ),
         ]);
     }
 
@@ -261,7 +290,11 @@ impl Registry {
             "-",
             "-o",
             "/dev/null",
-            &format!("https://{}/v2/{repository}/blobs/uploads/", self.host),
+            &format!(
+                "{}://{}/v2/{repository}/blobs/uploads/",
+                self.scheme(),
+                self.host
+            ),
         ]);
         let location = String::from_utf8_lossy(&headers)
             .lines()
@@ -291,8 +324,15 @@ impl Registry {
         self.curl(&[
             "-H",
             "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
-            &format!("https://{}{path}", self.host),
+            &format!("{}://{}{path}", self.scheme(), self.host),
         ])
+    }
+
+    fn scheme(&self) -> &'static str {
+        match self.transport {
+            Transport::Tls => "https",
+            Transport::PlainHttp => "http",
+        }
     }
 
     fn curl(&self, args: &[&str]) -> Vec<u8> {

@@ -65,7 +65,9 @@ impl TokenService {
         let read_only: Arc<Mutex<HashSet<String>>> = Arc::default();
         let protected = read_only.clone();
         let user = user.to_owned();
-        let server = HttpServer::start(None, move |request| {
+        // Over TLS, as every real token service: trustctl sends credentials only over HTTPS.
+        let (server_cert, server_key) = ca.server_cert();
+        let server = HttpServer::start(Some((&server_cert, &server_key)), move |request| {
             let scopes = request.query("scope");
             let service = request.query("service").pop().unwrap_or_default();
             let who = match request.header("authorization") {

@@ -18,6 +18,60 @@ use trustd_e2e::*;
 
 const DIGEST: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 
+/// A registry or notary server on HTTPS whose challenge names a token service on plain HTTP:
+/// the credentials would travel unprotected, so the token service is never asked.
+#[test]
+fn token_services_on_plain_http_are_not_asked() {
+    let ca = TestCa::new();
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = asked.clone();
+    let plain_token = HttpServer::start(None, move |request| {
+        log.lock().unwrap().push(request.path().to_owned());
+        Response::new(200, r#"{"token":"t"}"#)
+    });
+    let realm = format!("{}/token", plain_token.url);
+    assert!(realm.starts_with("http://"), "{realm}");
+    let challenger = server(&ca, move |_| {
+        let header =
+            format!("Bearer realm=\"{realm}\",service=\"s\",scope=\"repository:team/app:pull\"");
+        Response::new(401, "{}").header("WWW-Authenticate", &header)
+    });
+    let trust = tempfile::tempdir().unwrap();
+    let gun = format!("127.0.0.1:{}/team/app", challenger.port);
+    let run = inspect(&challenger.url, &ca.ca_cert(), trust.path(), &gun, &[]);
+    assert_refused(&run, "notary token on plain HTTP", "it is on plain HTTP");
+    let pem_path = trust.path().join("cosign.pub");
+    let key = p256::ecdsa::SigningKey::random(&mut rand::thread_rng());
+    let pem = {
+        use p256::pkcs8::{EncodePublicKey, LineEnding};
+        key.verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap()
+    };
+    std::fs::write(&pem_path, pem).unwrap();
+    let failed = trust.path().join("failed.txt");
+    let run = trustctl(&[
+        "validate",
+        &format!("{gun}:v1"),
+        "--format",
+        "cosign",
+        "--public-key",
+        pem_path.to_str().unwrap(),
+        "--tls-ca",
+        ca.ca_cert().to_str().unwrap(),
+        "--failed",
+        failed.to_str().unwrap(),
+    ]);
+    assert_ne!(run.code, Some(0), "{}", run.stderr);
+    let said = String::from_utf8_lossy(&run.stdout).into_owned() + &run.stderr;
+    assert!(said.contains("it is on plain HTTP"), "{said}");
+    assert!(
+        asked.lock().unwrap().is_empty(),
+        "{:?}",
+        asked.lock().unwrap()
+    );
+}
+
 /// What a trustctl run did, and the most memory it ever held.
 struct Run {
     code: Option<i32>,

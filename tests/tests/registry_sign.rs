@@ -7,7 +7,7 @@ use std::process::Output;
 use std::sync::Arc;
 
 use trustd_e2e::notary::{NotaryServer, TestCa};
-use trustd_e2e::registry::{Access, DockerConfig, Registry};
+use trustd_e2e::registry::{Access, DockerConfig, Registry, Transport};
 use trustd_e2e::token::TokenService;
 use trustd_e2e::*;
 
@@ -26,6 +26,7 @@ impl Env<'_> {
         self.trustd
             .trustctl()
             .args(args)
+            .env("XDG_CONFIG_HOME", self.trust_dir.path())
             .arg("--server")
             .arg(&self.server.url)
             .arg("--tls-ca")
@@ -229,4 +230,136 @@ fn tokens_for_registry_and_notary_come_from_a_credential_helper() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("401") && err.contains("docker login"), "{err}");
+}
+
+/// A registry on plain HTTP (a lab's registry:2) is reached only when the user names it with
+/// --insecure-registry or in the config, with a warning each run; never by fallback, never
+/// for another registry, and never for the notary server.
+#[test]
+fn plain_http_registries_only_by_explicit_opt_in() {
+    let hsm = SoftHsm::new("registry-plain");
+    let trustd = Trustd::start(&hsm, &Options::for_token(&hsm));
+    trustd.ok(&["key", "generate", "release"]);
+    let ca = Arc::new(TestCa::new());
+    let registry = Registry::start_with(ca.clone(), Access::Open, Transport::PlainHttp);
+    let server = NotaryServer::start_with(ca.clone(), None);
+    let docker = DockerConfig::with_logins(&[]);
+    let env = Env {
+        trustd: &trustd,
+        server: &server,
+        docker: &docker,
+        trust_dir: tempfile::tempdir().unwrap(),
+    };
+    let host = registry.host.as_str();
+    let image = format!("{host}/lab/app:v1");
+    let pushed = registry.push_image("lab/app", "v1", "plain", None);
+    let warning = "is reached over plain HTTP";
+
+    // Not allowed: HTTPS is tried, fails, and the message says what the flag is.
+    let err = env.fails(&["sign", &image], 3);
+    assert!(
+        err.contains(&format!("cannot reach registry {host}"))
+            && err.contains("--insecure-registry"),
+        "{err}"
+    );
+    // Allowing another registry downgrades nothing else.
+    let err = env.fails(&["sign", &image, "--insecure-registry", "127.0.0.1:1"], 3);
+    assert!(!err.contains(warning), "{err}");
+
+    // Allowed: signed (Notary, whose server stays on TLS), with one warning for the run.
+    let out = env.trustctl(&["sign", &image, "--insecure-registry", host]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out).matches(warning).count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains(host), "{}", stderr(&out));
+    let report = env.inspect(&format!("{host}/lab/app"));
+    assert_eq!(signed_digest(&report, "v1"), pushed.digest[7..]);
+
+    // cosign signatures are written to it and read back; a batch warns before it starts.
+    let out = env.trustctl(&[
+        "sign",
+        "--format",
+        "cosign",
+        "--key",
+        "release",
+        "--insecure-registry",
+        host,
+        &image,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out).matches(warning).count(), 1, "{}", stderr(&out));
+    let signature = registry.get(&format!(
+        "/v2/lab/app/manifests/sha256-{}.sig",
+        &pushed.digest[7..]
+    ));
+    assert!(String::from_utf8_lossy(&signature).contains("cosign"));
+
+    // The same from trustctl's config file, for validation in both formats.
+    let config_dir = env.trust_dir.path().join("trustctl");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.toml"),
+        format!("insecure_registries = [\"{host}\"]\n"),
+    )
+    .unwrap();
+    let out = env.trustctl(&["validate", "--format", "both", "--key", "release", &image]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("valid: cosign (1 manifest), notary"),
+        "{said}"
+    );
+    assert_eq!(stderr(&out).matches(warning).count(), 1, "{}", stderr(&out));
+    std::fs::remove_file(config_dir.join("config.toml")).unwrap();
+
+    // What is not HOST[:PORT] is refused before anything is sent.
+    for bad in [format!("http://{host}"), format!("{host}/lab")] {
+        let err = env.fails(&["sign", &image, "--insecure-registry", &bad], 2);
+        assert!(err.contains("HOST:PORT"), "{err}");
+    }
+
+    // The notary server is never plain HTTP, whatever is allowed for registries.
+    let plain_notary = server.url.replace("https://", "http://");
+    let out = env
+        .trustd
+        .trustctl()
+        .args([
+            "inspect",
+            &format!("{host}/lab/app"),
+            "--insecure-registry",
+            host,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "inspect has no registry to allow: {}",
+        stderr(&out)
+    );
+    let with_server = |args: &[&str], server: &str| {
+        let out = env
+            .trustd
+            .trustctl()
+            .args(args)
+            .args(["--server", server, "--trust-dir"])
+            .arg(env.trust_dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        stderr(&out)
+    };
+    let err = with_server(
+        &["sign", &image, "--insecure-registry", host],
+        &plain_notary,
+    );
+    assert!(
+        err.contains("only reached over HTTPS") && err.contains("--server"),
+        "{err}"
+    );
+    let bare = server.url.replace("https://", "");
+    let err = with_server(&["inspect", &format!("{host}/lab/app")], &bare);
+    assert!(
+        err.contains("no scheme") && err.contains("https://HOST"),
+        "{err}"
+    );
 }

@@ -78,7 +78,12 @@ impl NotaryArgs {
         let credentials = Credentials::for_registry(image.registry())
             .map_err(|e| CliError::Failed(e.to_string()))?;
         let server = NotaryServer::new(&key.0, self.tls_ca(), credentials)
-            .map_err(|e| CliError::Usage(e.to_string()))?
+            .map_err(|e| match e {
+                ServerError::BadUrl { .. } => {
+                    CliError::Usage(format!("{e} (the URL came from {origin})"))
+                }
+                other => CliError::from(other),
+            })?
             .with_origin(origin);
         clients.insert(key, server.clone());
         Ok(server)

@@ -9,7 +9,7 @@ use trustctl::client;
 use trustctl::error::CliError;
 use trustctl::notary::publish::{self, InitOptions, SignAs, Target};
 use trustctl::reference::ImageRef;
-use trustctl::registry::{ManifestRef, RegistryClient, RegistryError, RegistryOptions};
+use trustctl::registry::{ManifestRef, RegistryError};
 use trustd_notary::trust;
 
 use super::inspect::{trust_error, NotaryArgs};
@@ -191,10 +191,7 @@ pub async fn sign(trustd: &Trustd, args: SignArgs) -> Result<(), CliError> {
         .map(|text| sign_request(text, &args))
         .collect::<Result<Vec<_>, _>>()?;
     // One client for every tag: one connection and one login per repository.
-    let registry = RegistryClient::new(RegistryOptions {
-        ca: args.notary.tls_ca(),
-    })
-    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let registry = args.batch.registry_client(&args.notary)?;
     for request in requests.iter_mut().filter(|r| r.manifest.is_none()) {
         let manifest = registry
             .resolve_tag(&request.image)

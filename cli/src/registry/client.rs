@@ -8,7 +8,7 @@
 //! body has a limit suited to what it carries, and authentication follows the registry's own
 //! 401 challenge (docker's flow), remembered per repository so parallel jobs share it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +17,7 @@ use reqwest::header::{CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode};
 
 use super::error::{first_error, RegistryError};
+use super::plain_http::InsecureRegistries;
 use super::target::RegistryRef;
 use crate::error::error_chain;
 use trustd_notary::client::auth::{AuthError, Authenticator, Authorization};
@@ -48,7 +49,14 @@ pub enum Got {
 /// Requests to any number of registries, shared by parallel jobs.
 #[derive(Clone)]
 pub struct RegistryHttp {
-    http: reqwest::Client,
+    /// For every registry not allowed plain HTTP: HTTPS only, redirects and token services
+    /// included, so no answer can send trustctl (or the user's credentials) to plain HTTP.
+    https: reqwest::Client,
+    /// For the registries the user allowed over plain HTTP, and their token services.
+    plain: reqwest::Client,
+    insecure: Arc<InsecureRegistries>,
+    /// The plain-HTTP registries the user has been warned about in this run.
+    warned: Arc<Mutex<BTreeSet<String>>>,
     /// Per registry: the user's credentials for it and what its challenges were answered
     /// with, per repository.
     authenticators: Arc<Mutex<HashMap<String, Authenticator>>>,
@@ -58,34 +66,78 @@ pub struct RegistryHttp {
 }
 
 impl RegistryHttp {
-    /// `ca` adds a trusted CA (PEM) to the system roots.
-    pub fn new(ca: Option<&Path>) -> Result<RegistryHttp, RegistryError> {
-        // Registries redirect blob reads to their storage (another host); reqwest drops the
-        // Authorization header when a redirect leaves the origin.
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .user_agent(concat!("trustctl/", env!("CARGO_PKG_VERSION")));
+    /// `ca` adds a trusted CA (PEM) to the system roots; `insecure` names the registries
+    /// the user allowed over plain HTTP.
+    pub fn new(
+        ca: Option<&Path>,
+        insecure: InsecureRegistries,
+    ) -> Result<RegistryHttp, RegistryError> {
+        let mut roots = Vec::new();
         if let Some(path) = ca {
             let bad = |reason: String| RegistryError::BadCa {
                 path: path.display().to_string(),
                 reason,
             };
-            for cert in trustd_notary::client::read_ca_file(path).map_err(bad)? {
-                builder = builder.add_root_certificate(cert);
-            }
+            roots = trustd_notary::client::read_ca_file(path).map_err(bad)?;
         }
-        let http = builder.build().map_err(|e| RegistryError::Unreachable {
-            registry: "(any)".into(),
-            reason: error_chain(&e),
-        })?;
+        let build = |https_only: bool| {
+            // Registries redirect blob reads to their storage (another host); reqwest drops
+            // the Authorization header when a redirect leaves the origin.
+            let mut builder = reqwest::Client::builder()
+                .use_rustls_tls()
+                .https_only(https_only)
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(60))
+                .redirect(reqwest::redirect::Policy::limited(5))
+                .user_agent(concat!("trustctl/", env!("CARGO_PKG_VERSION")));
+            for cert in &roots {
+                builder = builder.add_root_certificate(cert.clone());
+            }
+            builder.build().map_err(|e| RegistryError::Unreachable {
+                registry: "(any)".into(),
+                reason: error_chain(&e),
+            })
+        };
         Ok(RegistryHttp {
-            http,
+            https: build(true)?,
+            plain: build(false)?,
+            insecure: Arc::new(insecure),
+            warned: Arc::default(),
             authenticators: Arc::default(),
             answering: Arc::default(),
         })
+    }
+
+    /// Says on stderr, once per run and registry, that `registry` is reached over plain
+    /// HTTP, when it is. Batches call this before their progress bar is drawn.
+    pub fn warn_if_plain(&self, registry: &str) {
+        if !self.insecure.allows(registry) {
+            return;
+        }
+        if self
+            .warned
+            .lock()
+            .expect("warned registries")
+            .insert(registry.to_owned())
+        {
+            eprintln!(
+                "trustctl: warning: registry {} is reached over plain HTTP (--insecure-registry): \
+                 nothing protects this connection; anyone on the network can read it, the \
+                 credentials included, and change what the registry answers, which manifest \
+                 gets signed included",
+                trustd_notary::text::sanitize(registry)
+            );
+        }
+    }
+
+    /// The client and the API URL for `path` of `target`'s repository.
+    fn route(&self, target: &RegistryRef, path: &str) -> (&reqwest::Client, String) {
+        if self.insecure.allows(target.registry()) {
+            self.warn_if_plain(target.registry());
+            (&self.plain, target.api_url("http", path))
+        } else {
+            (&self.https, target.api_url("https", path))
+        }
     }
 
     fn authenticator(&self, registry: &str) -> Result<Authenticator, RegistryError> {
@@ -141,8 +193,9 @@ impl RegistryHttp {
         let retry = if !now.same_as(&sent) {
             now
         } else {
+            let (http, _) = self.route(target, "");
             match auth
-                .answer(&key, &self.http, &response)
+                .answer(&key, http, &response)
                 .await
                 .map_err(|e| auth_error(target, access, &auth, e))?
             {
@@ -204,10 +257,10 @@ impl RegistryHttp {
         accept: &[&str],
         limit: u64,
     ) -> Result<Got, RegistryError> {
-        let url = target.api_url(path);
+        let (http, url) = self.route(target, path);
         let (response, used) = self
             .send(target, Access::Read, || {
-                let request = self.http.get(&url);
+                let request = http.get(&url);
                 match accept.is_empty() {
                     true => request,
                     false => request.header(reqwest::header::ACCEPT, accept.join(", ")),
@@ -241,9 +294,9 @@ impl RegistryHttp {
         data: &[u8],
         digest: &str,
     ) -> Result<(), RegistryError> {
-        let start = target.api_url("blobs/uploads/");
+        let (http, start) = self.route(target, "blobs/uploads/");
         let (response, used) = self
-            .send(target, Access::Push, || self.http.post(&start))
+            .send(target, Access::Push, || http.post(&start))
             .await?;
         if response.status() != StatusCode::ACCEPTED {
             let what = "POST blobs/uploads/";
@@ -264,8 +317,7 @@ impl RegistryHttp {
         })?;
         upload.query_pairs_mut().append_pair("digest", digest);
         let put = || {
-            self.http
-                .request(Method::PUT, upload.clone())
+            http.request(Method::PUT, upload.clone())
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .body(data.to_vec())
         };
@@ -290,11 +342,10 @@ impl RegistryHttp {
         body: Vec<u8>,
         media_type: &str,
     ) -> Result<(), RegistryError> {
-        let url = target.api_url(&format!("manifests/{}", target.target()));
+        let (http, url) = self.route(target, &format!("manifests/{}", target.target()));
         let (response, used) = self
             .send(target, Access::Push, || {
-                self.http
-                    .put(&url)
+                http.put(&url)
                     .header(CONTENT_TYPE, media_type)
                     .body(body.clone())
             })
@@ -308,9 +359,17 @@ impl RegistryHttp {
 }
 
 fn unreachable(target: &RegistryRef, error: &reqwest::Error) -> RegistryError {
+    let mut reason = trustd_notary::client::transport_failure(error, "--tls-ca");
+    if trustd_notary::client::answered_without_tls(error) {
+        reason.push_str(&format!(
+            "; if it serves plain HTTP and an unprotected connection is acceptable there, allow \
+             it with --insecure-registry {}",
+            target.registry()
+        ));
+    }
     RegistryError::Unreachable {
         registry: target.registry().to_owned(),
-        reason: trustd_notary::client::transport_failure(error, "--tls-ca"),
+        reason,
     }
 }
 

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::client::{Got, RegistryHttp};
 pub use super::error::RegistryError;
+use super::plain_http::InsecureRegistries;
 use super::target::RegistryRef;
 use crate::reference::ImageRef;
 use trustd_notary::client::http_limits;
@@ -61,10 +62,12 @@ pub struct Fetched {
 }
 
 /// How to talk to registries.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone)]
 pub struct RegistryOptions<'a> {
     /// An extra CA (PEM) to trust besides the system roots.
     pub ca: Option<&'a Path>,
+    /// Registries the user allowed over plain HTTP.
+    pub insecure: InsecureRegistries,
 }
 
 /// `image` at `tag`, as the registry API names it.
@@ -82,8 +85,13 @@ pub struct RegistryClient {
 impl RegistryClient {
     pub fn new(options: RegistryOptions<'_>) -> Result<RegistryClient, RegistryError> {
         Ok(RegistryClient {
-            http: RegistryHttp::new(options.ca)?,
+            http: RegistryHttp::new(options.ca, options.insecure)?,
         })
+    }
+
+    /// Says on stderr that `registry` is reached over plain HTTP, if it is (once per run).
+    pub fn warn_if_plain(&self, registry: &str) {
+        self.http.warn_if_plain(registry);
     }
 
     /// The manifest `target` names, or None when there is none (404). The digest is

@@ -6,11 +6,13 @@ pub mod client;
 
 pub mod error;
 pub mod manifest;
+pub mod plain_http;
 pub mod target;
 
 pub use manifest::{
     reference, Fetched, ManifestRef, PlatformManifest, RegistryClient, RegistryError,
     RegistryOptions,
 };
+pub use plain_http::InsecureRegistries;
 pub use target::RegistryRef;
 pub use trustd_notary::client::credentials::{Credentials, CredentialsError};

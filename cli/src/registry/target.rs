@@ -64,9 +64,14 @@ impl RegistryRef {
         }
     }
 
-    /// `https://<host>/v2/<repository>/<path>`.
-    pub fn api_url(&self, path: &str) -> String {
-        format!("https://{}/v2/{}/{path}", self.api_host(), self.repository)
+    /// `<scheme>://<host>/v2/<repository>/<path>`: `scheme` is `https` unless the user
+    /// allowed this registry over plain HTTP.
+    pub fn api_url(&self, scheme: &str, path: &str) -> String {
+        format!(
+            "{scheme}://{}/v2/{}/{path}",
+            self.api_host(),
+            self.repository
+        )
     }
 
     /// What authentication is remembered under: one repository of one registry.
@@ -85,14 +90,14 @@ mod tests {
         let tagged = RegistryRef::with_tag(&image, "3.20");
         assert_eq!(tagged.whole(), "docker.io/library/alpine:3.20");
         assert_eq!(
-            tagged.api_url("manifests/3.20"),
+            tagged.api_url("https", "manifests/3.20"),
             "https://registry-1.docker.io/v2/library/alpine/manifests/3.20"
         );
         let pinned = tagged.clone_with_digest("sha256:00".into());
         assert_eq!(pinned.whole(), "docker.io/library/alpine@sha256:00");
         let local = RegistryRef::with_tag(&ImageRef::parse("127.0.0.1:5000/a/b").unwrap(), "v1");
         assert_eq!(
-            local.api_url("blobs/uploads/"),
+            local.api_url("https", "blobs/uploads/"),
             "https://127.0.0.1:5000/v2/a/b/blobs/uploads/"
         );
         assert_eq!(local.auth_key(), "127.0.0.1:5000/a/b");

@@ -212,7 +212,13 @@ impl Authenticator {
             .await
             .map_err(|e| AuthError::TokenServiceUnreachable {
                 realm: realm.to_owned(),
-                reason: e.to_string(),
+                reason: match realm.starts_with("http://") && e.is_builder() {
+                    // The client is HTTPS-only: nothing was sent.
+                    true => "it is on plain HTTP, where the credentials and the token would \
+                             travel unprotected, so trustctl did not ask it"
+                        .to_owned(),
+                    false => super::transport_failure(&e, "--tls-ca"),
+                },
             })?;
         let status = response.status();
         if !status.is_success() {

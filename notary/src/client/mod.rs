@@ -44,13 +44,17 @@ pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>,
         .collect()
 }
 
-/// A failed request in one sentence a user can act on, instead of the transport's chain
-/// ("error sending request for url (…): client error (Connect): tcp connect error: …").
-/// `ca_flag` names where a CA can be given (`--tls-ca`), for certificate failures.
-pub fn transport_failure(error: &reqwest::Error, ca_flag: &str) -> String {
+/// Whether `error` is a server answering a TLS handshake with something that is not TLS:
+/// most often a plain HTTP server.
+pub fn answered_without_tls(error: &reqwest::Error) -> bool {
+    rustls_error(error).is_some_and(|tls| matches!(tls, rustls::Error::InvalidMessage(_)))
+}
+
+/// The rustls error behind a failed request, if one is. It travels inside io::Errors
+/// (nested, too), whose source() skips it.
+fn rustls_error(error: &reqwest::Error) -> Option<&rustls::Error> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = source {
-        // rustls's error travels inside io::Errors (nested, too), whose source() skips it.
         let mut wrapped: &(dyn std::error::Error + 'static) = current;
         while let Some(inner) = wrapped
             .downcast_ref::<std::io::Error>()
@@ -58,9 +62,20 @@ pub fn transport_failure(error: &reqwest::Error, ca_flag: &str) -> String {
         {
             wrapped = inner;
         }
-        let tls = wrapped.downcast_ref::<rustls::Error>();
-        if let Some(tls) = tls {
-            return match tls {
+        if let Some(tls) = wrapped.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        source = current.source();
+    }
+    None
+}
+
+/// A failed request in one sentence a user can act on, instead of the transport's chain
+/// ("error sending request for url (…): client error (Connect): tcp connect error: …").
+/// `ca_flag` names where a CA can be given (`--tls-ca`), for certificate failures.
+pub fn transport_failure(error: &reqwest::Error, ca_flag: &str) -> String {
+    if let Some(tls) = rustls_error(error) {
+        return match tls {
                 rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
                     format!("its TLS certificate is not issued by a CA this machine trusts: give the server's CA with {ca_flag}")
                 }
@@ -72,9 +87,14 @@ pub fn transport_failure(error: &reqwest::Error, ca_flag: &str) -> String {
                     rustls::CertificateError::Expired
                     | rustls::CertificateError::ExpiredContext { .. },
                 ) => "its TLS certificate has expired".to_owned(),
+                rustls::Error::InvalidMessage(_) => {
+                    "it does not answer in TLS there (is it a plain HTTP server?)".to_owned()
+                }
                 other => format!("the TLS handshake failed: {other}"),
             };
-        }
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
         if let Some(io) = current.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind;
             match io.kind() {

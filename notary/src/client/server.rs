@@ -45,6 +45,8 @@ pub enum ServerError {
     },
     #[error("cannot read the CA certificate {path}: {reason}")]
     BadCa { path: String, reason: String },
+    #[error("{url:?} is not a notary server URL: {reason}; write https://HOST[:PORT]")]
+    BadUrl { url: String, reason: String },
     #[error("cannot authenticate to notary server {url}: {reason}")]
     Auth { url: String, reason: String },
     #[error("{url} sent no usable {role} key ({reason}): is it a notary server?")]
@@ -69,6 +71,36 @@ struct ErrorEntry {
     detail: serde_json::Value,
 }
 
+/// Refuses what cannot be a notary server's base URL before any request. Plain HTTP above
+/// all: the server's TLS is what first-use trust of a repository's root rests on, so no flag
+/// (not even --insecure-registry, which is for registries) turns it off.
+fn check_url(url: &str) -> Result<(), ServerError> {
+    let bad = |reason: &str| ServerError::BadUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if !url.contains("://") {
+        return Err(bad("it has no scheme"));
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" => {
+            return Err(bad(
+                "notary servers are only reached over HTTPS (their TLS is what first-use trust rests on)",
+            ))
+        }
+        _ => return Err(bad("the scheme must be https")),
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("it names no host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() || !parsed.username().is_empty() {
+        return Err(bad("it may hold no query, fragment or user name"));
+    }
+    Ok(())
+}
+
 /// A notary-server at `url` (`https://notary.example.com:4443`).
 #[derive(Clone)]
 pub struct NotaryServer {
@@ -86,8 +118,10 @@ impl NotaryServer {
         ca: Option<&Path>,
         credentials: Option<Credentials>,
     ) -> Result<NotaryServer, ServerError> {
+        check_url(url)?;
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
+            .https_only(true)
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
             .redirect(http_limits::same_origin_redirects())

@@ -14,7 +14,9 @@ use clap::{Args, ValueEnum};
 use trustctl::client::{self, Client};
 use trustctl::error::CliError;
 use trustctl::reference::ImageRef;
-use trustctl::registry::{reference, Fetched, RegistryClient};
+use trustctl::registry::{reference, Fetched, InsecureRegistries, RegistryClient, RegistryOptions};
+
+use crate::commands::inspect::NotaryArgs;
 
 pub use sign::sign;
 pub use validate::{validate, ValidateArgs};
@@ -72,6 +74,30 @@ pub struct BatchArgs {
     /// trustd key for cosign signatures (ECDSA P-256).
     #[arg(long, value_name = "NAME")]
     pub key: Option<String>,
+    /// Reach this registry over plain HTTP, unprotected (a lab's registry:2); repeatable,
+    /// added to insecure_registries in trustctl's config. Never applies to the notary server.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+}
+
+impl BatchArgs {
+    /// The registry client for this command: the extra CA of --tls-ca, and plain HTTP for
+    /// the registries the user allowed it for here or in the config, and no other.
+    pub fn registry_client(&self, notary: &NotaryArgs) -> Result<RegistryClient, CliError> {
+        let config = &crate::commands::config().insecure_registries;
+        let insecure = InsecureRegistries::parse(
+            self.insecure_registries
+                .iter()
+                .chain(config)
+                .map(String::as_str),
+        )
+        .map_err(CliError::Usage)?;
+        RegistryClient::new(RegistryOptions {
+            ca: notary.tls_ca(),
+            insecure,
+        })
+        .map_err(|e| CliError::Usage(e.to_string()))
+    }
 }
 
 /// A duration as hangar and Go spell them: one or more number-unit pairs (`30s`, `5m`,
@@ -172,6 +198,14 @@ fn list_entry(line: &str) -> Option<&str> {
         .map_or(line.len(), |(at, _)| at);
     let entry = line[..comment].trim();
     (!entry.is_empty()).then_some(entry)
+}
+
+/// Says, before a progress bar is drawn, which registries of the list are reached over
+/// plain HTTP.
+fn warn_plain_http(registry: &RegistryClient, list: &[String], batch: &BatchArgs) {
+    for entry in list.iter().filter_map(|text| parse_entry(text, batch).ok()) {
+        registry.warn_if_plain(entry.image.registry());
+    }
 }
 
 /// The image list: from --file and from the command line.

@@ -14,14 +14,15 @@ use trustctl::client::{self, Client};
 use trustctl::cosign::{self, SignOutcome, UploadedConfigs};
 use trustctl::error::CliError;
 use trustctl::notary::publish::{self, SignAs, Target};
-use trustctl::registry::{Fetched, RegistryClient, RegistryOptions};
+use trustctl::registry::{Fetched, RegistryClient};
 use trustd_notary::client::server::NotaryServer;
 use trustd_notary::trust::TrustStore;
 
 use super::progress::{Tally, SIGNING};
 use super::scheduler::Scheduler;
 use super::{
-    combine, fetch, parse_entry, public_key, read_list, selected_platforms, BatchArgs, Entry,
+    combine, fetch, parse_entry, public_key, read_list, selected_platforms, warn_plain_http,
+    BatchArgs, Entry,
 };
 use crate::commands::inspect::NotaryArgs;
 use crate::commands::repository::open_or_init_announcing;
@@ -251,10 +252,8 @@ pub async fn sign(
     let started = Instant::now();
     let list = read_list(images, batch)?;
     let client = client::connect(trustd).await?;
-    let registry = RegistryClient::new(RegistryOptions {
-        ca: notary.tls_ca(),
-    })
-    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let registry = batch.registry_client(notary)?;
+    warn_plain_http(&registry, &list, batch);
     let cosign = match batch.format.cosign() {
         true => Some(CosignKey::from_trustd(&client, batch.key.as_deref()).await?),
         false => None,

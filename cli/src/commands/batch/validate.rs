@@ -11,13 +11,16 @@ use trustctl::client;
 use trustctl::cosign;
 use trustctl::error::CliError;
 use trustctl::once::OncePerKey;
-use trustctl::registry::{RegistryClient, RegistryOptions};
+use trustctl::registry::RegistryClient;
 use trustd_notary::client::server::NotaryServer;
 use trustd_notary::trust::{self, TrustStore, VerifiedRepository};
 
 use super::progress::{Tally, VALIDATING};
 use super::scheduler::Scheduler;
-use super::{fetch, parse_entry, public_key, read_list, selected_platforms, BatchArgs, Entry};
+use super::{
+    fetch, parse_entry, public_key, read_list, selected_platforms, warn_plain_http, BatchArgs,
+    Entry,
+};
 use crate::commands::inspect::NotaryArgs;
 
 #[derive(Args)]
@@ -121,10 +124,7 @@ pub async fn validate(trustd: &Trustd, args: ValidateArgs) -> Result<(), CliErro
     let started = Instant::now();
     let batch = Arc::new(args.batch.clone());
     let list = read_list(&args.images, &batch)?;
-    let registry = RegistryClient::new(RegistryOptions {
-        ca: args.notary.tls_ca(),
-    })
-    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let registry = batch.registry_client(&args.notary)?;
     let spki = match batch.format.cosign() {
         true => Some(cosign_key(trustd, &args).await?),
         false => None,
@@ -133,6 +133,7 @@ pub async fn validate(trustd: &Trustd, args: ValidateArgs) -> Result<(), CliErro
         store: args.notary.trust_store(),
         verified: OncePerKey::default(),
     });
+    warn_plain_http(&registry, &list, &batch);
     let mut tally = Tally::new(&list);
     let mut scheduler = Scheduler::new(batch.jobs as usize, batch.timeout);
     for (index, text) in list.iter().enumerate() {
