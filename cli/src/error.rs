@@ -5,7 +5,7 @@ use std::path::Path;
 /// Exit codes (documented in the README):
 /// 1 failure (including a signature that does not verify), 2 usage, 3 trustd or the device
 /// unreachable, 4 permission denied, 5 not found.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CliError {
     #[error("{0}")]
     Failed(String),
@@ -32,6 +32,19 @@ impl CliError {
             CliError::Denied(_) => 4,
             CliError::NotFound(_) => 5,
             CliError::Reported(code) => *code,
+        }
+    }
+
+    /// The same failure, its message led by `prefix` (which format or step failed).
+    pub fn prefixed(self, prefix: &str) -> CliError {
+        let add = |message: String| format!("{prefix}{message}");
+        match self {
+            CliError::Failed(m) => CliError::Failed(add(m)),
+            CliError::Usage(m) => CliError::Usage(add(m)),
+            CliError::Unreachable(m) => CliError::Unreachable(add(m)),
+            CliError::Denied(m) => CliError::Denied(add(m)),
+            CliError::NotFound(m) => CliError::NotFound(add(m)),
+            CliError::Reported(code) => CliError::Reported(code),
         }
     }
 

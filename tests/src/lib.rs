@@ -643,6 +643,27 @@ pub fn debian_python(script: &str, args: &[&std::ffi::OsStr], input: &[u8]) -> O
 }
 
 /// stderr of a finished command, as text.
+/// Validates `document` against the schema in docs/json/ with Debian's python3-jsonschema,
+/// not with our code.
+pub fn assert_matches_schema(schema: &str, document: &str) {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/json")
+        .join(schema);
+    let script = r#"
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+jsonschema.Draft202012Validator(schema).validate(json.load(sys.stdin))
+"#;
+    let out = debian_python(script, &[schema.as_os_str()], document.as_bytes());
+    assert!(
+        out.status.success(),
+        "the output does not match {}:\n{}\n{document}",
+        schema.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

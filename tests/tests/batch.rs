@@ -7,6 +7,7 @@ use std::sync::Arc;
 use base64::Engine;
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::pkcs8::DecodePublicKey;
+use trustd_e2e::assert_matches_schema;
 use trustd_e2e::dct::Dct;
 use trustd_e2e::notary::TestCa;
 use trustd_e2e::registry::{Access, DockerConfig, Registry};
@@ -229,7 +230,7 @@ fn a_list_is_signed_in_both_formats_and_validated() {
         let out = bench.trustctl(&args);
         assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains("valid: cosign (3 manifests), notary"),
+            String::from_utf8_lossy(&out.stdout).contains("(cosign: 3 manifests; notary: "),
             "{}",
             String::from_utf8_lossy(&out.stdout)
         );
@@ -547,9 +548,132 @@ fn a_registry_refusing_some_pushes_fails_those_images_alone_and_a_rerun_finishes
     let out = sign(&list);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let unchanged = stdout
+        .lines()
+        .filter(|l| l.starts_with("already signed ") && l.contains("(cosign: "))
+        .count();
+    assert_eq!(unchanged, 4, "{stdout}");
+}
+
+/// Every way of signing and validating reports alike, in list order, and as JSON that
+/// matches docs/json/batch.schema.json: `sign A bad B` signs A and B and says bad failed;
+/// signing an unchanged tag says "already signed" in Notary format; one image's failure is
+/// one line with its own exit code; the failed file never lists an earlier run's failures.
+#[test]
+fn results_come_in_list_order_alike_for_every_way_of_signing() {
+    let bench = Bench::new("batch-json");
+    let host = bench.registry.host.clone();
+    let a = bench.registry.push_image("team/a", "1", "a", None);
+    let b = bench.registry.push_image("team/b", "1", "b", None);
+    let (image_a, image_b) = (format!("{host}/team/a:1"), format!("{host}/team/b:1"));
+    let dir = tempfile::tempdir().unwrap();
+    let failed = dir.path().join("failed.txt");
+    let failed_arg = failed.to_str().unwrap();
+
+    let out = bench.trustctl(&[
+        "sign",
+        &image_a,
+        "Not An Image",
+        &image_b,
+        "--json",
+        "--failed",
+        failed_arg,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let document = String::from_utf8(out.stdout).unwrap();
+    assert_matches_schema("batch.schema.json", &document);
+    let parsed: serde_json::Value = serde_json::from_str(&document).unwrap();
+    let images: Vec<&str> = parsed["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(images, [image_a.as_str(), "Not An Image", image_b.as_str()]);
+    assert_eq!(parsed["images"][0]["result"], "signed");
+    assert_eq!(parsed["images"][0]["digest"], a.digest);
+    assert_eq!(parsed["images"][0]["notary"]["new_repository"], true);
+    assert_eq!(parsed["images"][1]["result"], "failed");
+    assert_eq!(parsed["images"][1]["exit_code"], 2);
+    assert_eq!(parsed["images"][2]["digest"], b.digest);
     assert_eq!(
-        stdout.matches("already signed (cosign)").count(),
-        4,
-        "{stdout}"
+        (&parsed["succeeded"], &parsed["failed"]),
+        (&2.into(), &1.into())
     );
+    assert_eq!(std::fs::read_to_string(&failed).unwrap(), "Not An Image\n");
+    for (repo, pushed) in [("team/a", &a), ("team/b", &b)] {
+        let tags = bench.dct.notary_tags(&format!("{host}/{repo}"));
+        assert_eq!(tags["1"].digest, pushed.digest[7..]);
+    }
+
+    // Again, as people read it: in list order, and already signed in Notary format too.
+    let out = bench.trustctl(&["sign", &image_b, &image_a, "--failed", failed_arg]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let said = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 2, "{said}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "already signed {image_b} {} (notary: targets)",
+            b.digest
+        )),
+        "{said}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("already signed {image_a} ")),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&failed).unwrap(),
+        "",
+        "a run without failures empties the failed file"
+    );
+
+    // One image: its failure is one line, with its own exit code, and no failed file.
+    let missing = format!("{host}/team/a:missing");
+    let out = bench.trustctl(&["sign", &missing]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.starts_with(&format!("failed {missing}: ")), "{err}");
+    assert!(!bench.dct.trustd.cwd().join("sign-failed.txt").exists());
+
+    // validate --json, in the same shape.
+    let out = bench.trustctl(&[
+        "validate", &image_a, &missing, "--json", "--failed", failed_arg,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let document = String::from_utf8(out.stdout).unwrap();
+    assert_matches_schema("batch.schema.json", &document);
+    let parsed: serde_json::Value = serde_json::from_str(&document).unwrap();
+    assert_eq!(parsed["command"], "validate");
+    assert_eq!(parsed["images"][0]["result"], "valid");
+    assert_eq!(parsed["images"][0]["notary"]["roles"][0], "Repo Admin");
+    assert_eq!(parsed["images"][1]["result"], "not_valid");
+    assert_eq!(parsed["images"][1]["exit_code"], 5);
+    assert_eq!(
+        std::fs::read_to_string(&failed).unwrap(),
+        format!("{missing}\n")
+    );
+
+    // delegation list --json.
+    bench.dct.trustd.ok(&["key", "generate", "alice"]);
+    let gun = format!("{host}/team/a");
+    bench
+        .dct
+        .ok(&["signer", "add", "--key", "alice.pub", "alice", &gun]);
+    let document = bench.dct.ok(&["delegation", "list", &gun, "--json"]);
+    assert_matches_schema("delegation-list.schema.json", &document);
+    let parsed: serde_json::Value = serde_json::from_str(&document).unwrap();
+    let roles: Vec<&str> = parsed["delegations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"targets/alice") && roles.contains(&"targets/releases"),
+        "{document}"
+    );
+    assert_eq!(parsed["repository"], gun);
 }

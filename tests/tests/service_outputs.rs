@@ -7,26 +7,6 @@ use std::process::Command;
 
 use trustd_e2e::*;
 
-/// Validates `document` against the schema in docs/json/ with Debian's python3-jsonschema.
-fn assert_matches_schema(schema: &str, document: &str) {
-    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../docs/json")
-        .join(schema);
-    let script = r#"
-import json, sys, jsonschema
-schema = json.load(open(sys.argv[1]))
-jsonschema.Draft202012Validator.check_schema(schema)
-jsonschema.Draft202012Validator(schema).validate(json.load(sys.stdin))
-"#;
-    let out = debian_python(script, &[schema.as_os_str()], document.as_bytes());
-    assert!(
-        out.status.success(),
-        "the output does not match {}:\n{}\n{document}",
-        schema.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn status_and_key_list_json_match_their_published_schemas() {
     let hsm = SoftHsm::new("schemas");

@@ -62,6 +62,9 @@ pub enum DelegationCommand {
     List {
         /// The repository (GUN), e.g. registry.example.com/team/app.
         gun: String,
+        /// Print one JSON document (docs/json/delegation-list.schema.json).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         notary: NotaryArgs,
     },
@@ -319,9 +322,33 @@ fn signed_latest_release(repo: &VerifiedRepository, keys: &[String]) -> bool {
 
 pub async fn run_delegation(trustd: &Trustd, command: DelegationCommand) -> Result<(), CliError> {
     match command {
-        DelegationCommand::List { gun, notary } => {
-            let (_, repo) = verified(&notary, &gun).await?;
+        DelegationCommand::List { gun, json, notary } => {
+            let (image, repo) = verified(&notary, &gun).await?;
             let roles = &repo.targets.delegations.roles;
+            if json {
+                let listed: Vec<serde_json::Value> = roles
+                    .iter()
+                    .map(|role| {
+                        serde_json::json!({
+                            "role": role.name,
+                            "paths": role.paths,
+                            "all_paths": role.paths.iter().any(|p| p.is_empty()),
+                            "threshold": role.threshold,
+                            "keyids": role.keyids,
+                        })
+                    })
+                    .collect();
+                let document = serde_json::json!({
+                    "schema_version": 1,
+                    "repository": image.gun,
+                    "delegations": listed,
+                });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&document).expect("JSON values serialize")
+                );
+                return Ok(());
+            }
             if roles.is_empty() {
                 println!("No delegations present in this repository.");
                 return Ok(());

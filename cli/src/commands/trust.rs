@@ -1,6 +1,5 @@
 //! `trustctl init` and `trustctl sign`: Docker Content Trust with every key in trustd.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use trustctl::client::Trustd;
 
@@ -9,11 +8,11 @@ use trustctl::client;
 use trustctl::error::CliError;
 use trustctl::notary::publish::{self, InitOptions, SignAs, Target};
 use trustctl::reference::ImageRef;
-use trustctl::registry::{ManifestRef, RegistryError};
+use trustctl::registry::ManifestRef;
 use trustd_notary::trust;
 
 use super::inspect::{trust_error, NotaryArgs};
-use super::repository::open_or_init;
+use super::repository::open_or_init_announcing;
 
 #[derive(Args)]
 pub struct InitArgs {
@@ -31,21 +30,24 @@ pub struct InitArgs {
 
 #[derive(Args)]
 pub struct SignArgs {
-    /// IMAGE:TAG (resolved in the registry), or IMAGE:TAG@sha256:DIGEST. Several images are
-    /// signed with one signature per changed role of each repository.
+    /// IMAGE:TAG (resolved in the registry), or IMAGE:TAG@sha256:DIGEST (that manifest,
+    /// checked in the registry). Several images are signed with one signature per changed
+    /// role of each repository; an image that fails does not stop the others.
     #[arg(required_unless_present = "file", value_name = "IMAGE:TAG")]
     images: Vec<String>,
     #[command(flatten)]
     batch: super::batch::BatchArgs,
-    /// Where a batch writes the images it could not sign.
-    #[arg(long, value_name = "FILE", default_value = "sign-failed.txt")]
-    failed: PathBuf,
+    /// Where the images that could not be signed are listed, rewritten on every run that
+    /// signs a list or several images [default: sign-failed.txt]
+    #[arg(long, value_name = "FILE")]
+    failed: Option<PathBuf>,
     /// Manifest digest (sha256:HEX) of the tag; with --size, signs without asking the
-    /// registry. One image only.
+    /// registry. One image, Notary format.
     #[arg(long, value_name = "sha256:HEX", requires = "size")]
     digest: Option<String>,
-    /// Manifest size in bytes (with a digest given by --digest or IMAGE:TAG@sha256:...).
-    #[arg(long)]
+    /// Manifest size in bytes, with a digest given by --digest or IMAGE:TAG@sha256:...; signs
+    /// without asking the registry.
+    #[arg(long, value_name = "BYTES")]
     size: Option<i64>,
     /// trustd backend for keys created if the repository is new.
     #[arg(long)]
@@ -91,83 +93,11 @@ fn parse_digest(text: &str) -> Result<[u8; 32], CliError> {
     Ok(bytes)
 }
 
-/// One tag to sign, as the user named it, with its manifest once known.
-struct SignRequest {
-    text: String,
-    image: ImageRef,
-    tag: String,
-    manifest: Option<ManifestRef>,
-}
-
-/// Reads `IMAGE:TAG[@sha256:...]` with the --digest/--size flags into what to sign; a tag
-/// without a digest is left for the registry to resolve.
-fn sign_request(text: &str, args: &SignArgs) -> Result<SignRequest, CliError> {
-    let (reference, inline_digest) = match text.split_once('@') {
-        Some((name, digest)) => (name, Some(digest)),
-        None => (text, None),
-    };
-    let digest = match (inline_digest, args.digest.as_deref()) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(CliError::Usage(format!(
-                "{text}: the image's @digest and --digest differ"
-            )))
-        }
-        (Some(d), _) | (None, Some(d)) => Some(parse_digest(d)?),
-        (None, None) => None,
-    };
-    let manifest = match (digest, args.size) {
-        (Some(sha256), Some(size)) if size > 0 => Some(ManifestRef { sha256, size }),
-        (Some(_), _) => {
-            return Err(CliError::Usage(format!(
-                "{text}: with a digest, give the manifest's size in bytes (--size)"
-            )))
-        }
-        (None, Some(_)) => {
-            return Err(CliError::Usage(
-                "--size goes with a digest (--digest or IMAGE:TAG@sha256:...)".into(),
-            ))
-        }
-        (None, None) => None,
-    };
-    let image = ImageRef::parse(reference).map_err(CliError::Usage)?;
-    let tag = image
-        .tag
-        .clone()
-        .ok_or_else(|| CliError::Usage(format!("{reference}: name the tag to sign (IMAGE:TAG)")))?;
-    Ok(SignRequest {
-        text: text.to_owned(),
-        image,
-        tag,
-        manifest,
-    })
-}
-
-fn registry_error(image: &str, error: RegistryError) -> CliError {
-    let message = format!("{image}: {error}");
-    match error {
-        RegistryError::Unreachable { .. } => CliError::Unreachable(message),
-        RegistryError::Unauthorized { .. } | RegistryError::Denied { .. } => {
-            CliError::Denied(message)
-        }
-        RegistryError::TagNotFound { .. } => CliError::NotFound(message),
-        RegistryError::BadCa { .. } => CliError::Usage(message),
-        RegistryError::Credentials(_)
-        | RegistryError::Refused { .. }
-        | RegistryError::BadManifest { .. } => CliError::Failed(message),
-    }
-}
-
+/// `trustctl sign`: every way of naming images goes through the batch (one output style,
+/// failures reported per image), except a tag signed with a given digest and size, which
+/// needs no registry at all.
 pub async fn sign(trustd: &Trustd, args: SignArgs) -> Result<(), CliError> {
-    if args.batch.file.is_some()
-        || args.batch.format != super::batch::Format::Notary
-        || args.batch.registry.is_some()
-        || args.batch.project.is_some()
-    {
-        if args.digest.is_some() || args.size.is_some() {
-            return Err(CliError::Usage(
-                "--digest and --size sign one image in Notary format; a batch resolves every image in the registry".into(),
-            ));
-        }
+    let Some(size) = args.size else {
         return super::batch::sign(
             trustd,
             &args.images,
@@ -175,76 +105,87 @@ pub async fn sign(trustd: &Trustd, args: SignArgs) -> Result<(), CliError> {
             &args.notary,
             args.backend.as_deref().unwrap_or(""),
             args.signer.as_deref(),
-            &args.failed,
+            args.failed.as_deref(),
         )
         .await;
-    }
-    if args.images.len() > 1 && (args.digest.is_some() || args.size.is_some()) {
+    };
+    let batch_only = args.batch.file.is_some()
+        || args.batch.format != super::batch::Format::Notary
+        || args.batch.registry.is_some()
+        || args.batch.project.is_some();
+    if batch_only || args.images.len() != 1 {
         return Err(CliError::Usage(
-            "--digest and --size sign one image; for several, let the registry resolve each tag"
-                .into(),
+            "--digest and --size sign one image in Notary format; for several, let the registry resolve each tag".into(),
         ));
     }
-    let mut requests = args
-        .images
-        .iter()
-        .map(|text| sign_request(text, &args))
-        .collect::<Result<Vec<_>, _>>()?;
-    // One client for every tag: one connection and one login per repository.
-    let registry = args.batch.registry_client(&args.notary)?;
-    for request in requests.iter_mut().filter(|r| r.manifest.is_none()) {
-        let manifest = registry
-            .resolve_tag(&request.image)
-            .await
-            .map_err(|e| registry_error(&request.text, e))?;
-        request.manifest = Some(manifest);
-    }
-
-    // One update per repository, however many of its tags are signed.
-    let mut by_gun: BTreeMap<&str, Vec<&SignRequest>> = BTreeMap::new();
-    for request in &requests {
-        let same_repo = by_gun.entry(&request.image.gun).or_default();
-        if same_repo.iter().any(|r| r.tag == request.tag) {
+    let text = &args.images[0];
+    let (reference, digest) = match (text.split_once('@'), args.digest.as_deref()) {
+        (Some((_, inline)), Some(flag)) if inline != flag => {
             return Err(CliError::Usage(format!(
-                "{}:{} is named twice; sign each tag once",
-                request.image.gun, request.tag
-            )));
+                "{text}: the image's @digest and --digest differ"
+            )))
         }
-        same_repo.push(request);
+        (Some((name, inline)), _) => (name, inline),
+        (None, Some(flag)) => (text.as_str(), flag),
+        (None, None) => {
+            return Err(CliError::Usage(
+                "--size goes with a digest (--digest or IMAGE:TAG@sha256:...)".into(),
+            ))
+        }
+    };
+    let image = ImageRef::parse(reference).map_err(CliError::Usage)?;
+    let tag = image
+        .tag
+        .clone()
+        .ok_or_else(|| CliError::Usage(format!("{reference}: name the tag to sign (IMAGE:TAG)")))?;
+    if size <= 0 {
+        return Err(CliError::Usage(format!(
+            "--size {size}: give the manifest's size in bytes"
+        )));
     }
+    let manifest = ManifestRef {
+        sha256: parse_digest(digest)?,
+        size,
+    };
+    let started = std::time::Instant::now();
+    let list = [text.clone()];
+    let mut tally = super::batch::Tally::new(&list, super::batch::Verb::Sign, args.batch.json);
+    let outcome = sign_digest(trustd, &args, &image, &tag, &manifest).await;
+    tally.report(0, outcome.map(|part| vec![part]));
+    tally.finish(super::batch::FailedFile::None, started)
+}
+
+/// Signs `image`'s `tag` as `manifest` in Notary format.
+async fn sign_digest(
+    trustd: &Trustd,
+    args: &SignArgs,
+    image: &ImageRef,
+    tag: &str,
+    manifest: &ManifestRef,
+) -> Result<super::batch::Part, CliError> {
     let store = args.notary.trust_store();
     let client = client::connect(trustd).await?;
-    for (gun, requests) in by_gun {
-        let image = &requests[0].image;
-        let server = args.notary.server(image)?;
-        let backend = args.backend.as_deref().unwrap_or("");
-        let repo = open_or_init(&server, &store, &client, gun, backend).await?;
-        let targets: Vec<Target> = requests
-            .iter()
-            .map(|r| {
-                let manifest = r.manifest.as_ref().expect("every tag was resolved");
-                Target {
-                    tag: &r.tag,
-                    sha256: manifest.sha256,
-                    size: manifest.size,
-                }
-            })
-            .collect();
-        let sign_as = SignAs::from_option(args.signer.as_deref());
-        let (_, roles) =
-            publish::sign_targets(&server, &store, client.clone(), &repo, &targets, sign_as)
-                .await?;
-        for target in &targets {
-            println!(
-                "Signed {gun}:{} (sha256:{}, {} bytes) in {}",
-                target.tag,
-                hex::encode(target.sha256),
-                target.size,
-                roles.join(", ")
-            );
-        }
-    }
-    Ok(())
+    let server = args.notary.server(image)?;
+    let backend = args.backend.as_deref().unwrap_or("");
+    let announce = || eprintln!("{} has no trust data yet: initializing it", image.gun);
+    let (repo, new_repository) =
+        open_or_init_announcing(&server, &store, &client, &image.gun, backend, announce).await?;
+    let targets = [Target {
+        tag,
+        sha256: manifest.sha256,
+        size: manifest.size,
+    }];
+    let sign_as = SignAs::from_option(args.signer.as_deref());
+    let signed = publish::sign_targets(&server, &store, client, &repo, &targets, sign_as).await?;
+    let done = signed.tags.into_iter().next().expect("one tag, one result");
+    Ok(super::batch::Part {
+        digest: manifest.digest(),
+        detail: super::batch::Detail::Notary {
+            roles: done.roles,
+            new_repository,
+        },
+        changed: !done.already_signed,
+    })
 }
 
 #[derive(Args)]

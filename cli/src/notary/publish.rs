@@ -6,7 +6,7 @@ use crate::error::CliError;
 use trustd_notary::client::server::NotaryServer;
 use trustd_notary::publish::init::{self, InitKeys};
 use trustd_notary::publish::tags;
-pub use trustd_notary::publish::tags::{SignAs, Target};
+pub use trustd_notary::publish::tags::{SignAs, SignedTargets, Target};
 use trustd_notary::trust::{TrustStore, VerifiedRepository};
 
 use super::keys::ensure_key;
@@ -53,7 +53,7 @@ pub async fn sign_targets(
     repo: &VerifiedRepository,
     new: &[Target<'_>],
     sign_as: SignAs<'_>,
-) -> Result<(VerifiedRepository, Vec<String>), CliError> {
+) -> Result<SignedTargets, CliError> {
     let mut signer = TrustdSigner::new(client);
     Ok(tags::sign_targets(server, store, &mut signer, repo, new, sign_as).await?)
 }

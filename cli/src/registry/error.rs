@@ -3,6 +3,8 @@
 
 use trustd_notary::client::credentials::CredentialsError;
 
+use crate::error::CliError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error(transparent)]
@@ -33,6 +35,24 @@ pub enum RegistryError {
     Refused { registry: String, reason: String },
     #[error("{image}: {reason}")]
     BadManifest { image: String, reason: String },
+}
+
+/// A registry failure as trustctl reports it: its exit code says what kind it is.
+impl From<RegistryError> for CliError {
+    fn from(error: RegistryError) -> CliError {
+        let message = error.to_string();
+        match error {
+            RegistryError::Unreachable { .. } => CliError::Unreachable(message),
+            RegistryError::Unauthorized { .. } | RegistryError::Denied { .. } => {
+                CliError::Denied(message)
+            }
+            RegistryError::TagNotFound { .. } => CliError::NotFound(message),
+            RegistryError::BadCa { .. } => CliError::Usage(message),
+            RegistryError::Credentials(_)
+            | RegistryError::Refused { .. }
+            | RegistryError::BadManifest { .. } => CliError::Failed(message),
+        }
+    }
 }
 
 /// "CODE: message" of the first error of a registry's error body

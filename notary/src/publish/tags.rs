@@ -124,6 +124,26 @@ fn current_targets<'d>(draft: &'d Draft<'_>, role: &str) -> Option<&'d BTreeMap<
     }
 }
 
+/// What signing tags did.
+#[derive(Debug)]
+pub struct SignedTargets {
+    /// The repository as published (unchanged when every tag was already signed).
+    pub repo: VerifiedRepository,
+    /// The roles the tags are signed into, each once, in the order first used.
+    pub roles: Vec<String>,
+    /// Per target, in the order given.
+    pub tags: Vec<TagSigned>,
+}
+
+/// What signing did for one tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagSigned {
+    /// The roles that sign it.
+    pub roles: Vec<String>,
+    /// Whether every one of them already said exactly this, so nothing was signed for it.
+    pub already_signed: bool,
+}
+
 /// Signs tags (replacing a tag's previous digest) into every role the caller signs for, one
 /// signature per changed role whatever the number of tags, and publishes them.
 pub async fn sign_targets(
@@ -133,11 +153,12 @@ pub async fn sign_targets(
     repo: &VerifiedRepository,
     new: &[Target<'_>],
     sign_as: SignAs<'_>,
-) -> Result<(VerifiedRepository, Vec<String>), PublishError> {
+) -> Result<SignedTargets, PublishError> {
     let candidates = signable_roles(signer, repo, sign_as).await?;
     let plan = plan_roles(signer, repo, &candidates, new, sign_as).await?;
     let mut draft = Draft::new(repo);
-    for (target, roles) in new.iter().zip(&plan) {
+    let mut already_signed = vec![true; new.len()];
+    for ((target, roles), unchanged) in new.iter().zip(&plan).zip(&mut already_signed) {
         for role in roles {
             let meta = FileMeta {
                 custom: None,
@@ -148,6 +169,7 @@ pub async fn sign_targets(
             if current_targets(&draft, role).and_then(|t| t.get(target.tag)) == Some(&meta) {
                 continue;
             }
+            *unchanged = false;
             role_targets(&mut draft, role).insert(target.tag.to_owned(), meta);
         }
     }
@@ -175,13 +197,25 @@ pub async fn sign_targets(
             }
         }
     }
+    let tags = plan
+        .iter()
+        .zip(already_signed)
+        .map(|(roles, already_signed)| TagSigned {
+            roles: roles.clone(),
+            already_signed,
+        })
+        .collect();
     let mut used: Vec<String> = Vec::new();
     for role in plan.into_iter().flatten() {
         if !used.contains(&role) {
             used.push(role);
         }
     }
-    Ok((updated, used))
+    Ok(SignedTargets {
+        repo: updated,
+        roles: used,
+        tags,
+    })
 }
 
 /// The paths a delegated role may sign, as its parent lists them.

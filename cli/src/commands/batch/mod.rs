@@ -2,12 +2,13 @@
 //! parity): image lists, parallel jobs, multi-platform indexes, Notary and cosign formats,
 //! a failed-images file, and a summary.
 
+mod outcome;
 mod progress;
 mod scheduler;
 mod sign;
 mod validate;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -18,6 +19,8 @@ use trustctl::registry::{reference, Fetched, InsecureRegistries, RegistryClient,
 
 use crate::commands::inspect::NotaryArgs;
 
+pub use outcome::{Detail, Part, Verb};
+pub use progress::{FailedFile, Tally};
 pub use sign::sign;
 pub use validate::{validate, ValidateArgs};
 
@@ -78,9 +81,29 @@ pub struct BatchArgs {
     /// added to insecure_registries in trustctl's config. Never applies to the notary server.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
+    /// Print one JSON document (docs/json/batch.schema.json) on stdout instead of a line per
+    /// image.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl BatchArgs {
+    /// Where the failed images go: the file asked for, or `default`, when the images came
+    /// from a list, were several, or a file was asked for; one image named on the command
+    /// line is only reported.
+    fn failed_file<'p>(
+        &self,
+        images: usize,
+        asked: Option<&'p Path>,
+        default: &'p Path,
+    ) -> FailedFile<'p> {
+        match (asked, self.file.is_some() || images > 1) {
+            (Some(path), _) => FailedFile::At(path),
+            (None, true) => FailedFile::At(default),
+            (None, false) => FailedFile::None,
+        }
+    }
+
     /// The registry client for this command: the extra CA of --tls-ca, and plain HTTP for
     /// the registries the user allowed it for here or in the config, and no other.
     pub fn registry_client(&self, notary: &NotaryArgs) -> Result<RegistryClient, CliError> {
@@ -248,22 +271,23 @@ fn selected_platforms(fetched: &Fetched, batch: &BatchArgs) -> Result<Vec<String
     Ok(chosen)
 }
 
-async fn fetch(registry: &RegistryClient, entry: &Entry) -> Result<Fetched, String> {
+async fn fetch(registry: &RegistryClient, entry: &Entry) -> Result<Fetched, CliError> {
     let reference = match (&entry.digest, &entry.tag) {
         (Some(digest), _) => reference(&entry.image, "latest").clone_with_digest(digest.clone()),
         (None, Some(tag)) => reference(&entry.image, tag),
         (None, None) => unreachable!("entries name a tag or digest"),
     };
-    let fetched = registry
-        .manifest(&reference)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "no such tag or digest in the registry".to_owned())?;
+    let fetched = registry.manifest(&reference).await?.ok_or_else(|| {
+        CliError::NotFound(match &entry.digest {
+            Some(digest) => format!("the registry has no manifest {digest}"),
+            None => "no such tag in the registry".to_owned(),
+        })
+    })?;
     if let Some(digest) = &entry.digest {
         if &fetched.manifest.digest() != digest {
-            return Err(format!(
+            return Err(CliError::Failed(format!(
                 "the registry served another manifest than {digest}"
-            ));
+            )));
         }
     }
     Ok(fetched)
@@ -272,19 +296,6 @@ async fn fetch(registry: &RegistryClient, entry: &Entry) -> Result<Fetched, Stri
 /// A trustd key's public key (SubjectPublicKeyInfo DER), read once per batch.
 async fn public_key(client: &mut Client, key: &str) -> Result<Vec<u8>, CliError> {
     Ok(client::key_info(client, key).await?.public_key_der)
-}
-
-/// One image's results, one per format, as a single outcome: the first failure, else what
-/// was done in each format.
-fn combine(parts: Vec<Result<String, String>>) -> Result<String, String> {
-    if let Some(reason) = parts.iter().find_map(|r| r.clone().err()) {
-        return Err(reason);
-    }
-    Ok(parts
-        .into_iter()
-        .filter_map(Result::ok)
-        .collect::<Vec<_>>()
-        .join("; "))
 }
 
 #[cfg(test)]

@@ -1,4 +1,7 @@
 //! What a batch shows while it runs, and what it says and leaves behind at its end.
+//!
+//! Images are reported in the order of the list, whatever order their jobs finish in: a
+//! finished image waits for those listed before it, so logs and `--json` read like the list.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -7,16 +10,18 @@ use trustd_notary::text::sanitize;
 
 use trustctl::error::CliError;
 
-/// A bar on a terminal (with failures printed above it as they happen), plain lines
-/// otherwise, so logs of CI jobs stay readable.
-pub struct Progress {
+use super::outcome::{self, Outcome, Verb};
+
+/// A bar on a terminal (with failures printed above it), plain lines otherwise, so logs of
+/// CI jobs stay readable.
+struct Progress {
     bar: Option<indicatif::ProgressBar>,
     failed: u64,
 }
 
 impl Progress {
-    pub fn new(total: usize) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
+    fn new(total: usize) -> Progress {
+        let bar = (total > 1 && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
@@ -31,20 +36,9 @@ impl Progress {
         Progress { bar, failed: 0 }
     }
 
-    /// One image is done: `Ok(what was done)` or `Err(why not)`.
-    pub fn report(&mut self, text: &str, result: &Result<String, String>) {
-        match (result, &self.bar) {
-            (Ok(what), None) => println!("{}", sanitize(&format!("{what} {text}"))),
-            (Ok(_), Some(_)) => {}
-            (Err(reason), bar) => {
-                self.failed += 1;
-                let line = sanitize(&format!("failed {text}: {reason}")).into_owned();
-                match bar {
-                    Some(bar) => bar.suspend(|| eprintln!("{line}")),
-                    None => eprintln!("{line}"),
-                }
-            }
-        }
+    /// One more image is done (in any order).
+    fn tick(&mut self, failed: bool) {
+        self.failed += u64::from(failed);
         if let Some(bar) = &self.bar {
             bar.set_message(format!("{} failed", self.failed));
             bar.inc(1);
@@ -53,92 +47,131 @@ impl Progress {
             }
         }
     }
+
+    /// Prints an image's line: successes on stdout (unless a bar or JSON stands for them),
+    /// failures on stderr, above the bar.
+    fn print(&self, line: &str, failed: bool, json: bool) {
+        let line = sanitize(line);
+        match (failed, &self.bar) {
+            (false, Some(_)) => {}
+            (false, None) if json => {}
+            (false, None) => println!("{line}"),
+            (true, Some(bar)) => bar.suspend(|| eprintln!("{line}")),
+            (true, None) => eprintln!("{line}"),
+        }
+    }
 }
 
-/// How a batch's summary names its two outcomes.
-pub struct Wording {
-    pub done: &'static str,
-    pub not_done: &'static str,
+/// Where a batch's failures are listed for a second try (`--failed FILE`), when they are.
+pub enum FailedFile<'a> {
+    /// Rewritten on every run: the failures, in list order, or nothing.
+    At(&'a Path),
+    /// One image named on the command line: its failure is its own message.
+    None,
 }
 
-pub const SIGNING: Wording = Wording {
-    done: "Signed",
-    not_done: "failed",
-};
-
-pub const VALIDATING: Wording = Wording {
-    done: "Valid",
-    not_done: "not valid",
-};
-
-/// Each image of the list reported once as it is done, and those that failed remembered
-/// for the failed file.
+/// Each image of the list reported once, in list order, and the whole kept for the summary,
+/// the failed file and `--json`.
 pub struct Tally<'a> {
     list: &'a [String],
-    failed: Vec<(usize, String)>,
+    verb: Verb,
+    json: bool,
+    outcomes: Vec<Option<Outcome>>,
+    /// The first image whose line is not printed yet.
+    next: usize,
     progress: Progress,
 }
 
 impl<'a> Tally<'a> {
-    pub fn new(list: &'a [String]) -> Tally<'a> {
+    pub fn new(list: &'a [String], verb: Verb, json: bool) -> Tally<'a> {
         Tally {
             list,
-            failed: Vec::new(),
+            verb,
+            json,
+            outcomes: vec![None; list.len()],
+            next: 0,
             progress: Progress::new(list.len()),
         }
     }
 
     /// Image `index` of the list is done.
-    pub fn report(&mut self, index: usize, result: Result<String, String>) {
-        if result.is_err() {
-            self.failed.push((index, self.list[index].clone()));
+    pub fn report(&mut self, index: usize, outcome: Outcome) {
+        self.progress.tick(outcome.is_err());
+        self.outcomes[index] = Some(outcome);
+        while let Some(Some(done)) = self.outcomes.get(self.next) {
+            let line = outcome::line(self.verb, &self.list[self.next], done);
+            self.progress.print(&line, done.is_err(), self.json);
+            self.next += 1;
         }
-        self.progress.report(&self.list[index], &result);
     }
 
-    /// Writes the failed file and prints the summary; an error when any image failed.
-    pub fn finish(
-        mut self,
-        failed_file: &Path,
-        started: Instant,
-        words: Wording,
-    ) -> Result<(), CliError> {
-        let (total, failed) = (self.list.len(), self.failed.len());
-        write_failed(failed_file, &mut self.failed)?;
-        eprintln!(
-            "{} {}, {} {failed} of {total} images in {:.1}s{}",
-            words.done,
-            total - failed,
-            words.not_done,
-            started.elapsed().as_secs_f64(),
-            if failed == 0 {
-                String::new()
-            } else {
-                format!(" (failed images listed in {})", failed_file.display())
-            }
-        );
-        // The summary above is the one line that says it; only the exit code is left.
-        if failed == 0 {
-            Ok(())
-        } else {
-            Err(CliError::Reported(1))
+    /// Writes the failed file and the summary (and the JSON document); an error, with the
+    /// exit code of the failure when there was one image, 1 when several, if any failed.
+    pub fn finish(self, failed_file: FailedFile, started: Instant) -> Result<(), CliError> {
+        let outcomes: Vec<Outcome> = self
+            .outcomes
+            .into_iter()
+            .map(|o| o.expect("every image of the list is reported"))
+            .collect();
+        let failed: Vec<&str> = self
+            .list
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| o.is_err())
+            .map(|(image, _)| image.as_str())
+            .collect();
+        let total = self.list.len();
+        if let FailedFile::At(path) = failed_file {
+            write_failed(path, &failed)?;
+            let (done, not_done) = self.verb.summary_words();
+            eprintln!(
+                "{done} {}, {not_done} {} of {total} images in {:.1}s{}",
+                total - failed.len(),
+                failed.len(),
+                started.elapsed().as_secs_f64(),
+                if failed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (failed images listed in {})", path.display())
+                }
+            );
+        }
+        if self.json {
+            let images: Vec<serde_json::Value> = self
+                .list
+                .iter()
+                .zip(&outcomes)
+                .map(|(image, o)| outcome::json(self.verb, image, o))
+                .collect();
+            let document = serde_json::json!({
+                "schema_version": 1,
+                "command": self.verb.command(),
+                "images": images,
+                "succeeded": total - failed.len(),
+                "failed": failed.len(),
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&document).expect("JSON values serialize")
+            );
+        }
+        match (failed.len(), outcomes.as_slice()) {
+            (0, _) => Ok(()),
+            // The lines above said it; only the exit code is left.
+            (_, [Err(only)]) => Err(CliError::Reported(only.exit_code())),
+            _ => Err(CliError::Reported(1)),
         }
     }
 }
 
 /// Writes the images that failed, in the order of the list, so the file can be given back
-/// as `--file` to try them again.
-fn write_failed(path: &Path, failed: &mut [(usize, String)]) -> Result<(), CliError> {
-    if failed.is_empty() {
+/// as `--file` to try them again; with none, an existing file is emptied rather than left
+/// listing an earlier run's failures.
+fn write_failed(path: &Path, failed: &[&str]) -> Result<(), CliError> {
+    if failed.is_empty() && !path.exists() {
         return Ok(());
     }
-    failed.sort_unstable_by_key(|(index, _)| *index);
-    let mut text = failed
-        .iter()
-        .map(|(_, image)| image.as_str())
-        .collect::<Vec<_>>()
-        .join("\n");
-    text.push('\n');
+    let text: String = failed.iter().map(|image| format!("{image}\n")).collect();
     std::fs::write(path, text)
         .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))
 }

@@ -18,11 +18,12 @@ use trustctl::registry::{Fetched, RegistryClient};
 use trustd_notary::client::server::NotaryServer;
 use trustd_notary::trust::TrustStore;
 
-use super::progress::{Tally, SIGNING};
+use super::outcome::{combine, Detail, Part, PartOutcome, Verb};
+use super::progress::Tally;
 use super::scheduler::Scheduler;
 use super::{
-    combine, fetch, parse_entry, public_key, read_list, selected_platforms, warn_plain_http,
-    BatchArgs, Entry,
+    fetch, parse_entry, public_key, read_list, selected_platforms, warn_plain_http, BatchArgs,
+    Entry,
 };
 use crate::commands::inspect::NotaryArgs;
 use crate::commands::repository::open_or_init_announcing;
@@ -68,14 +69,12 @@ enum Done {
     Image {
         index: usize,
         /// The manifest the tag names: what the repository's Notary publish signs.
-        fetched: Result<Fetched, String>,
-        cosign: Option<Result<String, String>>,
+        fetched: Result<Fetched, CliError>,
+        cosign: Option<PartOutcome>,
     },
-    /// One repository's Notary publish, for the images (by index) whose tags it signed.
-    Published {
-        members: Vec<usize>,
-        outcome: Result<String, String>,
-    },
+    /// One repository's Notary publish: each image (by index) whose tag it signed, with
+    /// what was done for it.
+    Published(Vec<(usize, PartOutcome)>),
 }
 
 /// A tag resolved in the registry, for its repository's Notary publish.
@@ -124,9 +123,9 @@ async fn cosign_sign(
     key: &CosignKey,
     entry: &Entry,
     fetched: &Fetched,
-) -> Result<String, String> {
+) -> PartOutcome {
     let mut digests = vec![fetched.manifest.digest()];
-    digests.extend(selected_platforms(fetched, &shared.batch)?);
+    digests.extend(selected_platforms(fetched, &shared.batch).map_err(CliError::Failed)?);
     let mut signer = TrustdSigner::new(shared.client.clone());
     let mut added = 0;
     for digest in &digests {
@@ -139,20 +138,17 @@ async fn cosign_sign(
             &entry.image,
             digest,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         if outcome == SignOutcome::Added {
             added += 1;
         }
     }
-    Ok(if added == 0 {
-        "already signed (cosign)".to_owned()
-    } else {
-        format!(
-            "signed (cosign, {} manifest{})",
-            digests.len(),
-            if digests.len() == 1 { "" } else { "s" }
-        )
+    Ok(Part {
+        digest: fetched.manifest.digest(),
+        detail: Detail::Cosign {
+            manifests: digests.len(),
+        },
+        changed: added > 0,
     })
 }
 
@@ -179,8 +175,7 @@ struct NotaryPublish {
 
 /// One publish for all of a repository's resolved tags: one signature per changed role.
 async fn publish_job(shared: Arc<Shared>, publish: NotaryPublish, tags: Vec<ResolvedTag>) -> Done {
-    let members = tags.iter().map(|t| t.index).collect();
-    let outcome = async {
+    let published = async {
         // A new repository is said in the image's outcome, not over the progress bar.
         let (repo, initialized) = open_or_init_announcing(
             &publish.server,
@@ -190,8 +185,7 @@ async fn publish_job(shared: Arc<Shared>, publish: NotaryPublish, tags: Vec<Reso
             &shared.backend,
             || {},
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         let targets: Vec<Target> = tags
             .iter()
             .map(|t| Target {
@@ -201,7 +195,7 @@ async fn publish_job(shared: Arc<Shared>, publish: NotaryPublish, tags: Vec<Reso
             })
             .collect();
         let sign_as = SignAs::from_option(shared.signer.as_deref());
-        publish::sign_targets(
+        let signed = publish::sign_targets(
             &publish.server,
             &publish.store,
             shared.client.clone(),
@@ -209,26 +203,40 @@ async fn publish_job(shared: Arc<Shared>, publish: NotaryPublish, tags: Vec<Reso
             &targets,
             sign_as,
         )
-        .await
-        .map(|(_, roles)| {
-            let new = if initialized { "new repository; " } else { "" };
-            format!("signed (notary: {new}{})", roles.join(", "))
-        })
-        .map_err(|e| e.to_string())
+        .await?;
+        Ok::<_, CliError>((signed, initialized))
     }
     .await;
-    Done::Published { members, outcome }
+    let outcomes = match published {
+        Ok((signed, new_repository)) => tags
+            .iter()
+            .zip(signed.tags)
+            .map(|(tag, done)| {
+                let part = Part {
+                    digest: tag.fetched.manifest.digest(),
+                    detail: Detail::Notary {
+                        roles: done.roles,
+                        new_repository,
+                    },
+                    changed: !done.already_signed,
+                };
+                (tag.index, Ok(part))
+            })
+            .collect(),
+        Err(error) => tags.iter().map(|t| (t.index, Err(error.clone()))).collect(),
+    };
+    Done::Published(outcomes)
 }
 
 /// Collects each image's results (one per format) and reports an image once all are in.
 struct Outcomes<'a> {
     tally: Tally<'a>,
     parts_per_image: usize,
-    parts: HashMap<usize, Vec<Result<String, String>>>,
+    parts: HashMap<usize, Vec<PartOutcome>>,
 }
 
 impl Outcomes<'_> {
-    fn add(&mut self, index: usize, result: Result<String, String>) {
+    fn add(&mut self, index: usize, result: PartOutcome) {
         let parts = self.parts.entry(index).or_default();
         parts.push(result);
         if parts.len() < self.parts_per_image {
@@ -247,7 +255,7 @@ pub async fn sign(
     notary: &NotaryArgs,
     backend: &str,
     signer: Option<&str>,
-    failed_file: &Path,
+    failed_file: Option<&Path>,
 ) -> Result<(), CliError> {
     let started = Instant::now();
     let list = read_list(images, batch)?;
@@ -267,7 +275,7 @@ pub async fn sign(
         signer: signer.map(str::to_owned),
     });
     let mut outcomes = Outcomes {
-        tally: Tally::new(&list),
+        tally: Tally::new(&list, Verb::Sign, batch.json),
         parts_per_image: usize::from(batch.format.cosign()) + usize::from(batch.format.notary()),
         parts: HashMap::new(),
     };
@@ -279,7 +287,7 @@ pub async fn sign(
         let entry = match parse_entry(text, batch) {
             Ok(entry) => entry,
             Err(reason) => {
-                outcomes.tally.report(index, Err(reason));
+                outcomes.tally.report(index, Err(CliError::Usage(reason)));
                 continue;
             }
         };
@@ -287,7 +295,9 @@ pub async fn sign(
             if entry.tag.is_none() {
                 outcomes.add(
                     index,
-                    Err("Docker Content Trust signs tags: name the tag".into()),
+                    Err(CliError::Usage(
+                        "Docker Content Trust signs tags: name the tag".into(),
+                    )),
                 );
                 if !batch.format.cosign() {
                     continue;
@@ -301,8 +311,8 @@ pub async fn sign(
             image_job(shared.clone(), index, entry.clone()),
             move |reason| Done::Image {
                 index,
-                fetched: Err(reason.clone()),
-                cosign: wants_cosign.then_some(Err(reason)),
+                fetched: Err(CliError::Failed(reason.clone())),
+                cosign: wants_cosign.then_some(Err(CliError::Failed(reason))),
             },
         );
         entries.insert(index, entry);
@@ -310,9 +320,9 @@ pub async fn sign(
 
     while let Some(done) = scheduler.next().await {
         let (index, fetched, cosign) = match done? {
-            Done::Published { members, outcome } => {
-                for member in members {
-                    outcomes.add(member, outcome.clone());
+            Done::Published(published) => {
+                for (member, outcome) in published {
+                    outcomes.add(member, outcome);
                 }
                 continue;
             }
@@ -352,18 +362,22 @@ pub async fn sign(
         match publish {
             Ok(publish) => scheduler.push_follow_up(
                 publish_job(shared.clone(), publish, tags),
-                move |reason| Done::Published {
-                    members,
-                    outcome: Err(reason),
+                move |reason| {
+                    let failed = members.into_iter().map(|member| {
+                        let error = CliError::Failed(reason.clone());
+                        (member, Err(error))
+                    });
+                    Done::Published(failed.collect())
                 },
             ),
             Err(e) => {
                 for member in members {
-                    outcomes.add(member, Err(e.to_string()));
+                    outcomes.add(member, Err(e.clone()));
                 }
             }
         }
     }
 
-    outcomes.tally.finish(failed_file, started, SIGNING)
+    let failed_file = batch.failed_file(list.len(), failed_file, Path::new("sign-failed.txt"));
+    outcomes.tally.finish(failed_file, started)
 }

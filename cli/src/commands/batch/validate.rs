@@ -1,7 +1,7 @@
 //! `trustctl validate` (and `trustctl sign validate`): checks every image's signatures in
 //! each format, per platform for indexes, and says why an image is not valid.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use trustctl::client::Trustd;
@@ -15,13 +15,14 @@ use trustctl::registry::RegistryClient;
 use trustd_notary::client::server::NotaryServer;
 use trustd_notary::trust::{self, TrustStore, VerifiedRepository};
 
-use super::progress::{Tally, VALIDATING};
+use super::outcome::{Detail, Outcome, Part, Verb};
+use super::progress::Tally;
 use super::scheduler::Scheduler;
 use super::{
     fetch, parse_entry, public_key, read_list, selected_platforms, warn_plain_http, BatchArgs,
     Entry,
 };
-use crate::commands::inspect::NotaryArgs;
+use crate::commands::inspect::{trust_error, NotaryArgs};
 
 #[derive(Args)]
 pub struct ValidateArgs {
@@ -33,9 +34,10 @@ pub struct ValidateArgs {
     /// PEM public key to check cosign signatures against (instead of --key).
     #[arg(long, value_name = "PEM", conflicts_with = "key")]
     public_key: Option<PathBuf>,
-    /// Write the images that are not valid here.
-    #[arg(long, value_name = "FILE", default_value = "validate-failed.txt")]
-    failed: PathBuf,
+    /// Where the images that are not valid are listed, rewritten on every run that checks a
+    /// list or several images [default: validate-failed.txt]
+    #[arg(long, value_name = "FILE")]
+    failed: Option<PathBuf>,
     #[command(flatten)]
     notary: NotaryArgs,
 }
@@ -54,28 +56,30 @@ async fn validate_one(
     entry: Entry,
     batch: Arc<BatchArgs>,
     notary: Option<(NotaryServer, Arc<NotarySource>)>,
-) -> Result<String, String> {
+) -> Outcome {
     let fetched = fetch(&registry, &entry).await?;
+    let digest = fetched.manifest.digest();
     let mut checked = Vec::new();
     if let Some(spki) = &spki {
-        let mut digests = vec![fetched.manifest.digest()];
-        digests.extend(selected_platforms(&fetched, &batch)?);
+        let mut digests = vec![digest.clone()];
+        digests.extend(selected_platforms(&fetched, &batch).map_err(CliError::Failed)?);
         for digest in &digests {
             cosign::verify_digest(&registry, spki, &entry.image, digest)
                 .await
-                .map_err(|reason| format!("cosign: {digest}: {reason}"))?;
+                .map_err(|reason| CliError::Failed(format!("cosign: {digest}: {reason}")))?;
         }
-        checked.push(format!(
-            "cosign ({} manifest{})",
-            digests.len(),
-            if digests.len() == 1 { "" } else { "s" }
-        ));
+        checked.push(Part {
+            digest: digest.clone(),
+            detail: Detail::Cosign {
+                manifests: digests.len(),
+            },
+            changed: false,
+        });
     }
     if let Some((server, source)) = notary {
-        let tag = entry
-            .tag
-            .as_deref()
-            .ok_or("notary: Docker Content Trust signs tags: name the tag")?;
+        let tag = entry.tag.as_deref().ok_or_else(|| {
+            CliError::Usage("notary: Docker Content Trust signs tags: name the tag".into())
+        })?;
         let gun = &entry.image.gun;
         let repo = source
             .verified
@@ -83,25 +87,32 @@ async fn validate_one(
                 trust::update(&server, &source.store, gun, time::OffsetDateTime::now_utc())
                     .await
                     .map(Arc::new)
+                    .map_err(|e| trust_error(gun, &server, e))
             })
             .await
-            .map_err(|e| format!("notary: {e}"))?;
+            .map_err(|e| e.prefixed("notary: "))?;
         let report = trustd_notary::inspect::report(&entry.text, Some(tag), &repo);
         let signed = report
             .signed_tags
             .iter()
             .find(|t| t.signed_tag == tag)
-            .ok_or_else(|| format!("notary: {tag} is not signed"))?;
+            .ok_or_else(|| CliError::Failed(format!("notary: {tag} is not signed")))?;
         if signed.digest != hex::encode(fetched.manifest.sha256) {
-            return Err(format!(
-                "notary: the signed digest sha256:{} is not the registry's {}",
+            return Err(CliError::Failed(format!(
+                "notary: the signed digest sha256:{} is not the registry's {digest}",
                 signed.digest,
-                fetched.manifest.digest()
-            ));
+            )));
         }
-        checked.push(format!("notary ({})", signed.signers.join(", ")));
+        checked.push(Part {
+            digest: digest.clone(),
+            detail: Detail::Notary {
+                roles: signed.signers.clone(),
+                new_repository: false,
+            },
+            changed: false,
+        });
     }
-    Ok(format!("valid: {}", checked.join(", ")))
+    Ok(checked)
 }
 
 /// The public key cosign signatures must verify with: `--public-key PEM` or trustd's key.
@@ -134,13 +145,13 @@ pub async fn validate(trustd: &Trustd, args: ValidateArgs) -> Result<(), CliErro
         verified: OncePerKey::default(),
     });
     warn_plain_http(&registry, &list, &batch);
-    let mut tally = Tally::new(&list);
+    let mut tally = Tally::new(&list, Verb::Validate, batch.json);
     let mut scheduler = Scheduler::new(batch.jobs as usize, batch.timeout);
     for (index, text) in list.iter().enumerate() {
         let entry = match parse_entry(text, &batch) {
             Ok(entry) => entry,
             Err(reason) => {
-                tally.report(index, Err(reason));
+                tally.report(index, Err(CliError::Usage(reason)));
                 continue;
             }
         };
@@ -150,12 +161,14 @@ pub async fn validate(trustd: &Trustd, args: ValidateArgs) -> Result<(), CliErro
         };
         let job = validate_one(registry.clone(), spki.clone(), entry, batch.clone(), notary);
         scheduler.push(async move { (index, job.await) }, move |reason| {
-            (index, Err(reason))
+            (index, Err(CliError::Failed(reason)))
         });
     }
     while let Some(done) = scheduler.next().await {
         let (index, result) = done?;
         tally.report(index, result);
     }
-    tally.finish(&args.failed, started, VALIDATING)
+    let default = Path::new("validate-failed.txt");
+    let failed_file = batch.failed_file(list.len(), args.failed.as_deref(), default);
+    tally.finish(failed_file, started)
 }
