@@ -124,3 +124,62 @@ impl From<trustd_notary::client::server::ServerError> for CliError {
         }
     }
 }
+
+/// What went wrong reading or writing a file, in words ("no such file"), without the
+/// "(os error 2)" a user can do nothing with.
+pub fn io_reason(error: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::NotFound => "no such file".to_owned(),
+        ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        ErrorKind::IsADirectory => "it is a directory".to_owned(),
+        ErrorKind::InvalidData => "it is not UTF-8 text".to_owned(),
+        _ => {
+            let text = error.to_string();
+            match text.find(" (os error ") {
+                Some(at) => text[..at].to_owned(),
+                None => text,
+            }
+        }
+    }
+}
+
+/// Reads a text file the user named, as a usage error naming it when it cannot be read.
+pub fn read_text(path: &Path, what: &str) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot read {what} {}: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })
+}
+
+/// Reads a file the user named, as a usage error naming it when it cannot be read.
+pub fn read_bytes(path: &Path, what: &str) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot read {what} {}: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })
+}
+
+#[cfg(test)]
+mod io_tests {
+    #[test]
+    fn io_reasons_are_words_without_os_error_numbers() {
+        let missing = std::fs::read("/nonexistent/file").unwrap_err();
+        assert_eq!(super::io_reason(&missing), "no such file");
+        let error = super::read_text(std::path::Path::new("/nonexistent/k.pub"), "the key file")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "cannot read the key file /nonexistent/k.pub: no such file"
+        );
+        assert_eq!(error.exit_code(), 2);
+        let other = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert!(!super::io_reason(&other).contains("os error"), "{other}");
+    }
+}

@@ -81,3 +81,107 @@ fn paths_takes_one_value_so_positionals_may_follow_it() {
     // It got past parsing to the key file.
     assert!(message.contains("/nonexistent/ci.pub"), "{message}");
 }
+
+/// `--key` is a key in trustd on every command that signs or verifies; a PEM file is
+/// `--public-key` (and `--key FILE` where docker spells it so: `signer add`, `delegation
+/// add`); a key ID is `--key-id`. A flag that does not apply is refused, not ignored.
+#[test]
+fn key_flags_mean_one_thing_and_flags_that_do_not_apply_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("alice.pub");
+    std::fs::write(
+        &pem,
+        "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let blob = dir.path().join("notes.txt");
+    std::fs::write(&blob, "notes").unwrap();
+    let pem_arg = pem.to_str().unwrap();
+    let blob_arg = blob.to_str().unwrap();
+
+    // A cosign user's --key cosign.pub: told which flag takes a file.
+    let out = trustctl(&[
+        "verify-blob",
+        "--key",
+        pem_arg,
+        "--signature",
+        blob_arg,
+        blob_arg,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("--public-key {pem_arg}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = trustctl(&[
+        "validate",
+        "--format",
+        "cosign",
+        "--key",
+        pem_arg,
+        "reg.test/a:1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--public-key"), "{}", stderr(&out));
+
+    // Flags for the other format are refused before anything is sent.
+    for (args, says) in [
+        (
+            &["sign", "--key", "release", "reg.test/a:1"][..],
+            "--format cosign",
+        ),
+        (
+            &["validate", "--public-key", pem_arg, "reg.test/a:1"][..],
+            "--format cosign",
+        ),
+        (
+            &[
+                "sign",
+                "--format",
+                "cosign",
+                "--key",
+                "k",
+                "--signer",
+                "alice",
+                "reg.test/a:1",
+            ][..],
+            "do not apply to --format cosign",
+        ),
+    ] {
+        let out = trustctl(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+
+    // A key ID is --key-id; --key is a file everywhere in signer and delegation commands.
+    let out = trustctl(&[
+        "delegation",
+        "remove",
+        "reg.test/a",
+        "targets/ci",
+        "--key",
+        "abc",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--key-id"),
+        "clap suggests the flag: {}",
+        stderr(&out)
+    );
+    let missing = dir.path().join("bob.pub");
+    let out = trustctl(&[
+        "signer",
+        "add",
+        "--key",
+        missing.to_str().unwrap(),
+        "bob",
+        "reg.test/a",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no such file") && !err.contains("os error"),
+        "{err}"
+    );
+}

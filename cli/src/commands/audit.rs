@@ -5,9 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use trustctl::audit_log::{Report, Walk};
-use trustctl::client::{self, Trustd};
-use trustctl::error::CliError;
-use trustctl::keyfile;
+use trustctl::client::Trustd;
+use trustctl::error::{io_reason, CliError};
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -22,7 +21,7 @@ pub struct VerifyArgs {
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// The checkpoint key's name in trustd (`[audit] checkpoint_key`).
-    #[arg(long, conflicts_with = "public_key")]
+    #[arg(long, value_name = "NAME", conflicts_with = "public_key")]
     key: Option<String>,
     /// The checkpoint key's public key (PEM, from `trustctl key public NAME`), to check
     /// without trustd.
@@ -35,25 +34,16 @@ pub struct VerifyArgs {
 
 pub async fn run(trustd: &Trustd, command: AuditCommand) -> Result<(), CliError> {
     let AuditCommand::Verify(args) = command;
-    let key = match (&args.key, &args.public_key) {
-        (Some(name), _) => {
-            let mut client = client::connect(trustd).await?;
-            Some(client::key_info(&mut client, name).await?.public_key_der)
-        }
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-            Some(keyfile::public_key_der(&text)?)
-        }
-        (None, None) => None,
-    };
+    let key =
+        super::verifying_key::resolve(trustd, args.key.as_deref(), args.public_key.as_deref())
+            .await?;
     let mut walk = Walk::new(key.as_deref());
     for path in &args.files {
         let name = path.display().to_string();
-        let file = std::fs::File::open(path)
-            .map_err(|e| CliError::Usage(format!("cannot read {name}: {e}")))?;
-        walk.file(&name, file)
-            .map_err(|e| CliError::Usage(format!("cannot read {name}: {e}")))?;
+        let unreadable =
+            |e: std::io::Error| CliError::Usage(format!("cannot read {name}: {}", io_reason(&e)));
+        let file = std::fs::File::open(path).map_err(unreadable)?;
+        walk.file(&name, file).map_err(unreadable)?;
     }
     let report = walk.finish();
     if args.json {

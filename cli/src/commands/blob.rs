@@ -9,8 +9,7 @@ use base64::Engine;
 use clap::Args;
 use sha2::{Digest, Sha256, Sha384};
 use trustctl::client;
-use trustctl::error::CliError;
-use trustctl::keyfile;
+use trustctl::error::{io_reason, read_text, CliError};
 use trustd_notary::verify::{self, Signed};
 use trustd_proto as pb;
 
@@ -20,8 +19,8 @@ const INLINE_LIMIT: usize = 64 * 1024;
 
 #[derive(Args)]
 pub struct SignBlobArgs {
-    /// Name of the key in trustd.
-    #[arg(long)]
+    /// The key in trustd to sign with, by name.
+    #[arg(long, value_name = "NAME")]
     key: String,
     /// Write the signature here instead of stdout.
     #[arg(long, short, visible_alias = "output-signature")]
@@ -33,11 +32,11 @@ pub struct SignBlobArgs {
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("verifier").required(true).args(["key", "public_key"])))]
 pub struct VerifyBlobArgs {
-    /// Name of a key in trustd.
-    #[arg(long)]
+    /// The key in trustd to check against (by name, as --key means when signing).
+    #[arg(long, value_name = "NAME")]
     key: Option<String>,
-    /// PEM public key file.
-    #[arg(long)]
+    /// A PEM public key file to check against instead (what cosign's verify-blob calls --key).
+    #[arg(long, value_name = "FILE")]
     public_key: Option<PathBuf>,
     /// Signature file (base64, as sign-blob writes it).
     #[arg(long)]
@@ -70,10 +69,9 @@ fn read_blob(path: &Path, keep_all: bool) -> Result<Blob, CliError> {
     let mut reader: Box<dyn Read> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(
-            std::fs::File::open(path)
-                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?,
-        )
+        Box::new(std::fs::File::open(path).map_err(|e| {
+            CliError::Usage(format!("cannot read {}: {}", path.display(), io_reason(&e)))
+        })?)
     };
     let mut hasher = Sha256::new();
     let mut hasher384 = Sha384::new();
@@ -81,9 +79,9 @@ fn read_blob(path: &Path, keep_all: bool) -> Result<Blob, CliError> {
     let mut keeping = true;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", path.display())))?;
+        let n = reader.read(&mut buf).map_err(|e| {
+            CliError::Failed(format!("cannot read {}: {}", path.display(), io_reason(&e)))
+        })?;
         if n == 0 {
             break;
         }
@@ -156,20 +154,11 @@ pub async fn sign(trustd: &Trustd, args: SignBlobArgs) -> Result<(), CliError> {
 }
 
 pub async fn verify(trustd: &Trustd, args: VerifyBlobArgs) -> Result<(), CliError> {
-    let spki = match (&args.key, &args.public_key) {
-        (Some(name), _) => {
-            let mut client = client::connect(trustd).await?;
-            client::key_info(&mut client, name).await?.public_key_der
-        }
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-            keyfile::public_key_der(&text)?
-        }
-        (None, None) => unreachable!("clap requires one"),
-    };
-    let signature_text = std::fs::read_to_string(&args.signature)
-        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.signature.display())))?;
+    let spki =
+        super::verifying_key::resolve(trustd, args.key.as_deref(), args.public_key.as_deref())
+            .await?
+            .expect("clap requires --key or --public-key");
+    let signature_text = read_text(&args.signature, "the signature")?;
     let signature = base64::engine::general_purpose::STANDARD
         .decode(signature_text.trim())
         .map_err(|e| {

@@ -12,6 +12,7 @@ pub mod signer;
 pub mod status;
 pub mod token;
 pub mod trust;
+pub mod verifying_key;
 
 use std::sync::OnceLock;
 

@@ -8,7 +8,7 @@ use trustd_notary::text::sanitize;
 
 use clap::{Args, Subcommand};
 use trustctl::client;
-use trustctl::error::CliError;
+use trustctl::error::{io_reason, CliError};
 use trustctl::notary::draft::{self, Draft};
 use trustctl::reference::ImageRef;
 use trustd_notary::delegation::{self, DelegationError, RELEASES};
@@ -105,8 +105,8 @@ pub struct DelegationRemoveArgs {
     gun: String,
     /// The delegated role, targets/NAME.
     role: String,
-    /// Remove only this key ID (repeatable).
-    #[arg(long = "key", value_name = "KEYID")]
+    /// Remove only this key ID (repeatable), as `delegation list` shows it.
+    #[arg(long = "key-id", value_name = "KEYID")]
     keyids: Vec<String>,
     /// Remove only these path prefixes (repeatable, or separated with commas).
     #[arg(
@@ -138,8 +138,15 @@ fn read_keys(files: &[PathBuf]) -> Result<Vec<PublicKey>, CliError> {
     files
         .iter()
         .map(|file| {
-            let text = std::fs::read(file)
-                .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+            let text = std::fs::read(file).map_err(|e| {
+                CliError::Usage(format!(
+                    "cannot read the public key file {}: {}; --key takes a PEM file, as docker \
+                     trust signer add does (trustctl key generate NAME writes NAME.pub, trustctl \
+                     key public NAME prints one)",
+                    file.display(),
+                    io_reason(&e)
+                ))
+            })?;
             delegation::key_from_pem(&file.display().to_string(), &text, now)
                 .map_err(delegation_error)
         })

@@ -97,6 +97,12 @@ fn parse_digest(text: &str) -> Result<[u8; 32], CliError> {
 /// failures reported per image), except a tag signed with a given digest and size, which
 /// needs no registry at all.
 pub async fn sign(trustd: &Trustd, args: SignArgs) -> Result<(), CliError> {
+    args.batch.check_cosign_flags(false)?;
+    if !args.batch.format.notary() && (args.signer.is_some() || args.backend.is_some()) {
+        return Err(CliError::Usage(
+            "--signer and --backend choose Notary roles and keys; they do not apply to --format cosign (use --format both)".into(),
+        ));
+    }
     let Some(size) = args.size else {
         return super::batch::sign(
             trustd,

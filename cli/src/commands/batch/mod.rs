@@ -33,7 +33,7 @@ pub enum Format {
 }
 
 impl Format {
-    fn notary(self) -> bool {
+    pub fn notary(self) -> bool {
         matches!(self, Format::Notary | Format::Both)
     }
     fn cosign(self) -> bool {
@@ -88,6 +88,25 @@ pub struct BatchArgs {
 }
 
 impl BatchArgs {
+    /// Refuses the cosign key flags when no cosign signature is made or checked, rather than
+    /// ignoring them: `sign --key release IMAGE` in Notary format does not sign with
+    /// `release`, and silence would let the user think it did.
+    pub fn check_cosign_flags(&self, public_key: bool) -> Result<(), CliError> {
+        if self.format.cosign() {
+            return Ok(());
+        }
+        let flag = match (self.key.is_some(), public_key) {
+            (true, _) => "--key",
+            (false, true) => "--public-key",
+            (false, false) => return Ok(()),
+        };
+        Err(CliError::Usage(format!(
+            "{flag} names a cosign key, and --format is notary: Notary signatures use the \
+             repository's keys in trustd (pick a signer with --signer). Add --format cosign \
+             (or both), or drop {flag}"
+        )))
+    }
+
     /// Where the failed images go: the file asked for, or `default`, when the images came
     /// from a list, were several, or a file was asked for; one image named on the command
     /// line is only reported.

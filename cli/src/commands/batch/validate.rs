@@ -7,7 +7,6 @@ use std::time::Instant;
 use trustctl::client::Trustd;
 
 use clap::Args;
-use trustctl::client;
 use trustctl::cosign;
 use trustctl::error::CliError;
 use trustctl::once::OncePerKey;
@@ -18,10 +17,7 @@ use trustd_notary::trust::{self, TrustStore, VerifiedRepository};
 use super::outcome::{Detail, Outcome, Part, Verb};
 use super::progress::Tally;
 use super::scheduler::Scheduler;
-use super::{
-    fetch, parse_entry, public_key, read_list, selected_platforms, warn_plain_http, BatchArgs,
-    Entry,
-};
+use super::{fetch, parse_entry, read_list, selected_platforms, warn_plain_http, BatchArgs, Entry};
 use crate::commands::inspect::{trust_error, NotaryArgs};
 
 #[derive(Args)]
@@ -31,8 +27,9 @@ pub struct ValidateArgs {
     images: Vec<String>,
     #[command(flatten)]
     batch: BatchArgs,
-    /// PEM public key to check cosign signatures against (instead of --key).
-    #[arg(long, value_name = "PEM", conflicts_with = "key")]
+    /// A PEM public key to check cosign signatures against, instead of a key in trustd
+    /// (--key); what cosign verify calls --key.
+    #[arg(long, value_name = "FILE", conflicts_with = "key")]
     public_key: Option<PathBuf>,
     /// Where the images that are not valid are listed, rewritten on every run that checks a
     /// list or several images [default: validate-failed.txt]
@@ -117,22 +114,18 @@ async fn validate_one(
 
 /// The public key cosign signatures must verify with: `--public-key PEM` or trustd's key.
 async fn cosign_key(trustd: &Trustd, args: &ValidateArgs) -> Result<Vec<u8>, CliError> {
-    match (&args.public_key, &args.batch.key) {
-        (Some(path), _) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-            trustctl::keyfile::public_key_der(&text)
-        }
-        (None, Some(key)) => public_key(&mut client::connect(trustd).await?, key).await,
-        (None, None) => Err(CliError::Usage(
-            "cosign validation needs --key NAME or --public-key PEM".into(),
-        )),
-    }
+    let key = args.batch.key.as_deref();
+    super::super::verifying_key::resolve(trustd, key, args.public_key.as_deref())
+        .await?
+        .ok_or_else(|| {
+            CliError::Usage("cosign validation needs --key NAME or --public-key PEM".into())
+        })
 }
 
 /// `trustctl validate` (and `trustctl sign validate`).
 pub async fn validate(trustd: &Trustd, args: ValidateArgs) -> Result<(), CliError> {
     let started = Instant::now();
+    args.batch.check_cosign_flags(args.public_key.is_some())?;
     let batch = Arc::new(args.batch.clone());
     let list = read_list(&args.images, &batch)?;
     let registry = batch.registry_client(&args.notary)?;
