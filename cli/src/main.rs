@@ -7,24 +7,40 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+/// Where every command's options for reaching trustd are listed in --help, apart from its own.
+const TRUSTD_HEADING: &str = "Reaching trustd";
+
+/// A flag's value, else the environment variable's (when set and not empty). Read here rather
+/// than by clap, whose usage lines would otherwise list every flag an environment variable
+/// happens to set.
+fn or_env<T: From<std::ffi::OsString>>(flag: Option<T>, variable: &str) -> Option<T> {
+    flag.or_else(|| {
+        std::env::var_os(variable)
+            .filter(|v| !v.is_empty())
+            .map(T::from)
+    })
+}
+
 /// Sign with keys that never leave hardware: a client of the trustd daemon.
 #[derive(Parser)]
 #[command(version, propagate_version = true)]
 struct Cli {
-    /// trustd's socket [default: from ~/.config/trustctl/config.toml, else /run/trustd/trustd.sock]
-    #[arg(long, global = true, env = "TRUSTD_SOCKET", value_name = "PATH")]
+    /// trustd's socket [env: TRUSTD_SOCKET] [default: socket in ~/.config/trustctl/config.toml
+    /// or /etc/trustctl/config.toml, else /run/trustd/trustd.sock]
+    #[arg(long, global = true, value_name = "PATH", help_heading = TRUSTD_HEADING)]
     socket: Option<PathBuf>,
-    /// A remote trustd's TLS listener, https://host:port, instead of the socket
-    #[arg(long = "trustd", global = true, env = "TRUSTD_URL", value_name = "URL")]
+    /// A remote trustd's TLS listener, https://host:port, instead of the socket [env: TRUSTD_URL]
+    #[arg(long = "trustd", global = true, value_name = "URL", help_heading = TRUSTD_HEADING)]
     trustd_url: Option<String>,
-    /// The client certificate (PEM) to present to a remote trustd
-    #[arg(long, global = true, env = "TRUSTD_TLS_CERT", value_name = "FILE")]
+    /// The client certificate (PEM) to present to a remote trustd [env: TRUSTD_TLS_CERT]
+    #[arg(long, global = true, value_name = "FILE", help_heading = TRUSTD_HEADING)]
     tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert
-    #[arg(long, global = true, env = "TRUSTD_TLS_KEY", value_name = "FILE")]
+    /// The private key (PEM) of --tls-cert [env: TRUSTD_TLS_KEY]
+    #[arg(long, global = true, value_name = "FILE", help_heading = TRUSTD_HEADING)]
     tls_key: Option<PathBuf>,
-    /// The CA (PEM) a remote trustd's certificate chains to [default: the system's roots]
-    #[arg(long, global = true, env = "TRUSTD_CA", value_name = "FILE")]
+    /// The CA (PEM) a remote trustd's certificate chains to [env: TRUSTD_CA] [default: the
+    /// system's roots]
+    #[arg(long, global = true, value_name = "FILE", help_heading = TRUSTD_HEADING)]
     trustd_ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -118,12 +134,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let url = cli
+        .trustd_url
+        .or_else(|| std::env::var("TRUSTD_URL").ok().filter(|v| !v.is_empty()));
     let where_trustd = trustctl::client::TrustdArgs {
-        socket: cli.socket,
-        url: cli.trustd_url,
-        tls_cert: cli.tls_cert,
-        tls_key: cli.tls_key,
-        trustd_ca: cli.trustd_ca,
+        socket: or_env(cli.socket, "TRUSTD_SOCKET"),
+        url,
+        tls_cert: or_env(cli.tls_cert, "TRUSTD_TLS_CERT"),
+        tls_key: or_env(cli.tls_key, "TRUSTD_TLS_KEY"),
+        trustd_ca: or_env(cli.trustd_ca, "TRUSTD_CA"),
     };
     let trustd = match trustctl::client::resolve(where_trustd, &config) {
         Ok(trustd) => trustd,

@@ -185,3 +185,55 @@ fn key_flags_mean_one_thing_and_flags_that_do_not_apply_are_refused() {
         "{err}"
     );
 }
+
+/// Help and usage read alike everywhere: environment variables do not put flags into usage
+/// lines, `key generate --help` has the one-line layout of the rest, and the options for
+/// reaching trustd are grouped apart from each command's own.
+#[test]
+fn help_and_usage_lines_are_laid_out_alike() {
+    let out = Command::new(bin("trustctl"))
+        .args(["sign", "--size", "1"])
+        .env("TRUSTCTL_TLS_CA", "/etc/ssl/certs/ca-certificates.crt")
+        .env("TRUSTD_SOCKET", "/nonexistent/trustd.sock")
+        .env("TRUSTCTL_TRUST_DIR", std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let usage = stderr(&out)
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        usage,
+        "Usage: trustctl sign --size <BYTES> <IMAGE:TAG>...",
+        "{}",
+        stderr(&out)
+    );
+
+    let help = String::from_utf8(trustctl(&["key", "generate", "--help"]).stdout).unwrap();
+    let algorithm = help
+        .lines()
+        .find(|l| l.contains("--algorithm <ALGORITHM>"))
+        .unwrap_or_else(|| panic!("{help}"));
+    assert!(
+        algorithm.contains("Key algorithm"),
+        "the help is on the flag's line: {help}"
+    );
+    assert!(!help.contains("Possible values:"), "{help}");
+    for command in [
+        &["key", "generate"][..],
+        &["sign"],
+        &["validate"],
+        &["inspect"],
+    ] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let help = String::from_utf8(trustctl(&args).stdout).unwrap();
+        let heading = help
+            .find("Reaching trustd:")
+            .unwrap_or_else(|| panic!("{help}"));
+        assert!(help[heading..].contains("--socket <PATH>"), "{help}");
+        assert!(!help[..heading].contains("--socket <PATH>"), "{help}");
+    }
+}

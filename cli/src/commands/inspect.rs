@@ -14,19 +14,29 @@ use trustd_notary::client::server::{NotaryServer, ServerError};
 use trustd_notary::inspect;
 use trustd_notary::trust::{self, TrustError, TrustStore};
 
+/// A path from the environment, when the variable is set and not empty.
+fn env_path(variable: &str) -> Option<PathBuf> {
+    std::env::var_os(variable)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 /// Where trust data comes from and where it is cached.
 #[derive(Args)]
+#[command(next_help_heading = "Notary server and trust data")]
 pub struct NotaryArgs {
-    /// Notary server URL [default: $TRUSTCTL_SERVER, then $DOCKER_CONTENT_TRUST_SERVER, then
-    /// the one docker would use for the image]
+    /// Notary server URL, https:// only [default: $TRUSTCTL_SERVER, then
+    /// $DOCKER_CONTENT_TRUST_SERVER, then [notary] server in the config, then the one docker
+    /// would use for the image]
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// Extra CA certificate (PEM) to trust for the notary server and the registry, besides the
-    /// system roots.
-    #[arg(long, env = "TRUSTCTL_TLS_CA", value_name = "PEM")]
+    /// system roots [env: TRUSTCTL_TLS_CA]
+    #[arg(long, value_name = "PEM")]
     pub tls_ca: Option<PathBuf>,
-    /// Local cache of verified trust data [default: ~/.local/share/trustctl]
-    #[arg(long, env = "TRUSTCTL_TRUST_DIR", value_name = "DIR")]
+    /// Local cache of verified trust data [env: TRUSTCTL_TRUST_DIR] [default:
+    /// ~/.local/share/trustctl]
+    #[arg(long, value_name = "DIR")]
     pub trust_dir: Option<PathBuf>,
     /// Clients made so far, per server URL and registry (whose credentials they carry): a
     /// command over many repositories keeps one client's TLS connections and tokens instead
@@ -59,10 +69,13 @@ impl NotaryArgs {
         )
     }
 
-    /// The extra CA: --tls-ca / TRUSTCTL_TLS_CA, else the config file's.
+    /// The extra CA: --tls-ca, else $TRUSTCTL_TLS_CA, else the config file's.
     pub fn tls_ca(&self) -> Option<&Path> {
+        static FROM_ENV: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+        let from_env = FROM_ENV.get_or_init(|| env_path("TRUSTCTL_TLS_CA"));
         self.tls_ca
             .as_deref()
+            .or(from_env.as_deref())
             .or(super::config().notary.tls_ca.as_deref())
     }
 
@@ -91,13 +104,20 @@ impl NotaryArgs {
 
     pub fn trust_store(&self) -> TrustStore {
         let configured = super::config().notary.trust_dir.clone();
-        let dir = self.trust_dir.clone().or(configured).unwrap_or_else(|| {
-            std::env::var_os("XDG_DATA_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-                .unwrap_or_else(|| PathBuf::from("."))
-                .join("trustctl")
-        });
+        let dir = self
+            .trust_dir
+            .clone()
+            .or_else(|| env_path("TRUSTCTL_TRUST_DIR"))
+            .or(configured)
+            .unwrap_or_else(|| {
+                std::env::var_os("XDG_DATA_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| {
+                        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share"))
+                    })
+                    .unwrap_or_else(|| PathBuf::from("."))
+                    .join("trustctl")
+            });
         TrustStore::new(dir).with_pinning(super::config().trust_pinning.clone())
     }
 }

@@ -66,7 +66,8 @@ pub enum KeyCommand {
 pub enum AlgorithmArg {
     #[value(name = "ecdsa-p256")]
     EcdsaP256,
-    /// PIV cards only (not usable in Notary trust data).
+    // No per-value doc comment: one would switch `key generate --help` to clap's long layout,
+    // unlike every other command; the flag's help says it.
     #[value(name = "ecdsa-p384")]
     EcdsaP384,
     Ed25519,
@@ -81,7 +82,8 @@ pub struct GenerateArgs {
     /// Backend name or kind from trustd's config [default: the first backend]
     #[arg(long)]
     backend: Option<String>,
-    /// Key algorithm (ecdsa-p256 is what Notary and cosign sign with).
+    /// Key algorithm: ecdsa-p256 is what Notary and cosign sign with; ecdsa-p384 is for PIV
+    /// cards only (not usable in Notary trust data)
     #[arg(long, value_enum, default_value = "ecdsa-p256")]
     algorithm: AlgorithmArg,
     /// Notary GUN the key is for (recorded with the key).

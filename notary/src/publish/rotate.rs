@@ -50,11 +50,11 @@ pub fn check(role: &str, holder: Holder) -> Result<(), PublishError> {
     match (role, holder) {
         ("targets", Holder::Signer) | ("snapshot", _) | ("timestamp", Holder::Server) => Ok(()),
         ("targets", Holder::Server) => Err(PublishError::Refused(
-            "the targets key cannot be held by the server; rotate it into trustd (drop --server)"
+            "the targets key cannot be held by the server; rotate it into trustd (drop --server-managed)"
                 .into(),
         )),
         ("timestamp", Holder::Signer) => Err(PublishError::Refused(
-            "the timestamp key is always the server's: rotate it with --server".into(),
+            "the timestamp key is always the server's: rotate it with --server-managed (-r)".into(),
         )),
         (other, _) => Err(PublishError::Refused(format!(
             "cannot rotate the {other:?} key: choose targets, snapshot or timestamp"

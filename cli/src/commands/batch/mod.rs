@@ -70,11 +70,12 @@ pub struct BatchArgs {
     /// Signature format.
     #[arg(long, value_enum, default_value = "notary")]
     pub format: Format,
-    /// Time allowed for each image (30s, 5m, 1m30s, 1h), and for each repository's Notary
-    /// publish once its tags are resolved.
+    /// Time allowed for each image (30s, 5m, 1m30s, 1h), and, when signing, for each
+    /// repository's Notary publish once its tags are resolved.
     #[arg(long, value_parser = parse_duration, default_value = "5m")]
     pub timeout: Duration,
-    /// trustd key for cosign signatures (ECDSA P-256).
+    /// The cosign key in trustd (ECDSA P-256), by name: sign signs with it, validate checks
+    /// signatures against it.
     #[arg(long, value_name = "NAME")]
     pub key: Option<String>,
     /// Reach this registry over plain HTTP, unprotected (a lab's registry:2); repeatable,
