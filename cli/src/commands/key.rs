@@ -6,7 +6,7 @@ use trustctl::client::Trustd;
 
 use clap::{Args, Subcommand, ValueEnum};
 use trustctl::client;
-use trustctl::error::CliError;
+use trustctl::error::{io_reason, read_bytes, read_text, CliError};
 use trustctl::keyfile;
 use trustd_proto as pb;
 use zeroize::Zeroizing;
@@ -286,8 +286,9 @@ async fn generate(trustd: &Trustd, args: GenerateArgs) -> Result<(), CliError> {
                     args.dir.display()
                 ),
                 _ => format!(
-                    "cannot write {} ({e}): choose another --dir",
-                    pub_file.display()
+                    "cannot write {} ({}): choose another --dir",
+                    pub_file.display(),
+                    io_reason(&e)
                 ),
             })
         })?;
@@ -331,8 +332,9 @@ async fn generate(trustd: &Trustd, args: GenerateArgs) -> Result<(), CliError> {
     )
     .map_err(|e| {
         CliError::Failed(format!(
-            "the key was generated, but {} cannot be written ({e}); `trustctl key public {}` prints it",
+            "the key was generated, but {} cannot be written ({}); `trustctl key public {}` prints it",
             pub_file.display(),
+            io_reason(&e),
             key.name
         ))
     })?;
@@ -472,18 +474,20 @@ async fn public(
         keyfile::public_key_pem(&key.public_key_der)
     };
     match output {
-        Some(path) => std::fs::write(&path, pem)
-            .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))?,
+        Some(path) => std::fs::write(&path, pem).map_err(|e| {
+            CliError::Failed(format!(
+                "cannot write {}: {}",
+                path.display(),
+                io_reason(&e)
+            ))
+        })?,
         None => print!("{pem}"),
     }
     Ok(())
 }
 
 async fn load(trustd: &Trustd, args: LoadArgs) -> Result<(), CliError> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(&args.file)
-            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.file.display())))?,
-    );
+    let text = Zeroizing::new(read_text(&args.file, "the key file")?);
     let passphrase = if keyfile::is_encrypted(&text) {
         Some(read_passphrase(&args.file, args.passphrase_stdin)?)
     } else {
@@ -499,8 +503,7 @@ async fn load(trustd: &Trustd, args: LoadArgs) -> Result<(), CliError> {
     let cert_file = args.cert.clone().or(bundle_cert);
     let certificate_der = match &cert_file {
         Some(path) => {
-            let text = std::fs::read(path)
-                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+            let text = read_bytes(path, "the certificate")?;
             keyfile::certificate_der(&text)
                 .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?
         }
