@@ -406,12 +406,18 @@ fn check_version(
 }
 
 /// Notary's root certificate rules: CN is the GUN, not a CA, within its validity.
-fn check_root_certificates(gun: &str, root: &Root, now: OffsetDateTime) -> Result<(), TrustError> {
+fn check_root_certificates(
+    gun: &str,
+    root: &Root,
+    now: OffsetDateTime,
+    expired_allowed: bool,
+) -> Result<(), TrustError> {
     let bad = |reason: String| TrustError::RootCertificate {
         gun: gun.to_owned(),
         reason,
     };
     let mut valid = 0;
+    let mut public_keys = std::collections::BTreeSet::new();
     for id in &root
         .roles
         .get("root")
@@ -437,13 +443,78 @@ fn check_root_certificates(gun: &str, root: &Root, now: OffsetDateTime) -> Resul
         if certificate::is_ca(&cert) {
             return Err(bad("it is a CA certificate".into()));
         }
-        if !certificate::is_valid_at(&cert, now) {
+        if !expired_allowed && !certificate::is_valid_at(&cert, now) {
             return Err(bad("it is outside its validity period".into()));
+        }
+        let spki = key.spki_der().map_err(|e| bad(e.to_string()))?;
+        if !public_keys.insert(spki) {
+            return Err(bad(format!(
+                "root key {id} wraps a key another root certificate also wraps: notary would count \
+                 that one key twice"
+            )));
         }
         valid += 1;
     }
     if valid == 0 {
         return Err(bad("the root role lists no usable certificate".into()));
+    }
+    Ok(())
+}
+
+/// Most root versions a cached root is walked forward through in one update.
+pub const MAX_ROOT_ROTATIONS: u64 = 256;
+
+/// Checks the chain of root versions from the trusted root to the server's newest, as a
+/// notary client does: each version `N.root.json` must be signed by a threshold of its
+/// predecessor's root keys and of its own, and the last one must be the server's root.
+/// Versions in between may have expired (only the newest must be current).
+async fn walk_rotations(
+    source: &impl RoleSource,
+    gun: &str,
+    trusted: Root,
+    newest_bytes: &[u8],
+    newest: u64,
+    now: OffsetDateTime,
+) -> Result<(), TrustError> {
+    if newest - trusted.version > MAX_ROOT_ROTATIONS {
+        return Err(malformed(
+            "root",
+            format!(
+                "the server's root is version {newest}, more than {MAX_ROOT_ROTATIONS} rotations past the trusted version {}",
+                trusted.version
+            ),
+        ));
+    }
+    let mut previous = trusted;
+    for version in previous.version + 1..=newest {
+        let bytes = match version == newest {
+            true => newest_bytes.to_vec(),
+            false => source
+                .fetch(gun, &format!("{version}.root.json"), MAX_SMALL_ROLE_BYTES)
+                .await?
+                .ok_or_else(|| TrustError::Vanished {
+                    gun: gun.to_owned(),
+                    role: format!("root version {version}"),
+                })?,
+        };
+        let (envelope, root): (Envelope, Root) = parse("root", &bytes)?;
+        if root.version != version {
+            return Err(malformed(
+                "root",
+                format!("{version}.root.json says it is version {}", root.version),
+            ));
+        }
+        threshold::check(
+            "root rotation (signed by the previous root's keys)",
+            &envelope,
+            &previous.keys,
+            role_keys(&previous, "root")?,
+        )?;
+        threshold::check("root", &envelope, &root.keys, role_keys(&root, "root")?)?;
+        // Certificates of intermediate roots may have expired since; the newest root's are
+        // checked at `now` by the caller.
+        check_root_certificates(gun, &root, now, version != newest)?;
+        previous = root;
     }
     Ok(())
 }
@@ -460,7 +531,7 @@ fn verify_root(
         .get("root")
         .ok_or_else(|| malformed("root", "no root role"))?;
     threshold::check("root", &envelope, &root.keys, own)?;
-    check_root_certificates(gun, &root, now)?;
+    check_root_certificates(gun, &root, now, false)?;
     Ok((envelope, root))
 }
 
@@ -536,7 +607,7 @@ pub async fn update(
             if offered == trusted {
                 (trusted, old)
             } else {
-                let (env, new) = verify_root(gun, &offered, now)?;
+                let (_, new) = verify_root(gun, &offered, now)?;
                 if new.version <= old.version {
                     return Err(TrustError::Rollback {
                         role: "root".into(),
@@ -544,12 +615,7 @@ pub async fn update(
                         offered: new.version,
                     });
                 }
-                threshold::check(
-                    "root rotation (signed by the trusted root's keys)",
-                    &env,
-                    &old.keys,
-                    role_keys(&old, "root")?,
-                )?;
+                walk_rotations(source, gun, old, &offered, new.version, now).await?;
                 (offered, new)
             }
         }

@@ -49,8 +49,8 @@ pub enum KeyCommand {
     },
     /// Move an existing private key (PEM) onto a device as non-extractable.
     Load(LoadArgs),
-    /// Replace a repository's targets, snapshot or timestamp key: new key in trustd (or on
-    /// the notary server with --server-managed), root re-signed, everything re-published.
+    /// Replace a repository's root, targets, snapshot or timestamp key: new key in trustd (or
+    /// on the notary server with --server-managed), root re-signed, everything re-published.
     Rotate(RotateArgs),
     /// Delete a key from its device and from trustd. This cannot be undone.
     Delete {
@@ -195,8 +195,18 @@ pub struct RotateArgs {
     /// Repository (GUN).
     gun: String,
     /// The role whose key to replace.
-    #[arg(value_parser = ["targets", "snapshot", "timestamp"])]
+    #[arg(value_parser = ["root", "targets", "snapshot", "timestamp"])]
     role: String,
+    /// root: a key of the new root, by trustd name (repeatable, K of N; a current root key
+    /// named here keeps its certificate) [default: one new key]
+    #[arg(long = "root-key", value_name = "NAME")]
+    root_keys: Vec<String>,
+    /// root: how many root keys must sign [default: the current threshold]
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    root_threshold: Option<u32>,
+    /// root: keep the root keys, give each a new certificate (before the old ones expire)
+    #[arg(long, conflicts_with = "root_keys")]
+    renew_certificates: bool,
     /// Have the notary server generate and hold the new key (snapshot, timestamp), as
     /// `notary key rotate --server-managed` does.
     #[arg(long, short = 'r')]
@@ -615,6 +625,38 @@ async fn rotate(trustd: &Trustd, args: RotateArgs) -> Result<(), CliError> {
             .await
             .map_err(|e| super::inspect::trust_error(&args.gun, &server, e))?;
     let client = client::connect(trustd).await?;
+    let root_only =
+        !args.root_keys.is_empty() || args.root_threshold.is_some() || args.renew_certificates;
+    if args.role == "root" {
+        if args.server_managed {
+            return Err(CliError::Usage(
+                "the root keys are never the server's: drop --server-managed".into(),
+            ));
+        }
+        let rotation = rotate::RootRotation {
+            keys: &args.root_keys,
+            threshold: args.root_threshold,
+            renew: args.renew_certificates,
+            backend: args.backend.as_deref().unwrap_or(""),
+        };
+        let rotated = rotate::rotate_root(&server, &store, client, &repo, rotation).await?;
+        let role = &rotated.repo.root.roles["root"];
+        println!(
+            "Rotated the root of {}: root version {}, {} of {} keys must sign ({})",
+            image.gun,
+            rotated.repo.root.version,
+            role.threshold,
+            role.keyids.len(),
+            rotated.keys.join(", ")
+        );
+        return Ok(());
+    }
+    if root_only {
+        return Err(CliError::Usage(format!(
+            "--root-key, --root-threshold and --renew-certificates are for rotating the root, not the {} key",
+            args.role
+        )));
+    }
     let new_key = if args.server_managed {
         NewKey::Server
     } else {

@@ -42,7 +42,7 @@ pub async fn open_or_init_announcing(
             announce();
             let options = InitOptions {
                 backend,
-                local_snapshot: false,
+                ..InitOptions::default()
             };
             let repo = publish::init(server, store, client.clone(), gun, &options).await?;
             Ok((repo, true))

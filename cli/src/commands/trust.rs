@@ -18,12 +18,25 @@ use super::repository::open_or_init_announcing;
 pub struct InitArgs {
     /// Repository (GUN), e.g. registry.example.com/team/app.
     gun: String,
-    /// trustd backend for the new root and targets keys [default: trustd's first backend]
+    /// trustd backend for the keys generated here [default: trustd's first backend]
     #[arg(long)]
     backend: Option<String>,
     /// Keep the snapshot key in trustd instead of on the notary server.
     #[arg(long)]
     local_snapshot: bool,
+    /// A root key already in trustd, by name (repeatable: a K-of-N root, each key with its own
+    /// root certificate, possibly on different devices) [default: one generated, GUN/root]
+    #[arg(long = "root-key", value_name = "NAME")]
+    root_keys: Vec<String>,
+    /// How many root keys must sign every later root [default: 1]
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    root_threshold: Option<u32>,
+    /// trustd backend for a generated root key, when not --backend
+    #[arg(long, value_name = "BACKEND", conflicts_with = "root_keys")]
+    root_backend: Option<String>,
+    /// trustd backend for the targets key, when not --backend
+    #[arg(long, value_name = "BACKEND")]
+    targets_backend: Option<String>,
     #[command(flatten)]
     notary: NotaryArgs,
 }
@@ -67,14 +80,22 @@ pub async fn init(trustd: &Trustd, args: InitArgs) -> Result<(), CliError> {
     let client = client::connect(trustd).await?;
     let options = InitOptions {
         backend: args.backend.as_deref().unwrap_or(""),
+        root_backend: args.root_backend.as_deref(),
+        targets_backend: args.targets_backend.as_deref(),
         local_snapshot: args.local_snapshot,
+        root_keys: &args.root_keys,
+        root_threshold: args.root_threshold.unwrap_or(1),
     };
     let repo = publish::init(&server, &store, client, &image.gun, &options).await?;
+    let root = &repo.root.roles["root"];
     println!(
-        "Initialized {} on {}\nRoot key:       {}\nRepository key: {}",
+        "Initialized {} on {}\nRoot key{}:       {} ({} of {} must sign)\nRepository key: {}",
         image.gun,
         server.url(),
-        repo.root.roles["root"].keyids.join(", "),
+        if root.keyids.len() == 1 { "" } else { "s" },
+        root.keyids.join(", "),
+        root.threshold,
+        root.keyids.len(),
         repo.root.roles["targets"].keyids.join(", ")
     );
     Ok(())

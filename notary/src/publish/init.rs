@@ -17,8 +17,10 @@ use crate::trust::{TrustStore, VerifiedRepository};
 
 /// The signer's keys for a new repository, by name (the caller creates them).
 pub struct InitKeys {
-    /// The root key (ECDSA P-256: its certificate is made here).
-    pub root: String,
+    /// The root keys (ECDSA P-256: a certificate is made here around each).
+    pub root: Vec<String>,
+    /// How many of them must sign a root (1 to their number).
+    pub root_threshold: u32,
     /// The targets key.
     pub targets: String,
     /// `None` to have the server hold the snapshot key (docker's default).
@@ -105,7 +107,8 @@ pub async fn init(
     checked: NewRepository,
     names: &InitKeys,
 ) -> Result<VerifiedRepository, PublishError> {
-    let root_key = root_certificate(signer, &names.root, gun).await?;
+    super::root::check_threshold(names.root_threshold, names.root.len())?;
+    let root_keys = super::root::root_keys(signer, gun, &names.root, &BTreeMap::new()).await?;
     let targets_key = signer.public_key(&names.targets).await?;
     let timestamp_key = checked.timestamp_key;
     let snapshot_key = match &names.snapshot {
@@ -113,29 +116,37 @@ pub async fn init(
         None => server.key(gun, "snapshot").await.map_err(unreachable)?,
     };
     let keys: BTreeMap<&str, PublicKey> = [
-        ("root", root_key),
         ("targets", targets_key),
         ("snapshot", snapshot_key),
         ("timestamp", timestamp_key),
     ]
     .into();
+    let mut roles: BTreeMap<String, RoleKeys> = keys
+        .iter()
+        .map(|(role, key)| {
+            (
+                role.to_string(),
+                RoleKeys {
+                    keyids: vec![key.id()],
+                    threshold: 1,
+                },
+            )
+        })
+        .collect();
+    roles.insert(
+        "root".to_owned(),
+        super::root::root_role(&root_keys, names.root_threshold),
+    );
     let root = Root {
         role_type: RoleType::Root,
         consistent_snapshot: false,
         expires: expires_in(ROOT_DAYS),
-        keys: keys.values().map(|k| (k.id(), k.clone())).collect(),
-        roles: keys
-            .iter()
-            .map(|(role, key)| {
-                (
-                    role.to_string(),
-                    RoleKeys {
-                        keyids: vec![key.id()],
-                        threshold: 1,
-                    },
-                )
-            })
+        keys: keys
+            .values()
+            .chain(root_keys.iter().map(|k| &k.certificate))
+            .map(|k| (k.id(), k.clone()))
             .collect(),
+        roles,
         version: 1,
     };
     let targets = Targets {
@@ -149,7 +160,8 @@ pub async fn init(
         name: name.to_owned(),
         keyid: keys[role].id(),
     };
-    let root_bytes = signed_file(signer, &[held(&names.root, "root")], &root).await?;
+    let root_signers: Vec<HeldKey> = root_keys.iter().map(|k| k.held()).collect();
+    let root_bytes = signed_file(signer, &root_signers, &root).await?;
     let targets_bytes = signed_file(signer, &[held(&names.targets, "targets")], &targets).await?;
     let mut files = vec![
         ("root".to_owned(), root_bytes.clone()),

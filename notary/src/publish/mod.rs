@@ -10,11 +10,13 @@
 //! - [`roles`]: notary's lifetimes, signed role files, publish-and-verify.
 //! - [`draft`]: a change to targets and delegated roles, published as one update.
 //! - [`tags`]: signing and revoking tags in the roles the signer signs for.
-//! - [`init`]: a new repository; [`rotate`]: a role's key replaced.
+//! - [`init`]: a new repository; [`rotate`]: a role's key replaced; [`root`]: K-of-N roots
+//!   and their rotation.
 
 pub mod draft;
 pub mod init;
 pub mod roles;
+pub mod root;
 pub mod rotate;
 pub mod tags;
 

@@ -62,17 +62,20 @@ pub fn check(role: &str, holder: Holder) -> Result<(), PublishError> {
     }
 }
 
-/// The signer's root key, which must sign the new root.
-pub async fn root_key(
+/// The signer's root keys, which must sign the new root: at least the root's threshold.
+pub async fn root_keys(
     signer: &mut dyn RoleSigner,
     repo: &VerifiedRepository,
-) -> Result<HeldKey, PublishError> {
-    role_key(signer, repo, "root").await?.ok_or_else(|| {
-        PublishError::NotASigner(format!(
-            "trustd holds no root key of {}: only the root key's holder can rotate keys",
+) -> Result<Vec<HeldKey>, PublishError> {
+    let held = super::root::held_root_keys(signer, &repo.root).await?;
+    if held.is_empty() {
+        return Err(PublishError::NotASigner(format!(
+            "trustd holds no root key of {}: only the root keys' holders can rotate keys",
             repo.gun
-        ))
-    })
+        )));
+    }
+    super::root::check_old_threshold(&repo.root, &held)?;
+    Ok(held)
 }
 
 /// Replaces `role`'s key with `new_key`: a new root signed by the root key, and the roles the
@@ -93,7 +96,7 @@ pub async fn rotate(
             NewKey::Server => Holder::Server,
         },
     )?;
-    let root_signer = root_key(signer, repo).await?;
+    let root_signers = root_keys(signer, repo).await?;
     let old = role_key(signer, repo, role).await?;
     let (key, held_name): (PublicKey, Option<String>) = match new_key {
         NewKey::Server => (
@@ -127,7 +130,7 @@ pub async fn rotate(
     root.keys.insert(key.id(), key.clone());
     root.version += 1;
     root.expires = expires_in(ROOT_DAYS);
-    let root_bytes = signed_file(signer, &[root_signer], &root).await?;
+    let root_bytes = signed_file(signer, &root_signers, &root).await?;
     let mut files = vec![("root".to_owned(), root_bytes.clone())];
 
     // A new targets key re-signs the targets; a snapshot in trustd (new or kept) signs a
