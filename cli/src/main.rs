@@ -59,6 +59,9 @@ enum Command {
     Status(commands::status::StatusArgs),
     /// Show who signed which tags of images (Docker Content Trust), verified on read.
     Inspect(commands::inspect::InspectArgs),
+    /// Say whether repositories' trust data expires soon (root certificates within 180 days,
+    /// roles within 30) and what renews it; exit 1 when it does, for monitoring.
+    Check(commands::check::CheckArgs),
     /// Create a repository's trust data with its root and targets keys in trustd.
     Init(commands::trust::InitArgs),
     /// Sign image tags (Docker Content Trust) or images (cosign) with keys in trustd, one or
@@ -169,6 +172,7 @@ fn main() -> ExitCode {
             Command::VerifyBlob(args) => commands::blob::verify(&trustd, args).await,
             Command::Status(args) => commands::status::run(&trustd, args).await,
             Command::Inspect(args) => commands::inspect::run(args).await,
+            Command::Check(args) => commands::check::run(args).await,
             Command::Init(args) => commands::trust::init(&trustd, args).await,
             Command::Sign(args) => commands::trust::sign(&trustd, args).await,
             Command::Validate(args) => commands::batch::validate(&trustd, args).await,

@@ -63,6 +63,17 @@ pub fn is_valid_at(cert: &Certificate, now: OffsetDateTime) -> bool {
     not_before <= now && now <= not_after
 }
 
+/// When the certificate stops being valid.
+pub fn not_after(cert: &Certificate) -> OffsetDateTime {
+    let seconds = cert
+        .tbs_certificate
+        .validity
+        .not_after
+        .to_unix_duration()
+        .as_secs() as i64;
+    OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 #[cfg(test)]
 mod tests {
     /// The input that hung der's PEM reader (fuzz/regressions/root_certificate): now an error,

@@ -22,8 +22,9 @@
 //! - With the `client` feature: [`client`] (a notary-server's HTTP API, docker's token
 //!   authentication and credentials, bounded bodies), [`trust`] (a repository read through
 //!   full verification from a trusted root, and the local trust cache) and [`inspect`]
-//!   (`docker trust inspect`'s report of a verified repository), and [`publish`] (changes
-//!   signed through the [`publish::RoleSigner`] trait, published and read back verified).
+//!   (`docker trust inspect`'s report of a verified repository), [`publish`] (changes
+//!   signed through the [`publish::RoleSigner`] trait, published and read back verified) and
+//!   [`expiry`] (what expires soon, and what renews it).
 
 pub mod canonical;
 pub mod certificate;
@@ -32,6 +33,8 @@ pub mod client;
 pub mod delegation;
 pub mod encoding;
 pub mod envelope;
+#[cfg(feature = "client")]
+pub mod expiry;
 #[cfg(feature = "client")]
 pub mod inspect;
 pub mod keys;

@@ -180,6 +180,23 @@ fn a_two_of_three_root_is_trusted_rotated_and_renewed_by_every_client() {
     setup.ok(&["sign", &format!("{gun}:v2@{DIGEST}"), "--size", "10"]);
     assert!(setup.notary_list(gun).contains("v2"));
 
+    // Monitoring: nothing expires soon; each root certificate has its ten years.
+    let document = setup.ok(&["check", gun, "--json"]);
+    assert_matches_schema("check.schema.json", &document);
+    let checked: serde_json::Value = serde_json::from_str(&document).unwrap();
+    assert_eq!(checked["repositories"][0]["ok"], true);
+    let items = checked["repositories"][0]["items"].as_array().unwrap();
+    let certificates: Vec<&serde_json::Value> = items
+        .iter()
+        .filter(|i| i["what"].as_str().unwrap().starts_with("root certificate"))
+        .collect();
+    assert_eq!(certificates.len(), 3, "{document}");
+    assert!(certificates.iter().all(|c| c["days_left"].as_i64().unwrap() >= 3648));
+    assert!(items.iter().all(|i| i["soon"] == false));
+    let out = setup.trustctl(&["check", gun, "registry.example.test/team/none"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{gun}: ok")));
+
     // Too few current root keys here: refused, naming the missing ones; nothing sent.
     setup.trustd.ok(&["key", "delete", "officer-a", "--yes"]);
     setup.trustd.ok(&["key", "delete", "officer-b", "--yes"]);

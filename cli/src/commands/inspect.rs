@@ -205,7 +205,38 @@ async fn inspect_one(
             sanitize(&skipped.reason)
         );
     }
+    warn_expiring(&repo);
     // An unsigned tag of a signed repository is a report with no signed tags and exit 0, as
     // docker prints it (scripts tell it by `SignedTags` being empty).
     Ok(inspect::report(text, image.tag.as_deref(), &repo))
+}
+
+/// Says on stderr what in `repo` expires soon and which command renews it.
+pub fn warn_expiring(repo: &trust::VerifiedRepository) {
+    let now = time::OffsetDateTime::now_utc();
+    for item in trustd_notary::expiry::expiring(repo, now)
+        .into_iter()
+        .filter(|e| e.soon)
+    {
+        eprintln!("warning: {}", sanitize(&expiry_sentence(&repo.gun, &item)));
+    }
+}
+
+/// One expiring item, in a sentence that says what to do.
+pub fn expiry_sentence(gun: &str, item: &trustd_notary::expiry::Expiring) -> String {
+    let when = trustd_notary::model::format_expires(item.expires);
+    let how_long = match item.days_left {
+        d if d < 0 => format!("expired {} days ago", -d),
+        0 => "expires today".to_owned(),
+        d => format!("expires in {d} days"),
+    };
+    let lost = if item.what.starts_with("root certificate") {
+        "; once it has expired, notary clients that cached this root cannot recover"
+    } else {
+        ""
+    };
+    format!(
+        "{gun}: the {} {how_long} ({when}){lost}: renew it with `{}`",
+        item.what, item.renew
+    )
 }
