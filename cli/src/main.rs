@@ -74,6 +74,10 @@ enum Command {
     Revoke(commands::trust::RevokeArgs),
     /// Delete a repository's local trust data, and with --remote the server's.
     Delete(commands::trust::DeleteArgs),
+    /// Root ceremonies across machines: start, show, sign and publish a root rotation or
+    /// certificate renewal through a file handed between officers.
+    #[command(subcommand)]
+    Ceremony(commands::ceremony::CeremonyCommand),
     /// Add or remove signers of repositories (as docker trust signer does).
     #[command(subcommand)]
     Signer(commands::signer::SignerCommand),
@@ -173,6 +177,7 @@ fn main() -> ExitCode {
             Command::Status(args) => commands::status::run(&trustd, args).await,
             Command::Inspect(args) => commands::inspect::run(args).await,
             Command::Check(args) => commands::check::run(args).await,
+            Command::Ceremony(cmd) => commands::ceremony::run(&trustd, cmd).await,
             Command::Init(args) => commands::trust::init(&trustd, args).await,
             Command::Sign(args) => commands::trust::sign(&trustd, args).await,
             Command::Validate(args) => commands::batch::validate(&trustd, args).await,

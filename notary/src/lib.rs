@@ -24,9 +24,12 @@
 //!   full verification from a trusted root, and the local trust cache) and [`inspect`]
 //!   (`docker trust inspect`'s report of a verified repository), [`publish`] (changes
 //!   signed through the [`publish::RoleSigner`] trait, published and read back verified) and
-//!   [`expiry`] (what expires soon, and what renews it).
+//!   [`expiry`] (what expires soon, and what renews it), and [`ceremony`] (root changes
+//!   signed by officers on several machines through a file handed between them).
 
 pub mod canonical;
+#[cfg(feature = "client")]
+pub mod ceremony;
 pub mod certificate;
 #[cfg(feature = "client")]
 pub mod client;

@@ -406,7 +406,7 @@ fn check_version(
 }
 
 /// Notary's root certificate rules: CN is the GUN, not a CA, within its validity.
-fn check_root_certificates(
+pub(crate) fn check_root_certificates(
     gun: &str,
     root: &Root,
     now: OffsetDateTime,

@@ -191,7 +191,9 @@ fn a_two_of_three_root_is_trusted_rotated_and_renewed_by_every_client() {
         .filter(|i| i["what"].as_str().unwrap().starts_with("root certificate"))
         .collect();
     assert_eq!(certificates.len(), 3, "{document}");
-    assert!(certificates.iter().all(|c| c["days_left"].as_i64().unwrap() >= 3648));
+    assert!(certificates
+        .iter()
+        .all(|c| c["days_left"].as_i64().unwrap() >= 3648));
     assert!(items.iter().all(|i| i["soon"] == false));
     let out = setup.trustctl(&["check", gun, "registry.example.test/team/none"]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
@@ -212,4 +214,247 @@ fn a_two_of_three_root_is_trusted_rotated_and_renewed_by_every_client() {
         "{err}"
     );
     assert_eq!(server_root(&setup, gun), v3, "nothing was published");
+}
+
+/// Officers on two machines, each with their own token and trustd: officer B hands over a
+/// root certificate, A starts a rotation to a 2-of-3 root, each signs the file on their own
+/// machine, and it is published once; what must be refused on the way is, and nothing is sent.
+#[test]
+fn officers_on_two_machines_sign_a_ceremony_file_in_turn() {
+    let setup = Dct::new("ceremony-a");
+    let gun = "registry.example.test/team/keep";
+    setup.trustd.ok(&["key", "generate", "officer-a"]);
+    setup.trustd.ok(&["key", "generate", "officer-c"]);
+    setup.ok(&["init", gun, "--root-key", "officer-a"]);
+    setup.ok(&["sign", &format!("{gun}:v1@{DIGEST}"), "--size", "10"]);
+    let notary_v1 = tempfile::tempdir().unwrap();
+    setup.server.notary(notary_v1.path(), &["list", gun]);
+    let v1 = server_root(&setup, gun);
+    let officer_a_id = root_keyids(&v1)[0].clone();
+
+    // Machine B: its own token, trustd, socket and trust cache.
+    let hsm_b = SoftHsm::new("ceremony-b");
+    let trustd_b = Trustd::start(&hsm_b, &Options::for_token(&hsm_b));
+    let cache_b = tempfile::tempdir().unwrap();
+    let on_b = |args: &[&str]| {
+        trustd_b
+            .trustctl()
+            .args(args)
+            .args(["--server", &setup.server.url, "--tls-ca"])
+            .arg(setup.server.ca.ca_cert())
+            .arg("--trust-dir")
+            .arg(cache_b.path())
+            .output()
+            .unwrap()
+    };
+    trustd_b.ok(&["key", "generate", "officer-b"]);
+    trustd_b.ok(&["key", "generate", "stranger"]);
+    let handover = tempfile::tempdir().unwrap();
+    let cert_b = handover.path().join("officer-b.pem");
+    trustd_b.ok(&[
+        "key",
+        "root-cert",
+        "officer-b",
+        "--gun",
+        gun,
+        "--out",
+        cert_b.to_str().unwrap(),
+    ]);
+    let wrong_cn = handover.path().join("wrong-cn.pem");
+    trustd_b.ok(&[
+        "key",
+        "root-cert",
+        "officer-b",
+        "--gun",
+        "registry.example.test/other",
+        "--out",
+        wrong_cn.to_str().unwrap(),
+    ]);
+
+    // Machine A starts: keep officer-a, add B's certificate and officer-c, 2 of 3.
+    let ceremony = handover.path().join("rotation.json");
+    let start = |cert: &std::path::Path, out: &std::path::Path| {
+        setup.trustctl(&[
+            "ceremony",
+            "start",
+            gun,
+            "root-rotation",
+            "--keep",
+            &officer_a_id,
+            "--root-cert",
+            cert.to_str().unwrap(),
+            "--root-key",
+            "officer-c",
+            "--root-threshold",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    // An officer's certificate for another repository, a CA's, or an expired one is refused.
+    let refused = handover.path().join("refused.json");
+    let ca_cert = handover.path().join("ca.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            &format!("/CN={}", gun.replace('/', "\\/")),
+            "-days",
+            "2",
+        ])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE", "-keyout"])
+        .arg(handover.path().join("ca.key"))
+        .arg("-out")
+        .arg(&ca_cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    let expired = handover.path().join("expired.pem");
+    std::fs::write(&expired, expired_root_certificate(gun)).unwrap();
+    for (cert, says) in [
+        (wrong_cn.clone(), "not registry.example.test/team/keep"),
+        (ca_cert, "CA certificate"),
+        (expired, "outside its validity period"),
+    ] {
+        let out = start(&cert, &refused);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+        assert!(!refused.exists());
+    }
+    let out = start(&cert_b, &ceremony);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(said.contains("Threshold: 1 of 1 -> 2 of 3"), "{said}");
+    assert!(said.contains("Fingerprint (read it aloud): "), "{said}");
+    let out = start(&cert_b, &ceremony);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "never overwritten: {}",
+        stderr(&out)
+    );
+
+    // Below both thresholds: refused locally, saying who may still sign; nothing sent.
+    let path = ceremony.to_str().unwrap();
+    let out = setup.trustctl(&["ceremony", "publish", path]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing was sent"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains(&officer_a_id), "{}", stderr(&out));
+    assert_eq!(server_root(&setup, gun), v1);
+
+    // A signs; signing twice is refused.
+    let said = setup.ok(&["ceremony", "sign", path, "--key", "officer-a", "--yes"]);
+    assert!(
+        said.contains("current root 1 of 1, new root 1 of 2"),
+        "{said}"
+    );
+    let out = setup.trustctl(&["ceremony", "sign", path, "--key", "officer-a", "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already signed"), "{}", stderr(&out));
+
+    // The file travels to B. A key that is not a signer is refused; an edited root is found out.
+    let out = on_b(&["ceremony", "sign", path, "--key", "stranger", "--yes"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let mut edited: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&ceremony).unwrap()).unwrap();
+    let body = base64_decode(edited["signed"].as_str().unwrap());
+    let mut root: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    root["roles"]["root"]["threshold"] = 1.into();
+    edited["signed"] = base64_encode(&canonical(&root)).into();
+    let tampered = handover.path().join("tampered.json");
+    std::fs::write(&tampered, edited.to_string()).unwrap();
+    let out = on_b(&["ceremony", "show", tampered.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("changed after it was signed"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = on_b(&["ceremony", "show", path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("may sign: "),
+        "{}",
+        stderr(&out)
+    );
+    let out = on_b(&["ceremony", "sign", path, "--key", "officer-b", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ready to publish"));
+
+    // Published from B, in one upload; every client trusts the 2-of-3 root.
+    let out = on_b(&["ceremony", "publish", path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v2 = server_root(&setup, gun);
+    assert_eq!(v2["signed"]["version"], 2);
+    assert_eq!(v2["signed"]["roles"]["root"]["threshold"], 2);
+    let listed =
+        String::from_utf8(setup.server.notary(notary_v1.path(), &["list", gun]).stdout).unwrap();
+    assert!(
+        listed.contains("v1"),
+        "the client that cached version 1 follows: {listed}"
+    );
+    assert_eq!(
+        setup.docker_inspect(gun)[0]["SignedTags"][0]["SignedTag"],
+        "v1"
+    );
+    setup.ok(&["inspect", gun]);
+
+    // The same file again: the repository moved on.
+    let out = setup.trustctl(&["ceremony", "publish", path]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the repository changed since this ceremony started"));
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Canonical JSON as notary signs it (sorted keys, no spaces), for an edited root.
+fn canonical(value: &serde_json::Value) -> Vec<u8> {
+    trustd_notary::canonical::to_vec(value).unwrap()
+}
+
+/// A root certificate for `gun` whose ten years ended yesterday, signed by its own key.
+fn expired_root_certificate(gun: &str) -> String {
+    use p256::ecdsa::signature::Signer;
+    use p256::pkcs8::EncodePublicKey;
+    use trustd_notary::root_cert::{self, RootCertSpec, VALIDITY_DAYS};
+    let key = p256::ecdsa::SigningKey::random(&mut rand::thread_rng());
+    let spki = key.verifying_key().to_public_key_der().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let spec = RootCertSpec {
+        gun,
+        public_key: spki.as_bytes(),
+        not_before: now - (VALIDITY_DAYS + 1) * 86400,
+        serial: [9; 16],
+    };
+    let tbs = spec.tbs().unwrap();
+    let der = der::Encode::to_der(&tbs).unwrap();
+    let signature: p256::ecdsa::Signature = key.sign(&der);
+    let cert = root_cert::assemble(tbs, signature.to_der().as_bytes()).unwrap();
+    root_cert::to_pem(&cert).unwrap()
 }

@@ -52,6 +52,9 @@ pub enum KeyCommand {
     /// Replace a repository's root, targets, snapshot or timestamp key: new key in trustd (or
     /// on the notary server with --server-managed), root re-signed, everything re-published.
     Rotate(RotateArgs),
+    /// Print a root certificate for a key in trustd (signed on its device), for an officer
+    /// to hand to whoever starts a root ceremony.
+    RootCert(super::ceremony::RootCertArgs),
     /// Delete a key from its device and from trustd. This cannot be undone.
     Delete {
         /// The key's name in trustd.
@@ -232,6 +235,7 @@ pub async fn run(trustd: &Trustd, command: KeyCommand) -> Result<(), CliError> {
         } => public(trustd, &name, output, certificate).await,
         KeyCommand::Load(args) => load(trustd, args).await,
         KeyCommand::Rotate(args) => rotate(trustd, args).await,
+        KeyCommand::RootCert(args) => super::ceremony::root_cert(trustd, args).await,
         KeyCommand::Delete { name, yes } => delete(trustd, &name, yes).await,
     }
 }

@@ -4,6 +4,7 @@ pub mod attest;
 pub mod audit;
 pub mod batch;
 pub mod blob;
+pub mod ceremony;
 pub mod check;
 pub mod docs;
 pub mod inspect;
