@@ -1,13 +1,15 @@
-//! Ceremony files: a change to a repository's root of trust that keys on several machines
-//! sign in turn (one officer, one token, one workstation, possibly offline), then one upload.
+//! Ceremony files: a change that keys on several machines sign in turn (one officer, one
+//! token, one workstation, possibly offline), then one upload: a new root (rotation, or
+//! certificate renewal), or a release into a delegated role that needs K signatures.
 //!
 //! The file is a plain JSON document handed from officer to officer, so nothing in it is
 //! trusted: every check is redone from what it holds against the repository's current trust
-//! data, verified on read. It names the exact bytes to be signed (the new root's canonical
-//! body), the base it applies to (the current root's version and SHA-256: if the repository
-//! moved, the ceremony is void), an expiry, and the signatures gathered so far. Who may sign
-//! and how many are needed is never taken from the file: it is the current root's root role
-//! (a rotation must be signed by its threshold) and the new root's (and by its threshold).
+//! data, verified on read. It names the exact bytes to be signed (the new role's canonical
+//! body), the base it applies to (the current role file's version and SHA-256: if the
+//! repository moved, the ceremony is void), an expiry, and the signatures gathered so far.
+//! Who may sign and how many are needed is never taken from the file: for a root, the current
+//! root's root role (a rotation must be signed by its threshold) and the new root's (and by
+//! its threshold); for a release, the role's delegation in the verified targets role.
 //! A file edited after signing fails its signatures; a file for another repository, expired,
 //! or whose base has moved is refused; a signature by a key that is neither is refused.
 //!
@@ -23,6 +25,7 @@ use time::OffsetDateTime;
 use crate::envelope::{Envelope, Signature};
 use crate::keys::PublicKey;
 use crate::model::{self, RoleKeys, Root};
+use crate::trust::VerifiedRepository;
 
 /// The ceremony file format this code writes and reads.
 pub const FORMAT: u32 = 1;
@@ -48,9 +51,7 @@ pub enum CeremonyError {
          ceremony was for version {was}): start again"
     )]
     BaseMoved { was: u64, now: u64 },
-    #[error(
-        "the ceremony holds a signature by key {0}, which is neither a current nor a new root key"
-    )]
+    #[error("the ceremony holds a signature by key {0}, which is not one of its signers")]
     NotASigner(String),
     #[error("the signature by key {0} does not verify: the file was changed after it was signed")]
     BadSignature(String),
@@ -58,6 +59,8 @@ pub enum CeremonyError {
     SignedTwice(String),
     #[error("the new root is not acceptable: {0}")]
     BadRoot(String),
+    #[error("the new {role} is not acceptable: {reason}")]
+    BadRole { role: String, reason: String },
 }
 
 /// What a ceremony changes.
@@ -68,6 +71,8 @@ pub enum Kind {
     RootRotation,
     /// The same root keys with new certificates.
     RootRenewal,
+    /// Tags signed into a delegated role (`targets/releases`) that needs K signatures.
+    Release,
 }
 
 impl Kind {
@@ -76,18 +81,19 @@ impl Kind {
         match self {
             Kind::RootRotation => "root-rotation",
             Kind::RootRenewal => "root-renewal",
+            Kind::Release => "release",
         }
     }
 }
 
-/// The root a ceremony applies to.
+/// The role file a ceremony replaces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Base {
-    /// The current root's version.
-    pub root_version: u64,
-    /// SHA-256 (hex) of the current root.json as the server serves it.
-    pub root_sha256: String,
+    /// Its current version (0: never published).
+    pub version: u64,
+    /// SHA-256 (hex) of the file as the server serves it ("" when never published).
+    pub sha256: String,
 }
 
 /// A ceremony file as written to disk.
@@ -100,13 +106,15 @@ pub struct CeremonyFile {
     pub kind: Kind,
     /// The repository.
     pub gun: String,
+    /// The role it publishes: `root`, or a delegated role for a release.
+    pub role: String,
     /// When it started (RFC 3339, UTC).
     pub created: String,
     /// After this, nothing is signed or published from it.
     pub expires: String,
-    /// The root it applies to.
+    /// The role file it replaces.
     pub base: Base,
-    /// The new root's canonical body (the exact bytes every key signs), base64.
+    /// The new role's canonical body (the exact bytes every key signs), base64.
     #[serde(with = "crate::encoding::base64_std")]
     pub signed: Vec<u8>,
     /// Names the officers gave their keys, by key ID: labels for people, never trusted.
@@ -146,47 +154,25 @@ impl Progress {
     }
 }
 
-/// A ceremony checked against the repository's current root.
+/// A ceremony checked against the repository's current trust data.
 #[derive(Debug, Clone)]
 pub struct Review {
-    /// The root the ceremony would publish.
-    pub new_root: Root,
-    /// The current root, its base.
-    pub current: Root,
-    /// The current root's threshold: a rotation needs it.
-    pub old: Progress,
-    /// The new root's own threshold.
-    pub new: Progress,
+    /// Every threshold to meet (a root rotation: the current root's and the new root's).
+    pub thresholds: Vec<Progress>,
+    /// What it changes, in plain words.
+    pub changes: Vec<String>,
+    /// The version it replaces and the one it publishes.
+    pub versions: (u64, u64),
+    /// Every key that may sign, by the ID signatures name, with the key they verify under.
+    pub keys: BTreeMap<String, PublicKey>,
     /// What officers read aloud.
     pub fingerprint: String,
 }
 
 impl Review {
-    /// Whether both thresholds are met.
+    /// Whether every threshold is met.
     pub fn complete(&self) -> bool {
-        self.old.met() && self.new.met()
-    }
-
-    /// Root keys (key ID) the new root adds, and those it drops.
-    pub fn key_changes(&self) -> (Vec<&str>, Vec<&str>) {
-        let old = &self.current.roles["root"].keyids;
-        let new = &self.new_root.roles["root"].keyids;
-        let added = new.iter().filter(|k| !old.contains(k)).map(String::as_str);
-        let removed = old.iter().filter(|k| !new.contains(k)).map(String::as_str);
-        (added.collect(), removed.collect())
-    }
-
-    /// Every key ID that may sign, with the public key it must verify under.
-    pub fn signer_keys(&self) -> BTreeMap<String, PublicKey> {
-        let mut keys = BTreeMap::new();
-        for (root, progress) in [(&self.current, &self.old), (&self.new_root, &self.new)] {
-            for id in &progress.keyids {
-                if let Some(key) = root.keys.get(id) {
-                    keys.insert(id.clone(), key.clone());
-                }
-            }
-        }
-        keys
+        self.thresholds.iter().all(Progress::met)
     }
 }
 
@@ -196,12 +182,30 @@ pub struct Proposal<'a> {
     pub kind: Kind,
     /// The repository.
     pub gun: &'a str,
-    /// The root to publish.
-    pub new_root: &'a Root,
-    /// Labels for the new keys, by key ID.
+    /// The role it publishes.
+    pub role: &'a str,
+    /// The new role's canonical body.
+    pub body: Vec<u8>,
+    /// The role file it replaces.
+    pub base: Base,
+    /// Labels for keys, by key ID.
     pub names: BTreeMap<String, String>,
     /// Days it stays open.
     pub days: i64,
+}
+
+/// The canonical body of a role, as signed.
+pub fn canonical_body(role: &impl Serialize) -> Result<Vec<u8>, CeremonyError> {
+    let value = serde_json::to_value(role).expect("roles serialize");
+    crate::canonical::to_vec(&value).map_err(|e| CeremonyError::Malformed(e.to_string()))
+}
+
+/// The base a role file is: its version and the SHA-256 of its bytes (none: version 0).
+pub fn base_of(version: u64, bytes: Option<&[u8]>) -> Base {
+    Base {
+        version,
+        sha256: bytes.map(sha256_hex).unwrap_or_default(),
+    }
 }
 
 /// The short fingerprint of a body: 80 bits of its SHA-256, in five groups of four.
@@ -220,11 +224,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl CeremonyFile {
-    /// A new ceremony for `proposal` over the current root (`current_bytes` as served).
+    /// A new ceremony for `proposal`.
     pub fn start(
         proposal: Proposal<'_>,
-        current_bytes: &[u8],
-        current: &Root,
         now: OffsetDateTime,
     ) -> Result<CeremonyFile, CeremonyError> {
         let days = proposal.days;
@@ -233,20 +235,15 @@ impl CeremonyFile {
                 "a ceremony stays open 1 to {MAX_DAYS} days, not {days}"
             )));
         }
-        let value = serde_json::to_value(proposal.new_root).expect("roles serialize");
-        let signed =
-            crate::canonical::to_vec(&value).map_err(|e| CeremonyError::BadRoot(e.to_string()))?;
         Ok(CeremonyFile {
             trustctl_ceremony: FORMAT,
             kind: proposal.kind,
             gun: proposal.gun.to_owned(),
+            role: proposal.role.to_owned(),
             created: model::format_expires(now),
             expires: model::format_expires(now + time::Duration::days(days)),
-            base: Base {
-                root_version: current.version,
-                root_sha256: sha256_hex(current_bytes),
-            },
-            signed,
+            base: proposal.base,
+            signed: proposal.body,
             names: proposal.names,
             signatures: Vec::new(),
         })
@@ -277,19 +274,17 @@ impl CeremonyFile {
         text
     }
 
-    /// Checks the ceremony against the repository's current root (`current_bytes` as the
-    /// server serves it now, already verified by the caller) at `now`.
+    /// Checks the ceremony against the repository's current trust data (verified by the
+    /// caller) at `now`.
     pub fn review(
         &self,
-        gun: &str,
-        current_bytes: &[u8],
-        current: &Root,
+        repo: &VerifiedRepository,
         now: OffsetDateTime,
     ) -> Result<Review, CeremonyError> {
-        if self.gun != gun {
+        if self.gun != repo.gun {
             return Err(CeremonyError::OtherRepository {
                 file: self.gun.clone(),
-                expected: gun.to_owned(),
+                expected: repo.gun.clone(),
             });
         }
         let expires = model::parse_expires(&self.expires)
@@ -297,14 +292,62 @@ impl CeremonyFile {
         if expires <= now {
             return Err(CeremonyError::Expired(self.expires.clone()));
         }
-        if current.version != self.base.root_version
-            || sha256_hex(current_bytes) != self.base.root_sha256
-        {
+        let mut review = match self.kind {
+            Kind::RootRotation | Kind::RootRenewal => self.review_root(repo, now)?,
+            Kind::Release => self.review_release(repo, now)?,
+        };
+        let mut seen = BTreeSet::new();
+        for signature in &self.signatures {
+            if !seen.insert(signature.keyid.clone()) {
+                return Err(CeremonyError::SignedTwice(signature.keyid.clone()));
+            }
+            let key = review
+                .keys
+                .get(&signature.keyid)
+                .ok_or_else(|| CeremonyError::NotASigner(signature.keyid.clone()))?;
+            key.verify(&signature.method, &self.signed, &signature.sig)
+                .map_err(|_| CeremonyError::BadSignature(signature.keyid.clone()))?;
+            for progress in &mut review.thresholds {
+                if progress.keyids.contains(&signature.keyid) {
+                    progress.signed.insert(signature.keyid.clone());
+                }
+            }
+        }
+        Ok(review)
+    }
+
+    fn check_base(&self, version: u64, bytes: Option<&[u8]>) -> Result<(), CeremonyError> {
+        if base_of(version, bytes) != self.base {
             return Err(CeremonyError::BaseMoved {
-                was: self.base.root_version,
-                now: current.version,
+                was: self.base.version,
+                now: version,
             });
         }
+        Ok(())
+    }
+
+    /// A key ID with the label an officer gave it, for people.
+    fn label(&self, id: &str) -> String {
+        match self.names.get(id) {
+            Some(name) => format!("{id} ({})", crate::text::sanitize(name)),
+            None => id.to_owned(),
+        }
+    }
+
+    fn review_root(
+        &self,
+        repo: &VerifiedRepository,
+        now: OffsetDateTime,
+    ) -> Result<Review, CeremonyError> {
+        let current = &repo.root;
+        if self.role != "root" {
+            return Err(CeremonyError::Malformed(format!(
+                "a {} ceremony publishes the root, not {}",
+                self.kind.as_str(),
+                self.role
+            )));
+        }
+        self.check_base(current.version, repo.files.get("root").map(Vec::as_slice))?;
         let new_root = self.new_root()?;
         if new_root.version != current.version + 1 {
             return Err(CeremonyError::BadRoot(format!(
@@ -321,49 +364,149 @@ impl CeremonyFile {
                 own.keyids.len()
             )));
         }
-        crate::trust::check_root_certificates(gun, &new_root, now, false)
+        crate::trust::check_root_certificates(&repo.gun, &new_root, now, false)
             .map_err(|e| CeremonyError::BadRoot(e.to_string()))?;
         if model::parse_expires(&new_root.expires).map_or(true, |at| at <= now) {
             return Err(CeremonyError::BadRoot("it has already expired".into()));
         }
-        let mut review = Review {
-            old: progress("current root", root_role(current)?),
-            new: progress("new root", own),
-            current: current.clone(),
-            new_root,
-            fingerprint: fingerprint(&self.signed),
-        };
-        let keys = review.signer_keys();
-        let mut seen = BTreeSet::new();
-        for signature in &self.signatures {
-            if !seen.insert(signature.keyid.clone()) {
-                return Err(CeremonyError::SignedTwice(signature.keyid.clone()));
-            }
-            let key = keys
-                .get(&signature.keyid)
-                .ok_or_else(|| CeremonyError::NotASigner(signature.keyid.clone()))?;
-            key.verify(&signature.method, &self.signed, &signature.sig)
-                .map_err(|_| CeremonyError::BadSignature(signature.keyid.clone()))?;
-            for progress in [&mut review.old, &mut review.new] {
-                if progress.keyids.contains(&signature.keyid) {
-                    progress.signed.insert(signature.keyid.clone());
+        let old = root_role(current)?;
+        let mut changes: Vec<String> = Vec::new();
+        for id in own.keyids.iter().filter(|k| !old.keyids.contains(k)) {
+            changes.push(format!("+ root key {}", self.label(id)));
+        }
+        for id in old.keyids.iter().filter(|k| !own.keyids.contains(k)) {
+            changes.push(format!("- root key {}", self.label(id)));
+        }
+        changes.push(format!(
+            "threshold: {} of {} -> {} of {}",
+            old.threshold,
+            old.keyids.len(),
+            own.threshold,
+            own.keyids.len()
+        ));
+        changes.push(format!("the new root expires {}", new_root.expires));
+        let mut keys = BTreeMap::new();
+        for (root, role) in [(current, &old), (&new_root, &own)] {
+            for id in &role.keyids {
+                if let Some(key) = root.keys.get(id) {
+                    keys.insert(id.clone(), key.clone());
                 }
             }
         }
-        Ok(review)
+        Ok(Review {
+            thresholds: vec![progress("current root", old), progress("new root", own)],
+            changes,
+            versions: (current.version, new_root.version),
+            keys,
+            fingerprint: fingerprint(&self.signed),
+        })
+    }
+
+    fn review_release(
+        &self,
+        repo: &VerifiedRepository,
+        now: OffsetDateTime,
+    ) -> Result<Review, CeremonyError> {
+        let bad = |reason: String| CeremonyError::BadRole {
+            role: self.role.clone(),
+            reason,
+        };
+        let delegations = &repo.targets.delegations;
+        let entry = delegations
+            .roles
+            .iter()
+            .find(|r| r.name == self.role)
+            .ok_or_else(|| bad(format!("{} does not delegate it", repo.gun)))?;
+        let current = repo.delegations.get(&self.role);
+        let current_version = match current {
+            Some(role) => role.version,
+            None => repo
+                .skipped
+                .iter()
+                .find(|s| s.role == self.role)
+                .map_or(0, |s| s.version),
+        };
+        self.check_base(
+            current_version,
+            repo.files.get(&self.role).map(Vec::as_slice),
+        )?;
+        let value = self.canonical_value()?;
+        let role: model::Targets = model::from_signed(&value).map_err(|e| bad(e.to_string()))?;
+        if role.version != current_version + 1 {
+            return Err(bad(format!(
+                "it is version {}, not {}",
+                role.version,
+                current_version + 1
+            )));
+        }
+        if !role.delegations.roles.is_empty() {
+            return Err(bad("a release delegates nothing further".into()));
+        }
+        if model::parse_expires(&role.expires).map_or(true, |at| at <= now) {
+            return Err(bad("it has already expired".into()));
+        }
+        let mut changes = Vec::new();
+        let before = current.map(|t| &t.targets);
+        for (tag, meta) in &role.targets {
+            if !crate::delegation::paths_cover(&entry.paths, tag) {
+                return Err(bad(format!("{tag:?} is outside the role's paths")));
+            }
+            let digest = meta
+                .hashes
+                .get("sha256")
+                .map_or_else(String::new, |h| hex::encode(&h.0));
+            match before.and_then(|b| b.get(tag)) {
+                None => changes.push(format!(
+                    "+ tag {tag} sha256:{digest} ({} bytes)",
+                    meta.length
+                )),
+                Some(old) if old != meta => changes.push(format!(
+                    "~ tag {tag} now sha256:{digest} ({} bytes)",
+                    meta.length
+                )),
+                Some(_) => {}
+            }
+        }
+        for tag in before.into_iter().flat_map(|b| b.keys()) {
+            if !role.targets.contains_key(tag) {
+                changes.push(format!("- tag {tag}"));
+            }
+        }
+        let keys = entry
+            .keyids
+            .iter()
+            .filter_map(|id| delegations.keys.get(id).map(|k| (id.clone(), k.clone())))
+            .collect();
+        let needed = RoleKeys {
+            keyids: entry.keyids.clone(),
+            threshold: entry.threshold,
+        };
+        Ok(Review {
+            thresholds: vec![progress("release", needed)],
+            changes,
+            versions: (current_version, role.version),
+            keys,
+            fingerprint: fingerprint(&self.signed),
+        })
+    }
+
+    /// The signed body as JSON, checked to be canonical.
+    fn canonical_value(&self) -> Result<serde_json::Value, CeremonyError> {
+        let value: serde_json::Value = serde_json::from_slice(&self.signed)
+            .map_err(|e| CeremonyError::Malformed(format!("the signed role: {e}")))?;
+        let canonical = crate::canonical::to_vec(&value)
+            .map_err(|e| CeremonyError::Malformed(format!("the signed role: {e}")))?;
+        if canonical != self.signed {
+            return Err(CeremonyError::Malformed(
+                "the signed role is not canonical JSON".into(),
+            ));
+        }
+        Ok(value)
     }
 
     /// The new root the file proposes, read from the bytes that are signed.
     pub fn new_root(&self) -> Result<Root, CeremonyError> {
-        let value: serde_json::Value = serde_json::from_slice(&self.signed)
-            .map_err(|e| CeremonyError::Malformed(format!("the signed root: {e}")))?;
-        let canonical = crate::canonical::to_vec(&value)
-            .map_err(|e| CeremonyError::Malformed(format!("the signed root: {e}")))?;
-        if canonical != self.signed {
-            return Err(CeremonyError::Malformed(
-                "the signed root is not canonical JSON".into(),
-            ));
-        }
+        let value = self.canonical_value()?;
         model::from_signed(&value).map_err(|e| CeremonyError::Malformed(e.to_string()))
     }
 
@@ -378,8 +521,8 @@ impl CeremonyFile {
         Ok(())
     }
 
-    /// The root file to publish: the signed body with every signature gathered.
-    pub fn root_file(&self) -> Vec<u8> {
+    /// The role file to publish: the signed body with every signature gathered.
+    pub fn role_file(&self) -> Vec<u8> {
         Envelope::wire(&self.signed, &self.signatures)
     }
 }
@@ -418,11 +561,12 @@ mod tests {
             trustctl_ceremony: FORMAT,
             kind: Kind::RootRotation,
             gun: "example.test/app".into(),
+            role: "root".into(),
             created: "2026-12-01T00:00:00Z".into(),
             expires: "2026-12-08T00:00:00Z".into(),
             base: Base {
-                root_version: 1,
-                root_sha256: "00".into(),
+                version: 1,
+                sha256: "00".into(),
             },
             signed: b"{}".to_vec(),
             names: BTreeMap::new(),

@@ -25,6 +25,37 @@ pub enum DelegationError {
     BadKeyFile { file: String, reason: String },
     #[error("{0} is not delegated in this repository")]
     NoSuchRole(String),
+    #[error("a threshold of {threshold} for {role}, which has {keys} key(s): it must be from 1 to {keys}")]
+    BadThreshold {
+        role: String,
+        threshold: u32,
+        keys: usize,
+    },
+}
+
+/// Sets how many signatures `role` needs (a k-of-n release: `targets/releases` with K);
+/// refused outside 1..=its keys, which nobody could meet or which would accept no
+/// signature. Returns whether it changed.
+pub fn set_threshold(
+    delegations: &mut Delegations,
+    role: &str,
+    threshold: u32,
+) -> Result<bool, DelegationError> {
+    let entry = delegations
+        .roles
+        .iter_mut()
+        .find(|r| r.name == role)
+        .ok_or_else(|| DelegationError::NoSuchRole(role.to_owned()))?;
+    if threshold == 0 || threshold as usize > entry.keyids.len() {
+        return Err(DelegationError::BadThreshold {
+            role: role.to_owned(),
+            threshold,
+            keys: entry.keyids.len(),
+        });
+    }
+    let changed = entry.threshold != threshold;
+    entry.threshold = threshold;
+    Ok(changed)
 }
 
 /// Whether a role delegated `paths` may sign `name`: notary's rule, a plain prefix match on

@@ -332,7 +332,7 @@ fn officers_on_two_machines_sign_a_ceremony_file_in_turn() {
     let out = start(&cert_b, &ceremony);
     assert!(out.status.success(), "{}", stderr(&out));
     let said = String::from_utf8(out.stdout).unwrap();
-    assert!(said.contains("Threshold: 1 of 1 -> 2 of 3"), "{said}");
+    assert!(said.contains("threshold: 1 of 1 -> 2 of 3"), "{said}");
     assert!(said.contains("Fingerprint (read it aloud): "), "{said}");
     let out = start(&cert_b, &ceremony);
     assert_eq!(
@@ -457,4 +457,180 @@ fn expired_root_certificate(gun: &str) -> String {
     let signature: p256::ecdsa::Signature = key.sign(&der);
     let cert = root_cert::assemble(tbs, signature.to_der().as_bytes()).unwrap();
     root_cert::to_pem(&cert).unwrap()
+}
+
+/// A k-of-n release: targets/releases needs 2 signatures; alice (machine A) signs a tag and,
+/// holding one key, starts a release ceremony instead of publishing; bob (machine B) signs
+/// the file and publishes it. Nothing shows the tag before; docker and notary show it after.
+/// A ceremony whose role moved on meanwhile is refused and sends nothing.
+#[test]
+fn a_release_needing_two_signers_is_published_only_with_both() {
+    let setup = Dct::new("release-a");
+    let gun = "registry.example.test/team/release";
+    let hsm_b = SoftHsm::new("release-b");
+    let trustd_b = Trustd::start(&hsm_b, &Options::for_token(&hsm_b));
+    let cache_b = tempfile::tempdir().unwrap();
+    let on_b = |args: &[&str]| {
+        trustd_b
+            .trustctl()
+            .args(args)
+            .args(["--server", &setup.server.url, "--tls-ca"])
+            .arg(setup.server.ca.ca_cert())
+            .arg("--trust-dir")
+            .arg(cache_b.path())
+            .output()
+            .unwrap()
+    };
+    setup.trustd.ok(&["key", "generate", "alice"]);
+    trustd_b.ok(&["key", "generate", "bob"]);
+    std::fs::copy(
+        trustd_b.cwd().join("bob.pub"),
+        setup.trustd.cwd().join("bob.pub"),
+    )
+    .unwrap();
+    setup.ok(&["init", gun]);
+    setup.ok(&["signer", "add", "--key", "alice.pub", "alice", gun]);
+    let out = setup.trustctl(&[
+        "signer",
+        "add",
+        "--key",
+        "bob.pub",
+        "bob",
+        gun,
+        "--threshold",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("it must be from 1 to 2"),
+        "{}",
+        stderr(&out)
+    );
+    setup.ok(&[
+        "signer",
+        "add",
+        "--key",
+        "bob.pub",
+        "bob",
+        gun,
+        "--threshold",
+        "2",
+    ]);
+    let listed: serde_json::Value =
+        serde_json::from_str(&setup.ok(&["delegation", "list", gun, "--json"])).unwrap();
+    let releases = listed["delegations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == "targets/releases")
+        .unwrap()
+        .clone();
+    assert_eq!(releases["threshold"], 2);
+
+    // Alice signs: one key of two, so a release ceremony starts and nothing is published.
+    let start = |tag: &str, digest: &str| -> String {
+        let document = setup.ok(&[
+            "sign",
+            &format!("{gun}:{tag}@{digest}"),
+            "--size",
+            "10",
+            "--signer",
+            "alice",
+            "--json",
+        ]);
+        assert_matches_schema("batch.schema.json", &document);
+        let parsed: serde_json::Value = serde_json::from_str(&document).unwrap();
+        assert_eq!(parsed["images"][0]["result"], "pending", "{document}");
+        let pending = &parsed["images"][0]["notary"]["pending"];
+        assert_eq!(
+            (&pending["signed"], &pending["threshold"]),
+            (&1.into(), &2.into())
+        );
+        setup
+            .trustd
+            .cwd()
+            .join(pending["ceremony"].as_str().unwrap())
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first = start("v1", DIGEST);
+    // Nothing is published with one signature: targets/releases was never uploaded.
+    let curl = std::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--output",
+            "/dev/null",
+            "--write-out",
+            "%{http_code}",
+        ])
+        .arg("--cacert")
+        .arg(setup.server.ca.ca_cert())
+        .arg(format!(
+            "{}/v2/{gun}/_trust/tuf/targets/releases.json",
+            setup.server.url
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "404");
+    assert!(!setup.notary_list(gun).contains("v1"));
+    assert!(setup.docker_inspect(gun)[0]["SignedTags"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Bob, on machine B, sees what he signs, signs, and publishes.
+    let out = on_b(&["ceremony", "show", &first]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        shown.contains(&format!("+ tag v1 {DIGEST} (10 bytes)")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Signed for the release: 1 of 2 needed (not met)"),
+        "{shown}"
+    );
+    let out = on_b(&["ceremony", "sign", &first, "--key", "bob", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("release 2 of 2; ready to publish"));
+    let out = on_b(&["ceremony", "publish", &first]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(setup.notary_list(gun).contains("v1"));
+    let docker = setup.docker_inspect(gun);
+    let signed: Vec<&str> = docker[0]["SignedTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["SignedTag"].as_str().unwrap())
+        .collect();
+    assert_eq!(signed, ["v1"]);
+
+    // Two ceremonies from the same base: once one is published, the other is refused.
+    let stale = start("v2", DIGEST);
+    let fresh = start("v3", DIGEST);
+    for file in [&stale, &fresh] {
+        let out = on_b(&["ceremony", "sign", file, "--key", "bob", "--yes"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = on_b(&["ceremony", "publish", &fresh]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let releases_now = setup
+        .server
+        .get(&format!("/v2/{gun}/_trust/tuf/targets/releases.json"));
+    let out = setup.trustctl(&["ceremony", "publish", &stale]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the repository changed since this ceremony started"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        setup
+            .server
+            .get(&format!("/v2/{gun}/_trust/tuf/targets/releases.json")),
+        releases_now,
+        "nothing was sent"
+    );
+    assert!(setup.notary_list(gun).contains("v3") && !setup.notary_list(gun).contains("v2"));
 }

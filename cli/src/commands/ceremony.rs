@@ -12,7 +12,7 @@ use trustctl::client::{self, Trustd};
 use trustctl::error::{io_reason, read_bytes, CliError};
 use trustctl::reference::ImageRef;
 use trustd_notary::ceremony::{
-    CeremonyError, CeremonyFile, Kind, Proposal, Review, MAX_FILE_BYTES,
+    base_of, canonical_body, CeremonyError, CeremonyFile, Kind, Proposal, Review, MAX_FILE_BYTES,
 };
 use trustd_notary::keys::{KeyType, PublicKey};
 use trustd_notary::publish::draft::role_key;
@@ -112,7 +112,8 @@ fn ceremony_error(error: CeremonyError) -> CliError {
     match error {
         CeremonyError::Malformed(_)
         | CeremonyError::OtherRepository { .. }
-        | CeremonyError::BadRoot(_) => CliError::Usage(message),
+        | CeremonyError::BadRoot(_)
+        | CeremonyError::BadRole { .. } => CliError::Usage(message),
         CeremonyError::NotASigner(_) => CliError::Denied(message),
         CeremonyError::Expired(_)
         | CeremonyError::BaseMoved { .. }
@@ -172,12 +173,7 @@ async fn open(
     let file = read_ceremony(path)?;
     let repo = current(notary, &file.gun).await?;
     let review = file
-        .review(
-            &repo.gun,
-            &repo.files["root"],
-            &repo.root,
-            time::OffsetDateTime::now_utc(),
-        )
+        .review(&repo, time::OffsetDateTime::now_utc())
         .map_err(ceremony_error)?;
     Ok((file, repo, review))
 }
@@ -194,38 +190,20 @@ fn named(file: &CeremonyFile, keyid: &str) -> String {
 fn summary(file: &CeremonyFile, review: &Review) -> String {
     let mut lines = vec![
         format!(
-            "Ceremony: {} of {}, root version {} -> {}",
+            "Ceremony: {} of {}, {} version {} -> {}",
             file.kind.as_str(),
             sanitize(&file.gun),
-            review.current.version,
-            review.new_root.version
+            sanitize(&file.role),
+            review.versions.0,
+            review.versions.1
         ),
         format!("Fingerprint (read it aloud): {}", review.fingerprint),
         format!("Open until: {}", sanitize(&file.expires)),
     ];
-    let (added, removed) = review.key_changes();
-    for id in added {
-        lines.push(format!("  + root key {}", named(file, id)));
+    for change in &review.changes {
+        lines.push(format!("  {}", sanitize(change)));
     }
-    for id in removed {
-        lines.push(format!("  - root key {}", named(file, id)));
-    }
-    let (old, new) = (
-        &review.current.roles["root"],
-        &review.new_root.roles["root"],
-    );
-    lines.push(format!(
-        "Threshold: {} of {} -> {} of {}",
-        old.threshold,
-        old.keyids.len(),
-        new.threshold,
-        new.keyids.len()
-    ));
-    lines.push(format!(
-        "New root expires: {}",
-        sanitize(&review.new_root.expires)
-    ));
-    for progress in [&review.old, &review.new] {
+    for progress in &review.thresholds {
         let state = if progress.met() { "met" } else { "not met" };
         lines.push(format!(
             "Signed for the {}: {} of {} needed ({state})",
@@ -394,21 +372,15 @@ async fn start(trustd: &Trustd, args: StartArgs) -> Result<(), CliError> {
     let proposal = Proposal {
         kind,
         gun: &gun,
-        new_root: &new_root,
+        role: "root",
+        body: canonical_body(&new_root).map_err(ceremony_error)?,
+        base: base_of(repo.root.version, repo.files.get("root").map(Vec::as_slice)),
         names,
         days: args.days,
     };
     let now = time::OffsetDateTime::now_utc();
-    let file = CeremonyFile::start(proposal, &repo.files["root"], &repo.root, now)
-        .map_err(ceremony_error)?;
-    let review = file
-        .review(
-            &gun,
-            &repo.files["root"],
-            &repo.root,
-            time::OffsetDateTime::now_utc(),
-        )
-        .map_err(ceremony_error)?;
+    let file = CeremonyFile::start(proposal, now).map_err(ceremony_error)?;
+    let review = file.review(&repo, now).map_err(ceremony_error)?;
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -461,7 +433,7 @@ fn check_renewal(repo: &VerifiedRepository, keys: &[RootKey]) -> Result<(), CliE
 async fn sign(trustd: &Trustd, args: SignArgs) -> Result<(), CliError> {
     let (mut file, _, review) = open(&args.file, &args.notary).await?;
     let mut signer = TrustdSigner::new(client::connect(trustd).await?);
-    let candidates = review.signer_keys();
+    let candidates = review.keys.clone();
     let ids: Vec<String> = candidates.keys().cloned().collect();
     let mine: Vec<String> = signer
         .held(&candidates, &ids)
@@ -474,7 +446,7 @@ async fn sign(trustd: &Trustd, args: SignArgs) -> Result<(), CliError> {
     if mine.is_empty() {
         signer.key(&args.key).await?;
         return Err(CliError::Denied(format!(
-            "key {:?} is not a signer of this ceremony: it is neither a current nor a new root key of {}",
+            "key {:?} is not a signer of this ceremony of {}",
             args.key,
             sanitize(&file.gun)
         )));
@@ -521,21 +493,18 @@ async fn sign(trustd: &Trustd, args: SignArgs) -> Result<(), CliError> {
     write_ceremony(&args.file, &file)?;
     let repo = current(&args.notary, &file.gun).await?;
     let review = file
-        .review(
-            &repo.gun,
-            &repo.files["root"],
-            &repo.root,
-            time::OffsetDateTime::now_utc(),
-        )
+        .review(&repo, time::OffsetDateTime::now_utc())
         .map_err(ceremony_error)?;
+    let tallies: Vec<String> = review
+        .thresholds
+        .iter()
+        .map(|p| format!("{} {} of {}", p.label, p.signed.len(), p.threshold))
+        .collect();
     println!(
-        "Signed {} with {:?}: current root {} of {}, new root {} of {}{}",
+        "Signed {} with {:?}: {}{}",
         args.file.display(),
         args.key,
-        review.old.signed.len(),
-        review.old.threshold,
-        review.new.signed.len(),
-        review.new.threshold,
+        tallies.join(", "),
         if review.complete() {
             "; ready to publish"
         } else {
@@ -549,7 +518,7 @@ async fn publish(trustd: &Trustd, args: FileArgs) -> Result<(), CliError> {
     let (file, repo, review) = open(&args.file, &args.notary).await?;
     if !review.complete() {
         let mut needed = Vec::new();
-        for progress in [&review.old, &review.new] {
+        for progress in &review.thresholds {
             if !progress.met() {
                 needed.push(format!(
                     "the {} has {} of {} signatures (may still sign: {})",
@@ -570,8 +539,8 @@ async fn publish(trustd: &Trustd, args: FileArgs) -> Result<(), CliError> {
             needed.join("; ")
         )));
     }
-    let root_bytes = file.root_file();
-    let mut files = vec![("root".to_owned(), root_bytes.clone())];
+    let role_bytes = file.role_file();
+    let mut files = vec![(file.role.clone(), role_bytes.clone())];
     // A snapshot key this machine's trustd holds re-signs the snapshot to list the new root;
     // otherwise the server, which holds it, does.
     if let Ok(connected) = client::connect(trustd).await {
@@ -579,8 +548,8 @@ async fn publish(trustd: &Trustd, args: FileArgs) -> Result<(), CliError> {
         if let Some(snapshot_key) = role_key(&mut signer, &repo, "snapshot").await? {
             let mut snapshot = repo.snapshot.clone();
             snapshot.meta.insert(
-                "root".to_owned(),
-                trustd_notary::publish::roles::file_meta(&root_bytes),
+                file.role.clone(),
+                trustd_notary::publish::roles::file_meta(&role_bytes),
             );
             snapshot.version += 1;
             snapshot.expires = trustd_notary::publish::roles::expires_in(
@@ -601,14 +570,25 @@ async fn publish(trustd: &Trustd, args: FileArgs) -> Result<(), CliError> {
         &files,
     )
     .await?;
-    let role = &published.root.roles["root"];
-    println!(
-        "Published root version {} of {}: {} of {} root keys must sign",
-        published.root.version,
-        sanitize(&published.gun),
-        role.threshold,
-        role.keyids.len()
-    );
+    match file.kind {
+        Kind::Release => println!(
+            "Published {} version {} of {} with {} signatures",
+            sanitize(&file.role),
+            review.versions.1,
+            sanitize(&published.gun),
+            file.signatures.len()
+        ),
+        Kind::RootRotation | Kind::RootRenewal => {
+            let role = &published.root.roles["root"];
+            println!(
+                "Published root version {} of {}: {} of {} root keys must sign",
+                published.root.version,
+                sanitize(&published.gun),
+                role.threshold,
+                role.keyids.len()
+            );
+        }
+    }
     Ok(())
 }
 
@@ -640,4 +620,59 @@ pub async fn root_cert(trustd: &Trustd, args: RootCertArgs) -> Result<(), CliErr
         None => print!("{pem}"),
     }
     Ok(())
+}
+
+/// Starts a release ceremony for a role that needs more signatures than this machine's
+/// trustd holds: the file, with the signatures made here, in the current directory, named
+/// after the repository, role and version. It is never overwritten.
+pub fn start_release(
+    repo: &VerifiedRepository,
+    pending: trustd_notary::publish::draft::Pending,
+) -> Result<PathBuf, CliError> {
+    let current_version = repo.delegations.get(&pending.role).map_or_else(
+        || {
+            repo.skipped
+                .iter()
+                .find(|s| s.role == pending.role)
+                .map_or(0, |s| s.version)
+        },
+        |role| role.version,
+    );
+    let proposal = Proposal {
+        kind: Kind::Release,
+        gun: &repo.gun,
+        role: &pending.role,
+        body: pending.body,
+        base: base_of(
+            current_version,
+            repo.files.get(&pending.role).map(Vec::as_slice),
+        ),
+        names: BTreeMap::new(),
+        days: 7,
+    };
+    let mut file =
+        CeremonyFile::start(proposal, time::OffsetDateTime::now_utc()).map_err(ceremony_error)?;
+    file.add(pending.signatures).map_err(ceremony_error)?;
+    let safe = |text: &str| text.replace(['/', ':'], "_");
+    let fingerprint = trustd_notary::ceremony::fingerprint(&file.signed);
+    let path = PathBuf::from(format!(
+        "{}.{}.v{}.{}.ceremony.json",
+        safe(&repo.gun),
+        safe(&pending.role),
+        current_version + 1,
+        &fingerprint[..9]
+    ));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut out| std::io::Write::write_all(&mut out, &file.to_bytes()))
+        .map_err(|e| {
+            CliError::Failed(format!(
+                "cannot write the release ceremony {}: {}",
+                path.display(),
+                io_reason(&e)
+            ))
+        })?;
+    Ok(path)
 }

@@ -36,6 +36,10 @@ pub enum SignerCommand {
         /// trustd backend for keys created if a repository is new.
         #[arg(long)]
         backend: Option<String>,
+        /// Signatures of distinct signers every release (targets/releases) needs: K of its
+        /// keys, a k-of-n release; a signer holding fewer starts a release ceremony
+        #[arg(long, value_name = "K")]
+        threshold: Option<u32>,
         #[command(flatten)]
         notary: NotaryArgs,
     },
@@ -95,6 +99,10 @@ pub struct DelegationAddArgs {
     /// The role may sign every path.
     #[arg(long)]
     all_paths: bool,
+    /// Signatures of distinct keys the role needs (K of its keys); a signer holding fewer
+    /// starts a release ceremony
+    #[arg(long, value_name = "K")]
+    threshold: Option<u32>,
     #[command(flatten)]
     notary: NotaryArgs,
 }
@@ -187,6 +195,7 @@ pub async fn run_signer(trustd: &Trustd, command: SignerCommand) -> Result<(), C
             name,
             repos,
             backend,
+            threshold,
             notary,
         } => {
             let role = delegation::signer_role(&name).map_err(delegation_error)?;
@@ -204,8 +213,12 @@ pub async fn run_signer(trustd: &Trustd, command: SignerCommand) -> Result<(), C
                 let mut draft = Draft::new(&repo);
                 let delegations = &mut draft.targets_mut().delegations;
                 let all = ["".to_owned()];
-                let changed = delegation::add(delegations, &role, &keys, &all)
+                let mut changed = delegation::add(delegations, &role, &keys, &all)
                     | delegation::add(delegations, RELEASES, &keys, &all);
+                if let Some(k) = threshold {
+                    changed |= delegation::set_threshold(delegations, RELEASES, k)
+                        .map_err(delegation_error)?;
+                }
                 if !changed {
                     println!("{name} already signs {} with these keys", image.gun);
                     continue;
@@ -402,13 +415,14 @@ pub async fn run_delegation(trustd: &Trustd, command: DelegationCommand) -> Resu
                 paths.push(String::new());
             }
             let mut draft = Draft::new(&repo);
-            if !delegation::add(
-                &mut draft.targets_mut().delegations,
-                &args.role,
-                &keys,
-                &paths,
-            ) {
-                println!("{} already has these keys and paths", args.role);
+            let delegations = &mut draft.targets_mut().delegations;
+            let mut changed = delegation::add(delegations, &args.role, &keys, &paths);
+            if let Some(k) = args.threshold {
+                changed |= delegation::set_threshold(delegations, &args.role, k)
+                    .map_err(delegation_error)?;
+            }
+            if !changed {
+                println!("{} already has these keys, paths and threshold", args.role);
                 return Ok(());
             }
             let client = client::connect(trustd).await?;

@@ -205,12 +205,26 @@ async fn sign_digest(
     let sign_as = SignAs::from_option(args.signer.as_deref());
     let signed = publish::sign_targets(&server, &store, client, &repo, &targets, sign_as).await?;
     let done = signed.tags.into_iter().next().expect("one tag, one result");
-    Ok(super::batch::Part {
-        digest: manifest.digest(),
-        detail: super::batch::Detail::Notary {
+    let detail = match signed.pending {
+        Some(pending) => {
+            let role = pending.role.clone();
+            let (made, threshold) = (pending.signatures.len(), pending.threshold);
+            let path = super::ceremony::start_release(&signed.repo, pending)?;
+            super::batch::Detail::Pending {
+                role,
+                signed: made,
+                threshold,
+                ceremony: path.display().to_string(),
+            }
+        }
+        None => super::batch::Detail::Notary {
             roles: done.roles,
             new_repository,
         },
+    };
+    Ok(super::batch::Part {
+        digest: manifest.digest(),
+        detail,
         changed: !done.already_signed,
     })
 }

@@ -96,6 +96,55 @@ impl<'a> Draft<'a> {
     }
 }
 
+/// A delegated role the draft changed whose threshold the signer's keys do not meet, signed
+/// by the keys it does hold: where a release ceremony starts. Nothing of the draft is sent.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The role (`targets/releases`).
+    pub role: String,
+    /// Its next version's canonical body: what every signer signs.
+    pub body: Vec<u8>,
+    /// The signatures of the keys held here.
+    pub signatures: Vec<crate::envelope::Signature>,
+    /// How many signatures it needs.
+    pub threshold: u32,
+}
+
+/// The first changed delegated role whose threshold the signer cannot meet alone but holds
+/// at least one key of, signed as far as the signer can; None when every changed role can be
+/// published.
+pub async fn pending(
+    signer: &mut dyn RoleSigner,
+    draft: &Draft<'_>,
+) -> Result<Option<Pending>, PublishError> {
+    for role in draft.changed.iter().filter(|r| r.as_str() != "targets") {
+        let Some((entry, parent)) = draft.delegation(role) else {
+            continue;
+        };
+        let keys = signer.held(&parent.keys, &entry.keyids).await?;
+        if keys.is_empty() || keys.len() >= entry.threshold.max(1) as usize {
+            continue;
+        }
+        let mut body = draft.delegated[role].clone();
+        body.version += 1;
+        body.expires = expires_in(TARGETS_DAYS);
+        let value = serde_json::to_value(&body).expect("roles serialize");
+        let canonical = crate::canonical::to_vec(&value)
+            .map_err(|e| PublishError::Failed(format!("cannot write the role: {e}")))?;
+        let mut signatures = Vec::with_capacity(keys.len());
+        for key in &keys {
+            signatures.push(signer.sign(&key.name, &key.keyid, &canonical).await?);
+        }
+        return Ok(Some(Pending {
+            role: role.clone(),
+            body: canonical,
+            signatures,
+            threshold: entry.threshold,
+        }));
+    }
+    Ok(None)
+}
+
 /// Publishes every role the draft changed; see the module documentation.
 pub async fn publish(
     server: &NotaryServer,

@@ -133,6 +133,9 @@ pub struct SignedTargets {
     pub roles: Vec<String>,
     /// Per target, in the order given.
     pub tags: Vec<TagSigned>,
+    /// A role that needs more signatures than the signer holds (a k-of-n release): signed as
+    /// far as the signer can and not published; the caller starts a ceremony with it.
+    pub pending: Option<draft::Pending>,
 }
 
 /// What signing did for one tag.
@@ -172,6 +175,28 @@ pub async fn sign_targets(
             *unchanged = false;
             role_targets(&mut draft, role).insert(target.tag.to_owned(), meta);
         }
+    }
+    if let Some(pending) = draft::pending(signer, &draft).await? {
+        // Nothing is published with fewer signatures than the role needs: its tags (and
+        // only its) wait for the other signers.
+        let tags = plan
+            .iter()
+            .zip(already_signed)
+            .map(|(roles, already_signed)| TagSigned {
+                roles: roles
+                    .iter()
+                    .filter(|r| **r == pending.role)
+                    .cloned()
+                    .collect(),
+                already_signed,
+            })
+            .collect();
+        return Ok(SignedTargets {
+            repo: repo.clone(),
+            roles: vec![pending.role.clone()],
+            tags,
+            pending: Some(pending),
+        });
     }
     let updated = if draft.is_changed() {
         draft::publish(server, store, signer, draft).await?
@@ -215,6 +240,7 @@ pub async fn sign_targets(
         repo: updated,
         roles: used,
         tags,
+        pending: None,
     })
 }
 

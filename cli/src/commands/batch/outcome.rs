@@ -25,12 +25,20 @@ pub enum Detail {
     },
     /// cosign: how many manifests (the image or index, and selected platforms).
     Cosign { manifests: usize },
+    /// Docker Content Trust, into a role that needs more signatures than this machine holds:
+    /// signed here as far as possible, waiting for the others in a release ceremony.
+    Pending {
+        role: String,
+        signed: usize,
+        threshold: u32,
+        ceremony: String,
+    },
 }
 
 impl Part {
     fn format(&self) -> &'static str {
         match self.detail {
-            Detail::Notary { .. } => "notary",
+            Detail::Notary { .. } | Detail::Pending { .. } => "notary",
             Detail::Cosign { .. } => "cosign",
         }
     }
@@ -53,6 +61,16 @@ impl Part {
                 "cosign: {manifests} manifest{}",
                 if *manifests == 1 { "" } else { "s" }
             ),
+            Detail::Pending {
+                role,
+                signed,
+                threshold,
+                ceremony,
+            } => format!(
+                "notary: {role} needs {threshold} signatures, {signed} made here; the other \
+                 signers run `trustctl ceremony sign {ceremony} --key NAME`, then `trustctl \
+                 ceremony publish {ceremony}`"
+            ),
         }
     }
 
@@ -65,6 +83,17 @@ impl Part {
             Detail::Cosign { manifests } => {
                 json!({"manifests": manifests, "changed": self.changed})
             }
+            Detail::Pending {
+                role,
+                signed,
+                threshold,
+                ceremony,
+            } => json!({
+                "roles": [role],
+                "new_repository": false,
+                "changed": false,
+                "pending": {"signed": signed, "threshold": threshold, "ceremony": ceremony},
+            }),
         }
     }
 }
@@ -92,6 +121,13 @@ impl Verb {
     fn result(self, parts: &[Part]) -> &'static str {
         match self {
             Verb::Validate => "valid",
+            Verb::Sign
+                if parts
+                    .iter()
+                    .any(|p| matches!(p.detail, Detail::Pending { .. })) =>
+            {
+                "pending"
+            }
             Verb::Sign if parts.iter().any(|p| p.changed) => "signed",
             Verb::Sign => "already signed",
         }

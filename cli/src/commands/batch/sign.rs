@@ -208,21 +208,45 @@ async fn publish_job(shared: Arc<Shared>, publish: NotaryPublish, tags: Vec<Reso
     }
     .await;
     let outcomes = match published {
-        Ok((signed, new_repository)) => tags
-            .iter()
-            .zip(signed.tags)
-            .map(|(tag, done)| {
-                let part = Part {
-                    digest: tag.fetched.manifest.digest(),
-                    detail: Detail::Notary {
-                        roles: done.roles,
-                        new_repository,
-                    },
-                    changed: !done.already_signed,
-                };
-                (tag.index, Ok(part))
-            })
-            .collect(),
+        Ok((signed, new_repository)) => {
+            let ceremony = match signed.pending {
+                Some(pending) => {
+                    let role = pending.role.clone();
+                    let (made, threshold) = (pending.signatures.len(), pending.threshold);
+                    match crate::commands::ceremony::start_release(&signed.repo, pending) {
+                        Ok(path) => Some(Detail::Pending {
+                            role,
+                            signed: made,
+                            threshold,
+                            ceremony: path.display().to_string(),
+                        }),
+                        Err(error) => {
+                            let failed = tags.iter().map(|t| (t.index, Err(error.clone())));
+                            return Done::Published(failed.collect());
+                        }
+                    }
+                }
+                None => None,
+            };
+            tags.iter()
+                .zip(signed.tags)
+                .map(|(tag, done)| {
+                    let detail = match &ceremony {
+                        Some(pending) if !done.roles.is_empty() => pending.clone(),
+                        _ => Detail::Notary {
+                            roles: done.roles,
+                            new_repository,
+                        },
+                    };
+                    let part = Part {
+                        digest: tag.fetched.manifest.digest(),
+                        detail,
+                        changed: !done.already_signed,
+                    };
+                    (tag.index, Ok(part))
+                })
+                .collect()
+        }
         Err(error) => tags.iter().map(|t| (t.index, Err(error.clone()))).collect(),
     };
     Done::Published(outcomes)
