@@ -634,3 +634,161 @@ fn a_release_needing_two_signers_is_published_only_with_both() {
     );
     assert!(setup.notary_list(gun).contains("v3") && !setup.notary_list(gun).contains("v2"));
 }
+
+/// The threshold is enforced by everyone, not only by trustctl: a root version signed by one
+/// of its three keys (threshold 2), made outside trustctl with `trustctl sign-blob`, is
+/// refused by notary-server on upload, and, served to fresh clients by a server that lies,
+/// by the notary client, docker and trustctl; the same root signed by two is accepted.
+#[test]
+fn a_root_below_its_threshold_is_refused_by_the_server_and_every_client() {
+    use std::sync::{Arc, Mutex};
+    use trustd_e2e::http::{HttpServer, Response};
+
+    let setup = Dct::new("root-threshold");
+    let gun = "registry.example.test/team/strict";
+    for officer in ["officer-a", "officer-b", "officer-c"] {
+        setup.trustd.ok(&["key", "generate", officer]);
+    }
+    setup.ok(&[
+        "init",
+        gun,
+        "--root-key",
+        "officer-a",
+        "--root-key",
+        "officer-b",
+        "--root-key",
+        "officer-c",
+        "--root-threshold",
+        "2",
+    ]);
+    setup.ok(&["sign", &format!("{gun}:v1@{DIGEST}"), "--size", "10"]);
+    let v1 = server_root(&setup, gun);
+    let ids = root_keyids(&v1);
+
+    // Version 2 of the same root, signed outside trustctl's publishing code.
+    let mut body = v1["signed"].clone();
+    body["version"] = 2.into();
+    let body = canonical(&body);
+    let work = tempfile::tempdir().unwrap();
+    let body_file = work.path().join("root.v2");
+    std::fs::write(&body_file, &body).unwrap();
+    let signature = |officer: &str, keyid: &str| {
+        let b64 = setup
+            .trustd
+            .ok(&["sign-blob", "--key", officer, body_file.to_str().unwrap()]);
+        let der = base64_decode(b64.trim());
+        let raw = p256::ecdsa::Signature::from_der(&der).unwrap().to_bytes();
+        serde_json::json!({"keyid": keyid, "method": "ecdsa", "sig": base64_encode(&raw)})
+    };
+    let signed_by = |signatures: Vec<serde_json::Value>| {
+        let text = format!(
+            "{{\"signed\":{},\"signatures\":{}}}",
+            String::from_utf8(body.clone()).unwrap(),
+            serde_json::Value::Array(signatures)
+        );
+        text.into_bytes()
+    };
+    let one = signed_by(vec![signature("officer-a", &ids[0])]);
+    let two = signed_by(vec![
+        signature("officer-a", &ids[0]),
+        signature("officer-b", &ids[1]),
+    ]);
+    let upload = |root: &[u8]| {
+        let server = trustd_notary::client::server::NotaryServer::new(
+            &setup.server.url,
+            Some(&setup.server.ca.ca_cert()),
+            None,
+        )
+        .unwrap();
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(server.publish(gun, &[("root".to_owned(), root.to_vec())]))
+    };
+
+    // notary-server refuses one signature, and takes two.
+    let refused = upload(&one).unwrap_err().to_string();
+    assert!(refused.contains("400"), "{refused}");
+    assert_eq!(server_root(&setup, gun), v1);
+    upload(&two).unwrap();
+    assert_eq!(server_root(&setup, gun)["signed"]["version"], 2);
+
+    // A server that lies: the real one's files, but root.json signed by one key.
+    let lie: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
+    let lying = lie.clone();
+    let upstream = setup.server.url.clone();
+    let ca = setup.server.ca.ca_cert();
+    let (cert, key) = setup.server.ca.server_cert();
+    let proxy = HttpServer::start(Some((&cert, &key)), move |request| {
+        if request.path().ends_with("/root.json") {
+            if let Some(root) = lying.lock().unwrap().clone() {
+                return Response::new(200, root);
+            }
+        }
+        let out = std::process::Command::new("curl")
+            .args(["--silent", "--cacert"])
+            .arg(&ca)
+            .args(["--write-out", "\n%{http_code}"])
+            .arg(format!("{upstream}{}", request.target))
+            .output()
+            .unwrap();
+        let text = out.stdout;
+        let split = text.iter().rposition(|b| *b == b'\n').unwrap();
+        let status: u16 = String::from_utf8_lossy(&text[split + 1..]).parse().unwrap();
+        Response::new(status, text[..split].to_vec())
+    });
+    // Fresh clients each time: nothing cached from an earlier run.
+    let clients = |expect_ok: bool| {
+        let docker_config = tempfile::tempdir().unwrap();
+        let tls = docker_config
+            .path()
+            .join("tls")
+            .join(format!("127.0.0.1:{}", proxy.port));
+        std::fs::create_dir_all(&tls).unwrap();
+        std::fs::copy(setup.server.ca.ca_cert(), tls.join("ca.crt")).unwrap();
+        let notary_dir = tempfile::tempdir().unwrap();
+        let notary = setup
+            .server
+            .client(notary_dir.path())
+            .args(["-s", &proxy.url, "list", gun])
+            .output()
+            .unwrap();
+        let docker = std::process::Command::new("docker")
+            .args(["trust", "inspect", gun])
+            .env("DOCKER_CONFIG", docker_config.path())
+            .env("DOCKER_CONTENT_TRUST_SERVER", &proxy.url)
+            .output()
+            .unwrap();
+        let fresh = tempfile::tempdir().unwrap();
+        let ours = setup
+            .trustd
+            .trustctl()
+            .args(["inspect", gun, "--server", &proxy.url, "--tls-ca"])
+            .arg(setup.server.ca.ca_cert())
+            .arg("--trust-dir")
+            .arg(fresh.path())
+            .output()
+            .unwrap();
+        for (who, out) in [
+            ("notary", &notary),
+            ("docker", &docker),
+            ("trustctl", &ours),
+        ] {
+            assert_eq!(
+                out.status.success(),
+                expect_ok,
+                "{who}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                stderr(out)
+            );
+        }
+        stderr(&ours)
+    };
+    // The control: through the proxy, the genuine root is trusted by all three.
+    clients(true);
+    *lie.lock().unwrap() = Some(one.clone());
+    let said = clients(false);
+    assert!(
+        said.contains("1 valid signature(s) from its keys, 2 required"),
+        "{said}"
+    );
+}
