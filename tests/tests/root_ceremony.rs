@@ -792,3 +792,147 @@ fn a_root_below_its_threshold_is_refused_by_the_server_and_every_client() {
         "{said}"
     );
 }
+
+/// A 2-of-3 root whose keys sit on three kinds of device behind one trustd: a PKCS#11 token
+/// (SoftHSM), a TPM (swtpm) and a YubiKey slot with touch policy always (the virtual card);
+/// then a rotation that replaces the TPM key. A root key whose device is gone is named with
+/// its device.
+#[test]
+fn a_root_on_a_token_a_tpm_and_a_yubikey_rotates_its_tpm_key() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use trustd_e2e::notary::NotaryServer;
+    use trustd_e2e::piv::PivRig;
+    use trustd_e2e::tpm::{secret_file, Swtpm};
+
+    const SERIAL: u32 = 24681357;
+    const PIV_PIN: &str = "135792";
+    let rig = PivRig::start(SERIAL);
+    let tpm = Swtpm::start();
+    let hsm = SoftHsm::new("root-devices");
+    let secrets = tempfile::tempdir().unwrap();
+    let hsm_pin = secret_file(secrets.path(), "hsm.pin", USER_PIN);
+    let piv_pin = secret_file(secrets.path(), "piv.pin", PIV_PIN);
+    let mut options = Options::for_token(&hsm);
+    options.backends = Some(format!(
+        "[[backend]]\ntype = \"pkcs11\"\nname = \"hsm\"\nmodule = \"{}\"\ntoken_label = \"{}\"\npin = {{ file = \"{}\" }}\n\n\
+         [[backend]]\ntype = \"tpm\"\nname = \"tpm\"\ntcti = \"{}\"\n\n\
+         [[backend]]\ntype = \"piv\"\nname = \"yubikey\"\nserial = {SERIAL}\npin = {{ file = \"{}\" }}\n",
+        options.module,
+        options.token_label,
+        hsm_pin.display(),
+        tpm.tcti(),
+        piv_pin.display()
+    ));
+    let trustd = Trustd::start(&hsm, &options);
+    let out = trustd.run_with_stdin(
+        &["token", "piv", "init", "--backend", "yubikey", "--stdin"],
+        &format!("{PIV_PIN}\n97531086\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let setup = Dct::assemble(hsm, trustd, NotaryServer::start());
+    let gun = "registry.example.test/team/devices";
+
+    // Someone touches the card whenever it asks, for the whole test.
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::SeqCst) {
+                rig.card.touch();
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+        });
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            setup
+                .trustd
+                .ok(&["key", "generate", "officer-hsm", "--backend", "hsm"]);
+            setup
+                .trustd
+                .ok(&["key", "generate", "officer-tpm", "--backend", "tpm"]);
+            setup.trustd.ok(&[
+                "key",
+                "generate",
+                "officer-yk",
+                "--backend",
+                "yubikey",
+                "--slot",
+                "9c",
+                "--touch-policy",
+                "always",
+            ]);
+            let out = setup.trustctl(&[
+                "init",
+                gun,
+                "--root-key",
+                "officer-hsm",
+                "--root-key",
+                "officer-tpm",
+                "--root-key",
+                "officer-yk",
+                "--root-threshold",
+                "2",
+                "--targets-backend",
+                "hsm",
+            ]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert!(
+                stderr(&out).contains("Touch the YubiKey"),
+                "{}",
+                stderr(&out)
+            );
+            setup.ok(&["sign", &format!("{gun}:v1@{DIGEST}"), "--size", "10"]);
+            let cached = tempfile::tempdir().unwrap();
+            let listed =
+                String::from_utf8(setup.server.notary(cached.path(), &["list", gun]).stdout)
+                    .unwrap();
+            assert!(listed.contains("v1"), "{listed}");
+            let v1_ids = root_keyids(&server_root(&setup, gun));
+
+            // The TPM key is replaced by a new TPM key; the token's and the card's stay.
+            setup
+                .trustd
+                .ok(&["key", "generate", "officer-tpm2", "--backend", "tpm"]);
+            setup.ok(&[
+                "key",
+                "rotate",
+                gun,
+                "root",
+                "--root-key",
+                "officer-hsm",
+                "--root-key",
+                "officer-yk",
+                "--root-key",
+                "officer-tpm2",
+            ]);
+            let v2_ids = root_keyids(&server_root(&setup, gun));
+            assert_eq!(v2_ids[..2], [v1_ids[0].clone(), v1_ids[2].clone()]);
+            assert!(!v2_ids.contains(&v1_ids[1]));
+            let listed =
+                String::from_utf8(setup.server.notary(cached.path(), &["list", gun]).stdout)
+                    .unwrap();
+            assert!(listed.contains("v1"), "{listed}");
+            assert_eq!(
+                setup.docker_inspect(gun)[0]["SignedTags"][0]["SignedTag"],
+                "v1"
+            );
+
+            // The card is pulled out: renewing needs every root key, and says which is gone.
+            rig.remove_card();
+            let out = setup.trustctl(&["key", "rotate", gun, "root", "--renew-certificates"]);
+            assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+            let err = stderr(&out);
+            assert!(
+                err.contains("officer-yk") && err.contains("YubiKey"),
+                "{err}"
+            );
+            assert_eq!(
+                root_keyids(&server_root(&setup, gun)),
+                v2_ids,
+                "nothing sent"
+            );
+        }));
+        stop.store(true, Ordering::SeqCst);
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    });
+}
