@@ -68,6 +68,32 @@ fn a_two_of_three_root_is_trusted_rotated_and_renewed_by_every_client() {
         "root key \"officer-x\" is not in trustd",
     );
     fails(&setup, &init(&["--root-threshold", "2"]), 2, "from 1 to 1");
+    // One key under two names (loaded twice): notary would count it twice.
+    let pem = setup.trustd.cwd().join("twice.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    for name in ["twice-1", "twice-2"] {
+        setup
+            .trustd
+            .ok(&["key", "load", pem.to_str().unwrap(), "--name", name]);
+    }
+    fails(
+        &setup,
+        &init(&["--root-key", "twice-1", "--root-key", "twice-2"]),
+        2,
+        "are the same key",
+    );
     let out = setup.trustctl(&["inspect", gun]);
     assert_eq!(
         out.status.code(),
@@ -382,6 +408,31 @@ fn officers_on_two_machines_sign_a_ceremony_file_in_turn() {
         "{}",
         stderr(&out)
     );
+
+    // Not signed, but checked: an expiry in the past, and another repository.
+    for (field, value, says) in [
+        ("expires", "2020-01-01T00:00:00Z", "this ceremony expired"),
+        (
+            "gun",
+            "registry.example.test/team/other",
+            "registry.example.test/team/other",
+        ),
+    ] {
+        let mut edited: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&ceremony).unwrap()).unwrap();
+        edited[field] = value.into();
+        std::fs::write(&tampered, edited.to_string()).unwrap();
+        let out = on_b(&[
+            "ceremony",
+            "sign",
+            tampered.to_str().unwrap(),
+            "--key",
+            "officer-b",
+            "--yes",
+        ]);
+        assert_ne!(out.status.code(), Some(0), "{field}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{field}: {}", stderr(&out));
+    }
 
     let out = on_b(&["ceremony", "show", path]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -89,10 +89,10 @@ pub async fn init(trustd: &Trustd, args: InitArgs) -> Result<(), CliError> {
     let repo = publish::init(&server, &store, client, &image.gun, &options).await?;
     let root = &repo.root.roles["root"];
     println!(
-        "Initialized {} on {}\nRoot key{}:       {} ({} of {} must sign)\nRepository key: {}",
+        "Initialized {} on {}\n{:<16}{} ({} of {} must sign)\nRepository key: {}",
         image.gun,
         server.url(),
-        if root.keyids.len() == 1 { "" } else { "s" },
+        if root.keyids.len() == 1 { "Root key:" } else { "Root keys:" },
         root.keyids.join(", "),
         root.threshold,
         root.keyids.len(),
