@@ -92,7 +92,11 @@ pub async fn init(trustd: &Trustd, args: InitArgs) -> Result<(), CliError> {
         "Initialized {} on {}\n{:<16}{} ({} of {} must sign)\nRepository key: {}",
         image.gun,
         server.url(),
-        if root.keyids.len() == 1 { "Root key:" } else { "Root keys:" },
+        if root.keyids.len() == 1 {
+            "Root key:"
+        } else {
+            "Root keys:"
+        },
         root.keyids.join(", "),
         root.threshold,
         root.keyids.len(),
