@@ -149,6 +149,16 @@ impl ImageRef {
         self.gun.split('/').next().unwrap_or_default()
     }
 
+    /// A repository (GUN) as commands that act on a whole repository take it: an image
+    /// reference without a tag.
+    pub fn parse_repository(text: &str) -> Result<ImageRef, String> {
+        let image = ImageRef::parse(text)?;
+        if image.tag.is_some() {
+            return Err(format!("{text}: give a repository, not a tag"));
+        }
+        Ok(image)
+    }
+
     /// The notary server docker would use for this image when none is configured.
     pub fn default_notary_server(&self) -> String {
         if self.registry() == "docker.io" {

@@ -54,7 +54,7 @@ async fn notary_server_accepts_and_the_notary_client_lists_a_repository_signed_i
 
     // Keys: the root certificate signed in trustd, targets in trustd, snapshot and timestamp
     // held by the server (as `docker trust` sets repositories up).
-    let root_key = trustd_notary::publish::init::root_certificate(&mut signer, "app-root", GUN)
+    let root_key = trustd_notary::publish::root::root_certificate(&mut signer, "app-root", GUN)
         .await
         .unwrap();
     let targets_key = signer.tuf_key("app-targets").await.unwrap();

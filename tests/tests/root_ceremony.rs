@@ -21,6 +21,39 @@ fn root_keyids(root: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// A second officer's machine: its own token, trustd, socket and trust cache, reaching the
+/// same notary server.
+struct OtherMachine {
+    _hsm: SoftHsm,
+    trustd: Trustd,
+    cache: tempfile::TempDir,
+}
+
+impl OtherMachine {
+    fn start(label: &str) -> OtherMachine {
+        let hsm = SoftHsm::new(label);
+        let trustd = Trustd::start(&hsm, &Options::for_token(&hsm));
+        OtherMachine {
+            _hsm: hsm,
+            trustd,
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// trustctl on this machine against `setup`'s notary server.
+    fn trustctl(&self, setup: &Dct, args: &[&str]) -> std::process::Output {
+        self.trustd
+            .trustctl()
+            .args(args)
+            .args(["--server", &setup.server.url, "--tls-ca"])
+            .arg(setup.server.ca.ca_cert())
+            .arg("--trust-dir")
+            .arg(self.cache.path())
+            .output()
+            .unwrap()
+    }
+}
+
 fn fails(setup: &Dct, args: &[String], code: i32, says: &str) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = setup.trustctl(&args);
@@ -259,20 +292,9 @@ fn officers_on_two_machines_sign_a_ceremony_file_in_turn() {
     let officer_a_id = root_keyids(&v1)[0].clone();
 
     // Machine B: its own token, trustd, socket and trust cache.
-    let hsm_b = SoftHsm::new("ceremony-b");
-    let trustd_b = Trustd::start(&hsm_b, &Options::for_token(&hsm_b));
-    let cache_b = tempfile::tempdir().unwrap();
-    let on_b = |args: &[&str]| {
-        trustd_b
-            .trustctl()
-            .args(args)
-            .args(["--server", &setup.server.url, "--tls-ca"])
-            .arg(setup.server.ca.ca_cert())
-            .arg("--trust-dir")
-            .arg(cache_b.path())
-            .output()
-            .unwrap()
-    };
+    let machine_b = OtherMachine::start("ceremony-b");
+    let trustd_b = &machine_b.trustd;
+    let on_b = |args: &[&str]| machine_b.trustctl(&setup, args);
     trustd_b.ok(&["key", "generate", "officer-b"]);
     trustd_b.ok(&["key", "generate", "stranger"]);
     let handover = tempfile::tempdir().unwrap();
@@ -518,20 +540,9 @@ fn expired_root_certificate(gun: &str) -> String {
 fn a_release_needing_two_signers_is_published_only_with_both() {
     let setup = Dct::new("release-a");
     let gun = "registry.example.test/team/release";
-    let hsm_b = SoftHsm::new("release-b");
-    let trustd_b = Trustd::start(&hsm_b, &Options::for_token(&hsm_b));
-    let cache_b = tempfile::tempdir().unwrap();
-    let on_b = |args: &[&str]| {
-        trustd_b
-            .trustctl()
-            .args(args)
-            .args(["--server", &setup.server.url, "--tls-ca"])
-            .arg(setup.server.ca.ca_cert())
-            .arg("--trust-dir")
-            .arg(cache_b.path())
-            .output()
-            .unwrap()
-    };
+    let machine_b = OtherMachine::start("release-b");
+    let trustd_b = &machine_b.trustd;
+    let on_b = |args: &[&str]| machine_b.trustctl(&setup, args);
     setup.trustd.ok(&["key", "generate", "alice"]);
     trustd_b.ok(&["key", "generate", "bob"]);
     std::fs::copy(

@@ -123,13 +123,7 @@ fn ceremony_error(error: CeremonyError) -> CliError {
 }
 
 fn repository(text: &str) -> Result<ImageRef, CliError> {
-    let image = ImageRef::parse(text).map_err(CliError::Usage)?;
-    if image.tag.is_some() {
-        return Err(CliError::Usage(format!(
-            "{text}: give a repository, not a tag"
-        )));
-    }
-    Ok(image)
+    ImageRef::parse_repository(text).map_err(CliError::Usage)
 }
 
 /// The repository's trust data, verified on read, as it is now.
@@ -598,7 +592,7 @@ pub async fn root_cert(trustd: &Trustd, args: RootCertArgs) -> Result<(), CliErr
     let image = repository(&args.gun)?;
     let mut signer = TrustdSigner::new(client::connect(trustd).await?);
     let key =
-        trustd_notary::publish::init::root_certificate(&mut signer, &args.name, &image.gun).await?;
+        trustd_notary::publish::root::root_certificate(&mut signer, &args.name, &image.gun).await?;
     let pem = String::from_utf8_lossy(&key.keyval.public).into_owned();
     match &args.out {
         Some(path) => {

@@ -39,12 +39,7 @@ pub async fn run(args: CheckArgs) -> Result<(), CliError> {
     let mut reports = Vec::new();
     let mut worst: u8 = 0;
     for text in &args.repositories {
-        let image = ImageRef::parse(text).map_err(CliError::Usage)?;
-        if image.tag.is_some() {
-            return Err(CliError::Usage(format!(
-                "{text}: give a repository, not a tag"
-            )));
-        }
+        let image = ImageRef::parse_repository(text).map_err(CliError::Usage)?;
         let server = args.notary.server(&image)?;
         let repo = match trust::update(&server, &store, &image.gun, now).await {
             Ok(repo) => repo,

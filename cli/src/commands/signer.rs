@@ -162,13 +162,7 @@ fn read_keys(files: &[PathBuf]) -> Result<Vec<PublicKey>, CliError> {
 }
 
 fn repository(text: &str) -> Result<ImageRef, CliError> {
-    let image = ImageRef::parse(text).map_err(CliError::Usage)?;
-    if image.tag.is_some() {
-        return Err(CliError::Usage(format!(
-            "{text}: give a repository, not a tag"
-        )));
-    }
-    Ok(image)
+    ImageRef::parse_repository(text).map_err(CliError::Usage)
 }
 
 async fn verified(

@@ -3,16 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use der::Encode;
-
 use super::roles::{
     expires_in, file_meta, publish_and_verify, signed_file, ROOT_DAYS, TARGETS_DAYS,
 };
 use super::{HeldKey, PublishError, RoleSigner};
 use crate::client::server::{NotaryServer, ServerError};
-use crate::keys::{KeyType, PublicKey};
+use crate::keys::PublicKey;
 use crate::model::{Delegations, RoleKeys, RoleType, Root, Snapshot, Targets};
-use crate::root_cert::{self, RootCertSpec};
 use crate::trust::{TrustStore, VerifiedRepository};
 
 /// The signer's keys for a new repository, by name (the caller creates them).
@@ -63,39 +60,6 @@ pub async fn check_new(
     // anything else (a registry, a typo) is found out here, before a key is made for it.
     let timestamp_key = server.key(gun, "timestamp").await.map_err(unreachable)?;
     Ok(NewRepository { timestamp_key })
-}
-
-/// A root certificate for `gun` around the signer's ECDSA P-256 key `name`, signed by it.
-pub async fn root_certificate(
-    signer: &mut dyn RoleSigner,
-    name: &str,
-    gun: &str,
-) -> Result<PublicKey, PublishError> {
-    let key = signer.public_key(name).await?;
-    let not_p256 = || {
-        PublishError::Refused(format!(
-            "root key {name:?} must be ECDSA P-256 (notary root certificates are ecdsa-x509)"
-        ))
-    };
-    if key.keytype != KeyType::Ecdsa {
-        return Err(not_p256());
-    }
-    let spki = key.keyval.public;
-    let failed = |e: root_cert::CertError| match e {
-        root_cert::CertError::NotEcdsa => not_p256(),
-        other => PublishError::Failed(other.to_string()),
-    };
-    let tbs = RootCertSpec::now(gun, &spki).tbs().map_err(failed)?;
-    let tbs_der = tbs
-        .to_der()
-        .map_err(|e| PublishError::Failed(format!("cannot encode the certificate: {e}")))?;
-    let signature = signer.sign(name, "", &tbs_der).await?;
-    let der_signature = p256::ecdsa::Signature::from_slice(&signature.sig)
-        .map_err(|_| not_p256())?
-        .to_der();
-    let certificate = root_cert::assemble(tbs, der_signature.as_bytes()).map_err(failed)?;
-    let pem = root_cert::to_pem(&certificate).map_err(failed)?;
-    Ok(PublicKey::new(KeyType::EcdsaX509, pem.into_bytes()))
 }
 
 /// Creates the repository's trust data with the signer's keys `names` and publishes it.

@@ -10,19 +10,54 @@
 use std::collections::BTreeMap;
 
 use super::draft::role_key;
-use super::init::root_certificate;
 use super::roles::{
     expires_in, file_meta, publish_and_verify, signed_file, ROOT_DAYS, TARGETS_DAYS,
 };
 use super::{HeldKey, PublishError, RoleSigner};
 use crate::client::server::NotaryServer;
+use crate::keys::KeyType;
 use crate::keys::PublicKey;
 use crate::model::{RoleKeys, Root};
+use crate::root_cert::{self, RootCertSpec};
 use crate::trust::{TrustStore, VerifiedRepository};
+use der::Encode;
 
 /// Most keys a root may list: a key ceremony is a handful of officers, and every verifier
 /// checks each one.
 pub const MAX_ROOT_KEYS: usize = 16;
+
+/// A root certificate for `gun` around the signer's ECDSA P-256 key `name`, signed by it.
+pub async fn root_certificate(
+    signer: &mut dyn RoleSigner,
+    name: &str,
+    gun: &str,
+) -> Result<PublicKey, PublishError> {
+    let key = signer.public_key(name).await?;
+    let not_p256 = || {
+        PublishError::Refused(format!(
+            "root key {name:?} must be ECDSA P-256 (notary root certificates are ecdsa-x509)"
+        ))
+    };
+    if key.keytype != KeyType::Ecdsa {
+        return Err(not_p256());
+    }
+    let spki = key.keyval.public;
+    let failed = |e: root_cert::CertError| match e {
+        root_cert::CertError::NotEcdsa => not_p256(),
+        other => PublishError::Failed(other.to_string()),
+    };
+    let tbs = RootCertSpec::now(gun, &spki).tbs().map_err(failed)?;
+    let tbs_der = tbs
+        .to_der()
+        .map_err(|e| PublishError::Failed(format!("cannot encode the certificate: {e}")))?;
+    let signature = signer.sign(name, "", &tbs_der).await?;
+    let der_signature = p256::ecdsa::Signature::from_slice(&signature.sig)
+        .map_err(|_| not_p256())?
+        .to_der();
+    let certificate = root_cert::assemble(tbs, der_signature.as_bytes()).map_err(failed)?;
+    let pem = root_cert::to_pem(&certificate).map_err(failed)?;
+    Ok(PublicKey::new(KeyType::EcdsaX509, pem.into_bytes()))
+}
 
 /// A root key made for a new root: the signer's key and the certificate around it.
 #[derive(Debug, Clone)]
