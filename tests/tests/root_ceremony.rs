@@ -366,7 +366,7 @@ fn officers_on_two_machines_sign_a_ceremony_file_in_turn() {
         .unwrap();
     assert!(made.status.success(), "{}", stderr(&made));
     let expired = handover.path().join("expired.pem");
-    std::fs::write(&expired, expired_root_certificate(gun)).unwrap();
+    std::fs::write(&expired, root_certificate_ending_in(gun, -1)).unwrap();
     for (cert, says) in [
         (wrong_cn.clone(), "not registry.example.test/team/keep"),
         (ca_cert, "CA certificate"),
@@ -508,8 +508,9 @@ fn canonical(value: &serde_json::Value) -> Vec<u8> {
     trustd_notary::canonical::to_vec(value).unwrap()
 }
 
-/// A root certificate for `gun` whose ten years ended yesterday, signed by its own key.
-fn expired_root_certificate(gun: &str) -> String {
+/// A root certificate for `gun` whose ten years end `days_left` days from now (negative: it
+/// has expired), around a fresh key held only here, signed by that key.
+fn root_certificate_ending_in(gun: &str, days_left: i64) -> String {
     use p256::ecdsa::signature::Signer;
     use p256::pkcs8::EncodePublicKey;
     use trustd_notary::root_cert::{self, RootCertSpec, VALIDITY_DAYS};
@@ -518,11 +519,11 @@ fn expired_root_certificate(gun: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs();
+        .as_secs() as i64;
     let spec = RootCertSpec {
         gun,
         public_key: spki.as_bytes(),
-        not_before: now - (VALIDITY_DAYS + 1) * 86400,
+        not_before: (now - (VALIDITY_DAYS as i64 - days_left) * 86400) as u64,
         serial: [9; 16],
     };
     let tbs = spec.tbs().unwrap();
@@ -530,6 +531,78 @@ fn expired_root_certificate(gun: &str) -> String {
     let signature: p256::ecdsa::Signature = key.sign(&der);
     let cert = root_cert::assemble(tbs, signature.to_der().as_bytes()).unwrap();
     root_cert::to_pem(&cert).unwrap()
+}
+
+/// A root certificate 99 days from its end, brought in through a ceremony: `inspect` warns
+/// with the command that renews it, and `check` exits 1 for monitoring.
+#[test]
+fn a_root_certificate_near_its_end_is_warned_about_and_fails_check() {
+    let setup = Dct::new("root-expiry");
+    let gun = "registry.example.test/team/aging";
+    setup.trustd.ok(&["key", "generate", "officer-a"]);
+    setup.ok(&["init", gun, "--root-key", "officer-a"]);
+    setup.ok(&["sign", &format!("{gun}:v1@{DIGEST}"), "--size", "10"]);
+    let officer_a = root_keyids(&server_root(&setup, gun))[0].clone();
+    let work = tempfile::tempdir().unwrap();
+    let aging = work.path().join("aging.pem");
+    std::fs::write(&aging, root_certificate_ending_in(gun, 99)).unwrap();
+    let file = work.path().join("rotation.json");
+    let file_arg = file.to_str().unwrap();
+    setup.ok(&[
+        "ceremony",
+        "start",
+        gun,
+        "root-rotation",
+        "--keep",
+        &officer_a,
+        "--root-cert",
+        aging.to_str().unwrap(),
+        "--root-threshold",
+        "1",
+        "--out",
+        file_arg,
+    ]);
+    setup.ok(&["ceremony", "sign", file_arg, "--key", "officer-a", "--yes"]);
+    setup.ok(&["ceremony", "publish", file_arg]);
+    let aging_id = root_keyids(&server_root(&setup, gun))
+        .into_iter()
+        .find(|id| *id != officer_a)
+        .unwrap();
+
+    let out = setup.trustctl(&["inspect", gun]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let warned = stderr(&out);
+    assert!(
+        warned.contains(&format!(
+            "the root certificate {aging_id} expires in 98 days"
+        )) || warned.contains(&format!(
+            "the root certificate {aging_id} expires in 99 days"
+        )),
+        "{warned}"
+    );
+    assert!(
+        warned.contains("--renew-certificates") && warned.contains("cannot recover"),
+        "{warned}"
+    );
+    assert!(
+        !warned.contains(&officer_a),
+        "only what expires soon: {warned}"
+    );
+
+    let out = setup.trustctl(&["check", gun, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let document = String::from_utf8(out.stdout).unwrap();
+    assert_matches_schema("check.schema.json", &document);
+    let checked: serde_json::Value = serde_json::from_str(&document).unwrap();
+    assert_eq!(checked["repositories"][0]["ok"], false);
+    let soon: Vec<&serde_json::Value> = checked["repositories"][0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["soon"] == true)
+        .collect();
+    assert_eq!(soon.len(), 1, "{document}");
+    assert_eq!(soon[0]["what"], format!("root certificate {aging_id}"));
 }
 
 /// A k-of-n release: targets/releases needs 2 signatures; alice (machine A) signs a tag and,

@@ -233,7 +233,17 @@ async fn publish_job(shared: Arc<Shared>, publish: NotaryPublish, tags: Vec<Reso
                 .map(|(tag, done)| {
                     let detail = match &ceremony {
                         Some(pending) if !done.roles.is_empty() => pending.clone(),
-                        _ => Detail::Notary {
+                        // Its roles were left out with everything else of the publish.
+                        Some(_) => {
+                            let error = CliError::Failed(
+                                "not signed: this run started a release ceremony for the \
+                                 repository and published nothing; sign this tag again once it is \
+                                 published"
+                                    .into(),
+                            );
+                            return (tag.index, Err(error));
+                        }
+                        None => Detail::Notary {
                             roles: done.roles,
                             new_repository,
                         },
