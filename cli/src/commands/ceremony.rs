@@ -141,20 +141,19 @@ async fn current(notary: &NotaryArgs, gun: &str) -> Result<VerifiedRepository, C
 }
 
 fn read_ceremony(path: &Path) -> Result<CeremonyFile, CliError> {
-    let metadata = std::fs::metadata(path).map_err(|e| {
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| {
         CliError::Usage(format!(
             "cannot read the ceremony file {}: {}",
             path.display(),
             io_reason(&e)
         ))
-    })?;
-    if metadata.len() > MAX_FILE_BYTES {
-        return Err(CliError::Usage(format!(
-            "{} is larger than {MAX_FILE_BYTES} bytes: not a ceremony file",
-            path.display()
-        )));
-    }
-    let bytes = read_bytes(path, "the ceremony file")?;
+    };
+    // Read at most one byte past the limit, so a file that grows meanwhile is still bounded.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(unreadable)?;
     CeremonyFile::parse(&bytes)
         .map_err(|e| CliError::Usage(format!("{}: {}", path.display(), ceremony_error(e))))
 }
