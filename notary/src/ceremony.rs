@@ -208,6 +208,19 @@ pub fn base_of(version: u64, bytes: Option<&[u8]>) -> Base {
     }
 }
 
+/// The version of delegated role `role` on the server: as trusted, else as published but
+/// not trusted (a new version must exceed it either way), else 0 (never published).
+pub fn delegated_version(repo: &VerifiedRepository, role: &str) -> u64 {
+    match repo.delegations.get(role) {
+        Some(trusted) => trusted.version,
+        None => repo
+            .skipped
+            .iter()
+            .find(|s| s.role == role)
+            .map_or(0, |s| s.version),
+    }
+}
+
 /// The short fingerprint of a body: 80 bits of its SHA-256, in five groups of four.
 pub fn fingerprint(body: &[u8]) -> String {
     let digest = hex::encode_upper(Sha256::digest(body));
@@ -418,14 +431,7 @@ impl CeremonyFile {
             .find(|r| r.name == self.role)
             .ok_or_else(|| bad(format!("{} does not delegate it", repo.gun)))?;
         let current = repo.delegations.get(&self.role);
-        let current_version = match current {
-            Some(role) => role.version,
-            None => repo
-                .skipped
-                .iter()
-                .find(|s| s.role == self.role)
-                .map_or(0, |s| s.version),
-        };
+        let current_version = delegated_version(repo, &self.role);
         self.check_base(
             current_version,
             repo.files.get(&self.role).map(Vec::as_slice),

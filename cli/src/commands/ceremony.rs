@@ -622,15 +622,7 @@ pub fn start_release(
     repo: &VerifiedRepository,
     pending: trustd_notary::publish::draft::Pending,
 ) -> Result<PathBuf, CliError> {
-    let current_version = repo.delegations.get(&pending.role).map_or_else(
-        || {
-            repo.skipped
-                .iter()
-                .find(|s| s.role == pending.role)
-                .map_or(0, |s| s.version)
-        },
-        |role| role.version,
-    );
+    let current_version = trustd_notary::ceremony::delegated_version(repo, &pending.role);
     let proposal = Proposal {
         kind: Kind::Release,
         gun: &repo.gun,
