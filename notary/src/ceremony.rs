@@ -194,12 +194,6 @@ pub struct Proposal<'a> {
     pub days: i64,
 }
 
-/// The canonical body of a role, as signed.
-pub fn canonical_body(role: &impl Serialize) -> Result<Vec<u8>, CeremonyError> {
-    let value = serde_json::to_value(role).expect("roles serialize");
-    crate::canonical::to_vec(&value).map_err(|e| CeremonyError::Malformed(e.to_string()))
-}
-
 /// The base a role file is: its version and the SHA-256 of its bytes (none: version 0).
 pub fn base_of(version: u64, bytes: Option<&[u8]>) -> Base {
     Base {

@@ -12,10 +12,10 @@ use trustctl::client::{self, Trustd};
 use trustctl::error::{io_reason, read_bytes, CliError};
 use trustctl::reference::ImageRef;
 use trustd_notary::ceremony::{
-    base_of, canonical_body, CeremonyError, CeremonyFile, Kind, Proposal, Review, MAX_FILE_BYTES,
+    base_of, CeremonyError, CeremonyFile, Kind, Proposal, Review, MAX_FILE_BYTES,
 };
 use trustd_notary::keys::{KeyType, PublicKey};
-use trustd_notary::publish::draft::role_key;
+use trustd_notary::publish::draft::with_snapshot;
 use trustd_notary::publish::root::{self, RootChange, RootKey};
 use trustd_notary::publish::RoleSigner;
 use trustd_notary::text::sanitize;
@@ -366,7 +366,7 @@ async fn start(trustd: &Trustd, args: StartArgs) -> Result<(), CliError> {
         kind,
         gun: &gun,
         role: "root",
-        body: canonical_body(&new_root).map_err(ceremony_error)?,
+        body: trustd_notary::publish::roles::canonical_body(&new_root)?,
         base: base_of(repo.root.version, repo.files.get("root").map(Vec::as_slice)),
         names,
         days: args.days,
@@ -532,27 +532,11 @@ async fn publish(trustd: &Trustd, args: FileArgs) -> Result<(), CliError> {
             needed.join("; ")
         )));
     }
-    let role_bytes = file.role_file();
-    let mut files = vec![(file.role.clone(), role_bytes.clone())];
-    // A snapshot key this machine's trustd holds re-signs the snapshot to list the new root;
-    // otherwise the server, which holds it, does.
+    let mut files = vec![(file.role.clone(), file.role_file())];
+    // A snapshot key this machine's trustd holds re-signs the snapshot; a machine without
+    // trustd publishes for a server that holds it.
     if let Ok(connected) = client::connect(trustd).await {
-        let mut signer = TrustdSigner::new(connected);
-        if let Some(snapshot_key) = role_key(&mut signer, &repo, "snapshot").await? {
-            let mut snapshot = repo.snapshot.clone();
-            snapshot.meta.insert(
-                file.role.clone(),
-                trustd_notary::publish::roles::file_meta(&role_bytes),
-            );
-            snapshot.version += 1;
-            snapshot.expires = trustd_notary::publish::roles::expires_in(
-                trustd_notary::publish::roles::TARGETS_DAYS,
-            );
-            let bytes =
-                trustd_notary::publish::roles::signed_file(&mut signer, &[snapshot_key], &snapshot)
-                    .await?;
-            files.push(("snapshot".to_owned(), bytes));
-        }
+        with_snapshot(&mut TrustdSigner::new(connected), &repo, &mut files).await?;
     }
     let image = repository(&file.gun)?;
     let server = args.notary.server(&image)?;
@@ -618,7 +602,7 @@ pub async fn root_cert(trustd: &Trustd, args: RootCertArgs) -> Result<(), CliErr
 /// Starts a release ceremony for a role that needs more signatures than this machine's
 /// trustd holds: the file, with the signatures made here, in the current directory, named
 /// after the repository, role and version. It is never overwritten.
-pub fn start_release(
+fn start_release(
     repo: &VerifiedRepository,
     pending: trustd_notary::publish::draft::Pending,
 ) -> Result<PathBuf, CliError> {
@@ -660,4 +644,20 @@ pub fn start_release(
             ))
         })?;
     Ok(path)
+}
+
+/// Starts the release ceremony for `pending` and says so as an image's Notary outcome.
+pub fn pending_release(
+    repo: &VerifiedRepository,
+    pending: trustd_notary::publish::draft::Pending,
+) -> Result<super::batch::Detail, CliError> {
+    let role = pending.role.clone();
+    let (signed, threshold) = (pending.signatures.len(), pending.threshold);
+    let path = start_release(repo, pending)?;
+    Ok(super::batch::Detail::Pending {
+        role,
+        signed,
+        threshold,
+        ceremony: path.display().to_string(),
+    })
 }

@@ -210,17 +210,7 @@ async fn sign_digest(
     let signed = publish::sign_targets(&server, &store, client, &repo, &targets, sign_as).await?;
     let done = signed.tags.into_iter().next().expect("one tag, one result");
     let detail = match signed.pending {
-        Some(pending) => {
-            let role = pending.role.clone();
-            let (made, threshold) = (pending.signatures.len(), pending.threshold);
-            let path = super::ceremony::start_release(&signed.repo, pending)?;
-            super::batch::Detail::Pending {
-                role,
-                signed: made,
-                threshold,
-                ceremony: path.display().to_string(),
-            }
-        }
+        Some(pending) => super::ceremony::pending_release(&signed.repo, pending)?,
         None => super::batch::Detail::Notary {
             roles: done.roles,
             new_repository,

@@ -145,6 +145,6 @@ pub async fn rotate_root(
     root::check_threshold(threshold, names.len())?;
     let keys = root::root_keys(&mut signer, &repo.gun, &names, &keep).await?;
     let change = root::RootChange { keys, threshold };
-    let repo = root::rotate_root(server, store, &mut signer, repo, &change).await?;
+    let repo = root::rotate_root(server, store, &mut signer, repo, &old_held, &change).await?;
     Ok(RootRotated { repo, keys: names })
 }

@@ -32,10 +32,6 @@ impl InsecureRegistries {
     pub fn allows(&self, registry: &str) -> bool {
         self.hosts.contains(&registry.to_ascii_lowercase())
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty()
-    }
 }
 
 fn parse_host(entry: &str) -> Result<String, String> {
@@ -103,6 +99,8 @@ mod tests {
             let error = InsecureRegistries::parse([bad]).unwrap_err();
             assert!(error.contains("HOST:PORT"), "{bad:?}: {error}");
         }
-        assert!(InsecureRegistries::parse([]).unwrap().is_empty());
+        assert!(!InsecureRegistries::parse([])
+            .unwrap()
+            .allows("registry.lab"));
     }
 }

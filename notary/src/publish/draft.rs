@@ -8,7 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::roles::{expires_in, file_meta, publish_and_verify, signed_file, TARGETS_DAYS};
+use super::roles::{
+    canonical_body, expires_in, file_meta, publish_and_verify, signed_file, TARGETS_DAYS,
+};
 use super::{PublishError, RoleSigner};
 use crate::client::server::NotaryServer;
 use crate::model::{DelegatedRole, Delegations, RoleType, Targets};
@@ -110,52 +112,90 @@ pub struct Pending {
     pub threshold: u32,
 }
 
-/// The first changed delegated role whose threshold the signer cannot meet alone but holds
-/// at least one key of, signed as far as the signer can; None when every changed role can be
-/// published.
-pub async fn pending(
-    signer: &mut dyn RoleSigner,
-    draft: &Draft<'_>,
-) -> Result<Option<Pending>, PublishError> {
-    for role in draft.changed.iter().filter(|r| r.as_str() != "targets") {
-        let Some((entry, parent)) = draft.delegation(role) else {
-            continue;
-        };
-        let keys = signer.held(&parent.keys, &entry.keyids).await?;
-        if keys.is_empty() || keys.len() >= entry.threshold.max(1) as usize {
-            continue;
-        }
-        let mut body = draft.delegated[role].clone();
-        body.version += 1;
-        body.expires = expires_in(TARGETS_DAYS);
-        let value = serde_json::to_value(&body).expect("roles serialize");
-        let canonical = crate::canonical::to_vec(&value)
-            .map_err(|e| PublishError::Failed(format!("cannot write the role: {e}")))?;
-        let mut signatures = Vec::with_capacity(keys.len());
-        for key in &keys {
-            signatures.push(signer.sign(&key.name, &key.keyid, &canonical).await?);
-        }
-        return Ok(Some(Pending {
-            role: role.clone(),
-            body: canonical,
-            signatures,
-            threshold: entry.threshold,
-        }));
-    }
-    Ok(None)
+/// What publishing a draft did.
+#[derive(Debug)]
+pub enum Published {
+    /// Published and read back verified.
+    Repository(Box<VerifiedRepository>),
+    /// Nothing sent: a changed role needs more signatures than the signer holds.
+    Pending(Pending),
 }
 
-/// Publishes every role the draft changed; see the module documentation.
+/// Publishes every role the draft changed; see the module documentation. A changed role
+/// the signer holds too few keys of is refused.
 pub async fn publish(
     server: &NotaryServer,
     store: &TrustStore,
     signer: &mut dyn RoleSigner,
-    mut draft: Draft<'_>,
+    draft: Draft<'_>,
 ) -> Result<VerifiedRepository, PublishError> {
+    match publish_changes(server, store, signer, draft, false).await? {
+        Published::Repository(repo) => Ok(*repo),
+        Published::Pending(_) => unreachable!("pending only when asked for"),
+    }
+}
+
+/// [`publish`], except that a changed delegated role the signer holds some but too few keys
+/// of (a k-of-n release) is signed as far as the signer can and returned, with nothing sent.
+pub async fn publish_or_pending(
+    server: &NotaryServer,
+    store: &TrustStore,
+    signer: &mut dyn RoleSigner,
+    draft: Draft<'_>,
+) -> Result<Published, PublishError> {
+    publish_changes(server, store, signer, draft, true).await
+}
+
+async fn publish_changes(
+    server: &NotaryServer,
+    store: &TrustStore,
+    signer: &mut dyn RoleSigner,
+    mut draft: Draft<'_>,
+    pending_allowed: bool,
+) -> Result<Published, PublishError> {
     let repo = draft.repo;
     let gun = &repo.gun;
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
 
+    // Every changed delegated role's keys are looked up once, and checked against its
+    // threshold before anything is signed.
+    let delegated: Vec<String> = draft
+        .changed
+        .iter()
+        .filter(|r| r.as_str() != "targets")
+        .cloned()
+        .collect();
+    let mut signers = Vec::with_capacity(delegated.len());
+    for role in delegated {
+        let (entry, parent) = draft
+            .delegation(&role)
+            .ok_or_else(|| PublishError::NotFound(format!("{gun} does not delegate {role}")))?;
+        let threshold = entry.threshold;
+        let keys = signer.held(&parent.keys, &entry.keyids).await?;
+        if keys.len() < threshold.max(1) as usize {
+            if pending_allowed && !keys.is_empty() {
+                let body =
+                    next_version(draft.delegated.get_mut(&role).expect("changed roles exist"));
+                let canonical = canonical_body(&*body)?;
+                let mut signatures = Vec::with_capacity(keys.len());
+                for key in &keys {
+                    signatures.push(signer.sign(&key.name, &key.keyid, &canonical).await?);
+                }
+                return Ok(Published::Pending(Pending {
+                    role,
+                    body: canonical,
+                    signatures,
+                    threshold,
+                }));
+            }
+            return Err(PublishError::NotASigner(format!(
+                "trustd holds {} of the keys {role} of {gun} needs ({threshold} required): you are not a signer of that role",
+                keys.len()
+            )));
+        }
+        signers.push((role, keys));
+    }
+
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     if draft.changed.contains("targets") {
         let key = role_key(signer, repo, "targets").await?.ok_or_else(|| {
             PublishError::NotASigner(format!(
@@ -163,50 +203,50 @@ pub async fn publish(
                  (trustctl key load KEYFILE --name NAME puts a notary client's targets key there)"
             ))
         })?;
-        draft.targets.version += 1;
-        draft.targets.expires = expires_in(TARGETS_DAYS);
+        next_version(&mut draft.targets);
         files.push((
             "targets".to_owned(),
             signed_file(signer, &[key], &draft.targets).await?,
         ));
     }
-    let delegated: Vec<String> = draft
-        .changed
-        .iter()
-        .filter(|r| r.as_str() != "targets")
-        .cloned()
-        .collect();
-    for role in delegated {
-        let (entry, parent) = draft
-            .delegation(&role)
-            .ok_or_else(|| PublishError::NotFound(format!("{gun} does not delegate {role}")))?;
-        let keys = signer.held(&parent.keys, &entry.keyids).await?;
-        if keys.len() < entry.threshold.max(1) as usize {
-            return Err(PublishError::NotASigner(format!(
-                "trustd holds {} of the keys {role} of {gun} needs ({} required): you are not a signer of that role",
-                keys.len(),
-                entry.threshold
-            )));
-        }
-        let body = draft.delegated.get_mut(&role).expect("changed roles exist");
-        body.version += 1;
-        body.expires = expires_in(TARGETS_DAYS);
+    for (role, keys) in signers {
+        let body = next_version(draft.delegated.get_mut(&role).expect("changed roles exist"));
         let bytes = signed_file(signer, &keys, &*body).await?;
         files.push((role, bytes));
     }
 
-    // With the snapshot key held, sign the snapshot too; otherwise the server does.
-    if let Some(key) = role_key(signer, repo, "snapshot").await? {
-        let mut snapshot = repo.snapshot.clone();
-        for (role, bytes) in &files {
-            snapshot.meta.insert(role.clone(), file_meta(bytes));
-        }
-        snapshot.version += 1;
-        snapshot.expires = expires_in(TARGETS_DAYS);
-        let bytes = signed_file(signer, &[key], &snapshot).await?;
-        files.push(("snapshot".to_owned(), bytes));
+    with_snapshot(signer, repo, &mut files).await?;
+    publish_and_verify(server, store, gun, &files)
+        .await
+        .map(|repo| Published::Repository(Box::new(repo)))
+}
+
+/// Adds the next snapshot, listing `files`, when the signer holds the snapshot key; otherwise
+/// the server, which holds it, makes it.
+pub async fn with_snapshot(
+    signer: &mut dyn RoleSigner,
+    repo: &VerifiedRepository,
+    files: &mut Vec<(String, Vec<u8>)>,
+) -> Result<(), PublishError> {
+    let Some(key) = role_key(signer, repo, "snapshot").await? else {
+        return Ok(());
+    };
+    let mut snapshot = repo.snapshot.clone();
+    for (role, bytes) in files.iter() {
+        snapshot.meta.insert(role.clone(), file_meta(bytes));
     }
-    publish_and_verify(server, store, gun, &files).await
+    snapshot.version += 1;
+    snapshot.expires = expires_in(TARGETS_DAYS);
+    let bytes = signed_file(signer, &[key], &snapshot).await?;
+    files.push(("snapshot".to_owned(), bytes));
+    Ok(())
+}
+
+/// Raises a role's version and renews its expiry, as every publish of it does.
+fn next_version(role: &mut Targets) -> &mut Targets {
+    role.version += 1;
+    role.expires = expires_in(TARGETS_DAYS);
+    role
 }
 
 /// The signer's key for one of `role`'s keys in the repository's root, if it holds one.

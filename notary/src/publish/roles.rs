@@ -20,6 +20,13 @@ pub fn expires_in(days: i64) -> String {
     model::format_expires(OffsetDateTime::now_utc() + time::Duration::days(days))
 }
 
+/// A role's canonical body: the exact bytes its keys sign.
+pub fn canonical_body(role: &impl serde::Serialize) -> Result<Vec<u8>, PublishError> {
+    let value = serde_json::to_value(role).expect("roles serialize");
+    crate::canonical::to_vec(&value)
+        .map_err(|e| PublishError::Failed(format!("cannot write the role: {e}")))
+}
+
 /// Serializes `role` canonically once, has every key in `keys` sign those bytes, and frames
 /// the role file: the same bytes are signed and written.
 pub async fn signed_file(
@@ -27,9 +34,7 @@ pub async fn signed_file(
     keys: &[HeldKey],
     role: &impl serde::Serialize,
 ) -> Result<Vec<u8>, PublishError> {
-    let value = serde_json::to_value(role).expect("roles serialize");
-    let body = crate::canonical::to_vec(&value)
-        .map_err(|e| PublishError::Failed(format!("cannot write the role: {e}")))?;
+    let body = canonical_body(role)?;
     let mut signatures = Vec::with_capacity(keys.len());
     for key in keys {
         signatures.push(signer.sign(&key.name, &key.keyid, &body).await?);

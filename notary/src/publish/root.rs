@@ -9,10 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use super::draft::role_key;
-use super::roles::{
-    expires_in, file_meta, publish_and_verify, signed_file, ROOT_DAYS, TARGETS_DAYS,
-};
+use super::draft::with_snapshot;
+use super::roles::{expires_in, publish_and_verify, signed_file, ROOT_DAYS};
 use super::{HeldKey, PublishError, RoleSigner};
 use crate::client::server::NotaryServer;
 use crate::keys::KeyType;
@@ -229,35 +227,25 @@ pub async fn sign_rotation(
     signed_file(signer, &signers, root).await
 }
 
-/// Publishes root version N+1 with `change`'s keys and threshold, signed by every old root
-/// key held here (at least the old threshold, checked before anything is signed) and every
-/// new one; the snapshot, when held here, is re-signed to list it. The caller made the new
-/// keys' certificates ([`root_keys`]), so every new key is held here.
+/// Publishes root version N+1 with `change`'s keys and threshold, signed by `old_held` (the
+/// current root keys held here, from [`held_root_keys`]: at least the old threshold, checked
+/// before anything is signed) and every new key; the snapshot, when held here, is re-signed
+/// to list it. The caller made the new keys' certificates ([`root_keys`]), so every new key is
+/// held here.
 pub async fn rotate_root(
     server: &NotaryServer,
     store: &TrustStore,
     signer: &mut dyn RoleSigner,
     repo: &VerifiedRepository,
+    old_held: &[HeldKey],
     change: &RootChange,
 ) -> Result<VerifiedRepository, PublishError> {
     check_threshold(change.threshold, change.keys.len())?;
-    let old_held = held_root_keys(signer, &repo.root).await?;
-    check_old_threshold(&repo.root, &old_held)?;
+    check_old_threshold(&repo.root, old_held)?;
     let root = next_root(&repo.root, change);
-    let root_bytes = sign_rotation(signer, &root, &old_held, &change.keys).await?;
-    let mut files = vec![("root".to_owned(), root_bytes.clone())];
-    if let Some(snapshot_key) = role_key(signer, repo, "snapshot").await? {
-        let mut snapshot = repo.snapshot.clone();
-        snapshot
-            .meta
-            .insert("root".to_owned(), file_meta(&root_bytes));
-        snapshot.version += 1;
-        snapshot.expires = expires_in(TARGETS_DAYS);
-        files.push((
-            "snapshot".to_owned(),
-            signed_file(signer, &[snapshot_key], &snapshot).await?,
-        ));
-    }
+    let root_bytes = sign_rotation(signer, &root, old_held, &change.keys).await?;
+    let mut files = vec![("root".to_owned(), root_bytes)];
+    with_snapshot(signer, repo, &mut files).await?;
     publish_and_verify(server, store, &repo.gun, &files).await
 }
 

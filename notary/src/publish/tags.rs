@@ -129,8 +129,6 @@ fn current_targets<'d>(draft: &'d Draft<'_>, role: &str) -> Option<&'d BTreeMap<
 pub struct SignedTargets {
     /// The repository as published (unchanged when every tag was already signed).
     pub repo: VerifiedRepository,
-    /// The roles the tags are signed into, each once, in the order first used.
-    pub roles: Vec<String>,
     /// Per target, in the order given.
     pub tags: Vec<TagSigned>,
     /// A role that needs more signatures than the signer holds (a k-of-n release): signed as
@@ -176,32 +174,34 @@ pub async fn sign_targets(
             role_targets(&mut draft, role).insert(target.tag.to_owned(), meta);
         }
     }
-    if let Some(pending) = draft::pending(signer, &draft).await? {
-        // Nothing is published with fewer signatures than the role needs: its tags (and
-        // only its) wait for the other signers.
-        let tags = plan
-            .iter()
-            .zip(already_signed)
-            .map(|(roles, already_signed)| TagSigned {
-                roles: roles
-                    .iter()
-                    .filter(|r| **r == pending.role)
-                    .cloned()
-                    .collect(),
-                already_signed,
-            })
-            .collect();
-        return Ok(SignedTargets {
-            repo: repo.clone(),
-            roles: vec![pending.role.clone()],
-            tags,
-            pending: Some(pending),
-        });
-    }
-    let updated = if draft.is_changed() {
-        draft::publish(server, store, signer, draft).await?
+    let published = if draft.is_changed() {
+        draft::publish_or_pending(server, store, signer, draft).await?
     } else {
-        repo.clone()
+        draft::Published::Repository(Box::new(repo.clone()))
+    };
+    let updated = match published {
+        draft::Published::Repository(updated) => *updated,
+        draft::Published::Pending(pending) => {
+            // Nothing is published with fewer signatures than the role needs: its tags (and
+            // only its) wait for the other signers.
+            let tags = plan
+                .iter()
+                .zip(already_signed)
+                .map(|(roles, already_signed)| TagSigned {
+                    roles: roles
+                        .iter()
+                        .filter(|r| **r == pending.role)
+                        .cloned()
+                        .collect(),
+                    already_signed,
+                })
+                .collect();
+            return Ok(SignedTargets {
+                repo: repo.clone(),
+                tags,
+                pending: Some(pending),
+            });
+        }
     };
     for (target, roles) in new.iter().zip(&plan) {
         for role in roles {
@@ -223,22 +223,15 @@ pub async fn sign_targets(
         }
     }
     let tags = plan
-        .iter()
+        .into_iter()
         .zip(already_signed)
         .map(|(roles, already_signed)| TagSigned {
-            roles: roles.clone(),
+            roles,
             already_signed,
         })
         .collect();
-    let mut used: Vec<String> = Vec::new();
-    for role in plan.into_iter().flatten() {
-        if !used.contains(&role) {
-            used.push(role);
-        }
-    }
     Ok(SignedTargets {
         repo: updated,
-        roles: used,
         tags,
         pending: None,
     })

@@ -211,15 +211,8 @@ async fn publish_job(shared: Arc<Shared>, publish: NotaryPublish, tags: Vec<Reso
         Ok((signed, new_repository)) => {
             let ceremony = match signed.pending {
                 Some(pending) => {
-                    let role = pending.role.clone();
-                    let (made, threshold) = (pending.signatures.len(), pending.threshold);
-                    match crate::commands::ceremony::start_release(&signed.repo, pending) {
-                        Ok(path) => Some(Detail::Pending {
-                            role,
-                            signed: made,
-                            threshold,
-                            ceremony: path.display().to_string(),
-                        }),
+                    match crate::commands::ceremony::pending_release(&signed.repo, pending) {
+                        Ok(detail) => Some(detail),
                         Err(error) => {
                             let failed = tags.iter().map(|t| (t.index, Err(error.clone())));
                             return Done::Published(failed.collect());
