@@ -789,3 +789,68 @@ async fn fetch_by_checksum(
     check_meta(role, meta, &bytes)?;
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use p256::ecdsa::signature::Signer;
+    use p256::pkcs8::EncodePublicKey;
+
+    use super::*;
+    use crate::keys::PublicKey;
+    use crate::root_cert::{self, RootCertSpec};
+
+    const GUN: &str = "example.test/app";
+
+    /// A root certificate around `key` (each call a new serial, so a new certificate).
+    fn certificate(key: &p256::ecdsa::SigningKey, serial: u8) -> PublicKey {
+        let spki = key.verifying_key().to_public_key_der().unwrap();
+        let spec = RootCertSpec {
+            serial: [serial; 16],
+            ..RootCertSpec::now(GUN, spki.as_bytes())
+        };
+        let tbs = spec.tbs().unwrap();
+        let signature: p256::ecdsa::Signature =
+            key.sign(&x509_cert::der::Encode::to_der(&tbs).unwrap());
+        let cert = root_cert::assemble(tbs, signature.to_der().as_bytes()).unwrap();
+        PublicKey::new(
+            KeyType::EcdsaX509,
+            root_cert::to_pem(&cert).unwrap().into_bytes(),
+        )
+    }
+
+    fn root(certs: &[PublicKey]) -> Root {
+        Root {
+            role_type: model::RoleType::Root,
+            consistent_snapshot: false,
+            expires: String::new(),
+            keys: certs.iter().map(|c| (c.id(), c.clone())).collect(),
+            roles: [(
+                "root".to_owned(),
+                RoleKeys {
+                    keyids: certs.iter().map(PublicKey::id).collect(),
+                    threshold: 2,
+                },
+            )]
+            .into(),
+            version: 1,
+        }
+    }
+
+    /// One key behind two certificates would be two votes to notary: refused on read.
+    #[test]
+    fn a_root_listing_one_key_under_two_certificates_is_refused() {
+        let now = OffsetDateTime::now_utc();
+        let (a, b) = (
+            p256::ecdsa::SigningKey::random(&mut rand::thread_rng()),
+            p256::ecdsa::SigningKey::random(&mut rand::thread_rng()),
+        );
+        let distinct = root(&[certificate(&a, 1), certificate(&b, 2)]);
+        check_root_certificates(GUN, &distinct, now, false).unwrap();
+        let twice = root(&[certificate(&a, 1), certificate(&a, 2)]);
+        let error = check_root_certificates(GUN, &twice, now, false).unwrap_err();
+        assert!(
+            error.to_string().contains("count that one key twice"),
+            "{error}"
+        );
+    }
+}

@@ -102,20 +102,17 @@ fn a_two_of_three_root_is_trusted_rotated_and_renewed_by_every_client() {
     );
     fails(&setup, &init(&["--root-threshold", "2"]), 2, "from 1 to 1");
     // One key under two names (loaded twice): notary would count it twice.
-    let pem = setup.trustd.cwd().join("twice.pem");
-    let made = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-        ])
-        .arg(&pem)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", stderr(&made));
+    let ca = &setup.server.ca;
+    ca.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "twice.pem",
+    ]);
+    let pem = ca.dir.path().join("twice.pem");
     for name in ["twice-1", "twice-2"] {
         setup
             .trustd
@@ -225,6 +222,14 @@ fn a_two_of_three_root_is_trusted_rotated_and_renewed_by_every_client() {
         "every certificate is new"
     );
     assert_eq!(v3["signatures"].as_array().unwrap().len(), 6);
+    // A threshold is never lowered by leaving it out: one key cannot carry a 2-of-3 root.
+    fails(
+        &setup,
+        &["key", "rotate", gun, "root", "--root-key", "officer-a"].map(String::from),
+        2,
+        "lower it with --root-threshold",
+    );
+    assert_eq!(server_root(&setup, gun), v3);
 
     // Every client that cached an older root follows, version by version, and still sees v1.
     for cache in [&notary_v1, &notary_v2] {
@@ -299,25 +304,19 @@ fn officers_on_two_machines_sign_a_ceremony_file_in_turn() {
     trustd_b.ok(&["key", "generate", "stranger"]);
     let handover = tempfile::tempdir().unwrap();
     let cert_b = handover.path().join("officer-b.pem");
-    trustd_b.ok(&[
-        "key",
-        "root-cert",
-        "officer-b",
-        "--gun",
-        gun,
-        "--out",
-        cert_b.to_str().unwrap(),
-    ]);
     let wrong_cn = handover.path().join("wrong-cn.pem");
-    trustd_b.ok(&[
-        "key",
-        "root-cert",
-        "officer-b",
-        "--gun",
-        "registry.example.test/other",
-        "--out",
-        wrong_cn.to_str().unwrap(),
-    ]);
+    for (for_gun, out) in [(gun, &cert_b), ("registry.example.test/other", &wrong_cn)] {
+        let out = out.to_str().unwrap();
+        trustd_b.ok(&[
+            "key",
+            "root-cert",
+            "officer-b",
+            "--gun",
+            for_gun,
+            "--out",
+            out,
+        ]);
+    }
 
     // Machine A starts: keep officer-a, add B's certificate and officer-c, 2 of 3.
     let ceremony = handover.path().join("rotation.json");
@@ -341,30 +340,27 @@ fn officers_on_two_machines_sign_a_ceremony_file_in_turn() {
     };
     // An officer's certificate for another repository, a CA's, or an expired one is refused.
     let refused = handover.path().join("refused.json");
-    let ca_cert = handover.path().join("ca.pem");
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args([
-            "-subj",
-            &format!("/CN={}", gun.replace('/', "\\/")),
-            "-days",
-            "2",
-        ])
-        .args(["-addext", "basicConstraints=critical,CA:TRUE", "-keyout"])
-        .arg(handover.path().join("ca.key"))
-        .arg("-out")
-        .arg(&ca_cert)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", stderr(&made));
+    let subject = format!("/CN={}", gun.replace('/', "\\/"));
+    setup.server.ca.openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        &subject,
+        "-days",
+        "2",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-keyout",
+        "officer-ca.key",
+        "-out",
+        "officer-ca.pem",
+    ]);
+    let ca_cert = setup.server.ca.dir.path().join("officer-ca.pem");
     let expired = handover.path().join("expired.pem");
     std::fs::write(&expired, root_certificate_ending_in(gun, -1)).unwrap();
     for (cert, says) in [
